@@ -1,0 +1,257 @@
+"""The ``lmbff`` command: thin; parses arguments into the library's objects and prints results."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from prompts.library import TaskFile, TaskFileError, find_task_file, iter_task_files, load_task, template_dirs
+from prompts.template import TemplateError
+
+from .data import DataError, load_split
+from .pretrained import DEFAULT_MODEL, ModelNotFound
+
+console = Console(stderr=False, highlight=False)
+DATA_ENV = "LMBFF_DATA"
+USER_ERRORS = (DataError, TaskFileError, TemplateError, ModelNotFound, FileNotFoundError, KeyError, ValueError)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"'{DEFAULT_MODEL}' (the embedded default), a local folder, or a Hugging Face name")
+    p.add_argument("--model-kind", choices=["masked", "causal"], default=None,
+                   help="override the masked/causal detection from the model's config")
+
+
+def _add_task_args(p: argparse.ArgumentParser, data_required: bool = True) -> None:
+    p.add_argument("--task", required=True, help="task name (templates/<task>.yaml) or a path to a task YAML file")
+    p.add_argument("--data-dir", required=data_required, default=None,
+                   help="folder with train/dev/test files (.tsv, .csv, .jsonl) or datasets folders")
+    p.add_argument("--template", default=None, help="template name in the task file (default: its default)")
+    p.add_argument("--skip-bad", action="store_true", help="skip malformed rows (and report how many)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmbff", description="Prompt-based few-shot learning (LM-BFF and more).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("zero-shot", help="score a split with a cloze prompt, no training")
+    _add_task_args(p)
+    _add_model_args(p)
+    p.add_argument("--split", default="test", help="split name or file in --data-dir (default: test)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/zero-shot/<task>)")
+    p.add_argument("--max-length", type=int, default=128, help="token budget per prompt (LM-BFF: 128)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--limit", type=int, default=None, help="score only the first N examples")
+    p.add_argument("--calibrate", action="store_true",
+                   help="make contextual calibration the headline metric (both are always reported)")
+
+    p = sub.add_parser("split", help="write LM-BFF k-shot splits (K per class for train and dev, per seed)")
+    _add_task_args(p)
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
+    p.add_argument("--out", required=True, help="output folder; gets <k>-<seed>/ per seed")
+
+    p = sub.add_parser("demo", help="the main job: zero-shot, then LN-tuning on 16 examples per class")
+    _add_model_args(p)
+    p.add_argument("--steps", type=int, default=30, help="LN-tuning steps")
+    p.add_argument("--out", default="runs/demo")
+
+    templates = sub.add_parser("templates", help="lint and render templates").add_subparsers(
+        dest="templates_command", required=True)
+    p = templates.add_parser("lint", help="validate task files (all of templates/ when none are given)")
+    p.add_argument("files", nargs="*")
+    p.add_argument("--model", default=None, help="also check how label words tokenize for this model")
+    p.add_argument("--model-kind", choices=["masked", "causal"], default=None)
+
+    p = templates.add_parser("render", help="show rendered prompts for real examples")
+    _add_task_args(p, data_required=False)
+    p.add_argument("--split", default="train")
+    p.add_argument("--n", type=int, default=3)
+    p.add_argument("--model", default=None, help="also show token counts and truncation for this model")
+    p.add_argument("--model-kind", choices=["masked", "causal"], default=None)
+    p.add_argument("--max-length", type=int, default=128)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "zero-shot": cmd_zero_shot, "split": cmd_split, "demo": cmd_demo,
+        "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
+    }[args.command]
+    try:
+        return handler(args) or 0
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def _data_dir(args, task_file: TaskFile) -> Path:
+    """--data-dir, else $LMBFF_DATA/<task>, else the task file's own folder when it holds data."""
+    if args.data_dir:
+        return Path(args.data_dir)
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]) / task_file.task.name
+    own = Path(task_file.path).parent
+    if any(own.glob("*.tsv")) or any(own.glob("*.jsonl")) or any(own.glob("*.csv")):
+        return own
+    raise FileNotFoundError(f"no data for task {task_file.task.name}: pass --data-dir (or set ${DATA_ENV})")
+
+
+def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, require_label: bool = True):
+    report = load_split(data_dir, split, task_file.task, skip_bad=skip_bad, require_label=require_label)
+    if report.skipped:
+        console.print(f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]; first: "
+                      f"{report.skipped[0]}")
+    return report.examples
+
+
+def _load_tokenizer(name: str, kind: str | None):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from .pretrained import detect_kind, resolve_model_path
+
+    path = resolve_model_path(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        detected = kind or detect_kind(AutoConfig.from_pretrained(path))
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(f"cannot load the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from None
+    return tokenizer, detected
+
+
+# ---- commands -----------------------------------------------------------------------------------
+def cmd_zero_shot(args) -> int:
+    from .evaluate import write_zero_shot, zero_shot
+    from .model import PromptModel
+    from .pretrained import load_model
+
+    task_file = load_task(args.task)
+    task, prompt = task_file.task, task_file.prompt(args.template)
+    examples = _read(Path(args.data_dir), args.split, task_file, args.skip_bad)
+    if args.limit:
+        examples = examples[: args.limit]
+    with console.status(f"loading {args.model}..."):
+        loaded = load_model(args.model, kind=args.model_kind)
+    pm = PromptModel.for_task(loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind,
+                              max_length=args.max_length)
+    console.print(f"{task.name}: {len(examples)} examples from {args.data_dir} ({args.split}); "
+                  f"template {prompt.name!r}; {loaded.kind} LM, scoring mode {pm.mode}")
+    run, log_scores = zero_shot(pm, task, examples, batch_size=args.batch_size, model_name=args.model,
+                                template_name=prompt.name, split=args.split)
+    out = Path(args.out or Path("runs") / "zero-shot" / task.name)
+    write_zero_shot(run, task, examples, log_scores, out)
+    _print_results(task, run.results, highlight=1 if args.calibrate else 0)
+    console.print(f"{run.examples_per_second:.1f} examples/s; results in {out}/results.json and results.md")
+    return 0
+
+
+def _print_results(task, results, highlight: int = 0) -> None:
+    names = sorted({m for r in results for m in r.metrics}, key=lambda m: (m != task.metric, m))
+    table = Table(title=f"{task.name} ({task.metric})")
+    table.add_column("method")
+    for name in names:
+        table.add_column(name, justify="right")
+    for i, r in enumerate(results):
+        style = "bold" if i == highlight else None
+        table.add_row(r.name, *[f"{r.metrics[m]:.4f}" if m in r.metrics else "" for m in names], style=style)
+    console.print(table)
+
+
+def cmd_split(args) -> int:
+    from .splits import make_splits
+
+    task_file = load_task(args.task)
+    written = make_splits(task_file.task, args.data_dir, args.out, k=args.k, seeds=args.seeds, skip_bad=args.skip_bad)
+    for split in written:
+        console.print(f"seed {split.seed}: {split.folder} (train, dev{', test' if split.test else ''}, manifest.json)")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    from prompts.lint import lint_file
+
+    files = [Path(f) for f in args.files] or list(iter_task_files(template_dirs()))
+    tokenizer, kind = (None, "masked")
+    if args.model:
+        tokenizer, kind = _load_tokenizer(args.model, args.model_kind)
+    errors = 0
+    words_table = Table(title=f"label words with {args.model}") if tokenizer is not None else None
+    if words_table is not None:
+        for column in ("file", "template", "label", "word", "tokens", "#"):
+            words_table.add_column(column)
+    for path in files:
+        issues, words = lint_file(path, tokenizer, kind)
+        for issue in issues:
+            color = {"error": "red", "warning": "yellow", "info": "blue"}[issue.severity]
+            console.print(f"[{color}]{issue}[/]", soft_wrap=True)
+            errors += issue.severity == "error"
+        for w in words:
+            if words_table is not None:
+                words_table.add_row(Path(w.file).name, w.template, w.label, w.word, " ".join(w.tokens),
+                                    str(len(w.tokens)))
+    if words_table is not None:
+        console.print(words_table)
+    console.print(f"{len(files)} file(s), {errors} error(s)")
+    return 1 if errors else 0
+
+
+def cmd_render(args) -> int:
+    task_file = load_task(args.task)
+    prompt = task_file.prompt(args.template)
+    examples = _read(_data_dir(args, task_file), args.split, task_file, args.skip_bad, require_label=False)
+    encoder = None
+    if args.model:
+        from prompts.encoding import PromptEncoder
+        from prompts.tokenization import TokenizerAdapter
+
+        tokenizer, kind = _load_tokenizer(args.model, args.model_kind)
+        adapter = TokenizerAdapter(tokenizer, kind)
+        words = prompt.verbalizer(task_file.task).tokenize(adapter, PromptEncoder(prompt.template, adapter)
+                                                           .slot_after_space)
+        encoder = PromptEncoder(prompt.template, adapter, max_length=args.max_length,
+                                slot_length=words.max_word_length, field_limits=task_file.task.field_limits,
+                                truncate_side=task_file.task.truncate_side)
+    console.print(f"[bold]{task_file.task.name}[/] template [bold]{prompt.name}[/]: {prompt.template.text!r}")
+    console.print(f"label words: {prompt.label_words}")
+    for example in examples[: args.n]:
+        before, after = prompt.template.render_parts(example.fields)
+        console.print(f"\n[dim]{example.source}[/]  label: {example.label}")
+        console.print(f"{before}[reverse]{{mask}}[/]{after}", markup=True, highlight=False, soft_wrap=True)
+        if encoder is not None:
+            enc = encoder.encode(example.fields)
+            total = enc.length(encoder.slot_length)
+            cut = ", ".join(f"{k}: -{v} tokens" for k, v in enc.truncated.items()) or "none"
+            console.print(f"[dim]{total} tokens (max {encoder.max_length}); slot at token {len(enc.prefix_ids)}; "
+                          f"truncated: {cut}[/]")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(model_name=args.model, model_kind=args.model_kind, steps=args.steps, out_dir=Path(args.out),
+             console=console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Reading labelled examples from TSV, CSV, JSON lines and `datasets` folders.
+
+Every malformed row (missing field, unknown label, empty text, bad encoding) is a :class:`DataError`
+naming file, line and field; with ``skip_bad=True`` such rows are skipped and counted instead.
+TSV follows ../shared/data: a header row, fields split on TAB, no quoting.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prompts.library import Task
+
+LABEL_COLUMN = "label"
+_EXTENSIONS = (".tsv", ".csv", ".jsonl", ".json")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled (or unlabelled) input: its text fields, its label, and where it came from."""
+
+    fields: dict[str, str]
+    label: str | float | None = None
+    source: str = ""  # "file:line", for error messages and predictions
+
+
+class DataError(ValueError):
+    """A malformed row or file: ``str()`` names file, line and field."""
+
+    def __init__(self, file: str, line: int | None, message: str, field_name: str | None = None):
+        self.file, self.line, self.field_name, self.message = file, line, field_name, message
+        where = f"{file}:{line}" if line else file
+        what = f" field '{field_name}':" if field_name else ""
+        super().__init__(f"{where}:{what} {message}")
+
+
+@dataclass
+class ReadReport:
+    """Examples read from one file, and the rows skipped (with their errors) when skipping was asked."""
+
+    path: str
+    examples: list[Example]
+    skipped: list[DataError] = field(default_factory=list)
+
+
+def _decode_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
+    raw = path.read_bytes()
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            yield number, line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, DataError(str(path), number, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+
+
+def _rows_tsv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
+    header: list[str] | None = None
+    for number, line in _decode_lines(path):
+        if isinstance(line, DataError):
+            if header is None:
+                raise line
+            yield number, line
+            continue
+        line = line.removeprefix("\ufeff") if number == 1 else line
+        if header is None:
+            header = line.rstrip("\r").split("\t")
+            continue
+        if not line.strip():
+            continue
+        values = line.rstrip("\r").split("\t")
+        if len(values) != len(header):
+            yield number, DataError(str(path), number, f"{len(values)} columns, the header has {len(header)}")
+            continue
+        yield number, dict(zip(header, values))
+
+
+def _rows_csv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(str(path), line, f"not UTF-8 ({exc.reason})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for row in reader:
+        number = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            yield number, DataError(str(path), number, "the row's column count differs from the header")
+            continue
+        yield number, row
+
+
+def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict | DataError]]:
+    for number, line in _decode_lines(path):
+        if isinstance(line, DataError):
+            yield number, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, DataError(str(path), number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(row, dict):
+            yield number, DataError(str(path), number, "expected a JSON object per line")
+            continue
+        yield number, row
+
+
+def _rows_datasets(path: Path, split: str | None) -> Iterator[tuple[int, dict | DataError]]:
+    import datasets  # heavy import, only for this format
+
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        if split is None or split not in loaded:
+            raise DataError(str(path), None, f"a DatasetDict with splits {list(loaded)}; choose one of them")
+        loaded = loaded[split]
+    for number, row in enumerate(loaded, start=1):
+        yield number, dict(row)
+
+
+def _is_datasets_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / n).exists() for n in ("dataset_info.json", "dataset_dict.json"))
+
+
+def read_examples(
+    path: str | os.PathLike,
+    task: Task,
+    *,
+    skip_bad: bool = False,
+    require_label: bool = True,
+    split: str | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> ReadReport:
+    """Read the examples of one file (or one `datasets` folder) for a task.
+
+    ``columns`` renames file columns to task fields (e.g. ``{"sentence": "text_a"}``).
+
+    Raises:
+        DataError: the first bad row (unless ``skip_bad``), a missing column, or an unreadable file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(str(path), None, "no such file or folder")
+    if _is_datasets_dir(path):
+        rows = _rows_datasets(path, split)
+    elif path.suffix == ".tsv":
+        rows = _rows_tsv(path)
+    elif path.suffix == ".csv":
+        rows = _rows_csv(path)
+    elif path.suffix in (".jsonl", ".json"):
+        rows = _rows_jsonl(path)
+    else:
+        raise DataError(str(path), None, f"unknown format; expected one of {', '.join(_EXTENSIONS)} "
+                        "or a folder written by datasets' save_to_disk")
+    rename = dict(columns or {})
+    report = ReadReport(str(path), [])
+    for number, row in rows:
+        result = row if isinstance(row, DataError) else _example(row, rename, task, path, number, require_label)
+        if isinstance(result, DataError):
+            if not skip_bad:
+                raise result
+            report.skipped.append(result)
+        else:
+            report.examples.append(result)
+    return report
+
+
+def _example(row: dict, rename: dict, task: Task, path: Path, number: int, require_label: bool) -> Example | DataError:
+    row = {rename.get(k, k): v for k, v in row.items()}
+    values: dict[str, str] = {}
+    for name in task.fields:
+        if name not in row:
+            return DataError(str(path), number, f"missing (columns: {sorted(row)})", name)
+        value = row[name]
+        if not isinstance(value, str):
+            return DataError(str(path), number, f"expected text, got {type(value).__name__}", name)
+        if not value.strip():
+            return DataError(str(path), number, "empty text", name)
+        values[name] = value
+    label = row.get(LABEL_COLUMN)
+    if label is None or (isinstance(label, str) and not label.strip()):
+        if require_label:
+            return DataError(str(path), number, "missing label", LABEL_COLUMN)
+        return Example(values, None, f"{path}:{number}")
+    if task.is_regression:
+        try:
+            score = float(label)
+        except (TypeError, ValueError):
+            return DataError(str(path), number, f"expected a number, got {label!r}", LABEL_COLUMN)
+        low, high = task.value_range or (float("-inf"), float("inf"))
+        if not low <= score <= high:
+            return DataError(str(path), number, f"{score} is outside the task's range [{low}, {high}]", LABEL_COLUMN)
+        return Example(values, score, f"{path}:{number}")
+    label = str(label).strip()
+    if isinstance(row.get(LABEL_COLUMN), bool):
+        label = str(int(row[LABEL_COLUMN]))
+    if label not in task.labels:
+        return DataError(str(path), number, f"unknown label {label!r}; the task's labels are {list(task.labels)}",
+                         LABEL_COLUMN)
+    return Example(values, label, f"{path}:{number}")
+
+
+def find_split(data_dir: str | os.PathLike, split: str) -> Path:
+    """The file (or `datasets` folder) holding a split of a data folder.
+
+    Looks for ``<split>.tsv|.csv|.jsonl|.json``, a `datasets` folder ``<split>/``, or a DatasetDict folder.
+    ``split`` may also be a file name inside the folder or a path.
+
+    Raises:
+        FileNotFoundError: nothing matches; the message lists what the folder holds.
+    """
+    directory = Path(data_dir)
+    direct = Path(split)
+    if direct.is_file() or _is_datasets_dir(direct):
+        return direct
+    if (directory / split).is_file():
+        return directory / split
+    for ext in _EXTENSIONS:
+        if (directory / f"{split}{ext}").is_file():
+            return directory / f"{split}{ext}"
+    if _is_datasets_dir(directory / split):
+        return directory / split
+    if (directory / "dataset_dict.json").exists():
+        return directory
+    held = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    raise FileNotFoundError(
+        f"{directory}: no '{split}' split (looked for {split}.tsv/.csv/.jsonl/.json or a datasets folder); "
+        f"the folder holds: {', '.join(held) or 'nothing (or does not exist)'}"
+    )
+
+
+def load_split(
+    data_dir: str | os.PathLike, split: str, task: Task, *, skip_bad: bool = False, require_label: bool = True
+) -> ReadReport:
+    """Read one split of a data folder (see :func:`find_split`)."""
+    path = find_split(data_dir, split)
+    return read_examples(path, task, skip_bad=skip_bad, require_label=require_label, split=split)

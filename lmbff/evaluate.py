@@ -1,0 +1,139 @@
+"""Scoring examples with a PromptModel, computing the task's metrics, writing JSON + markdown results."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from prompts.library import Task
+
+from .data import Example
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
+from .metrics import classification_metrics, per_class_table, regression_metrics
+from .model import PromptModel, regression_prediction
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one way of predicting (e.g. zero-shot, or zero-shot with calibration) on one split."""
+
+    name: str
+    task: str
+    metric: str
+    metrics: dict[str, float]
+    num_examples: int
+    per_class: list[dict] = field(default_factory=list)
+    predictions: list = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return self.metrics[self.metric]
+
+
+def apply_calibration(log_scores: np.ndarray, content_free_probs: np.ndarray) -> np.ndarray:
+    """Zhao et al. 2021: divide label probabilities by the content-free ones and renormalise."""
+    shifted = log_scores - np.log(content_free_probs)[None, :]
+    return shifted - np.logaddexp.reduce(shifted, axis=1, keepdims=True)
+
+
+def score_examples(task: Task, examples: Sequence[Example], log_scores: np.ndarray, name: str) -> EvalResult:
+    """Metrics for class log-scores (N, C) of labelled examples."""
+    if task.is_regression:
+        predicted = regression_prediction(log_scores, task.value_range)
+        gold = [float(e.label) for e in examples]
+        return EvalResult(name, task.name, task.metric, regression_metrics(gold, predicted), len(examples),
+                          predictions=[float(p) for p in predicted])
+    labels = list(task.labels)
+    predicted = [labels[i] for i in log_scores.argmax(axis=1)]
+    gold = [str(e.label) for e in examples]
+    return EvalResult(
+        name, task.name, task.metric, classification_metrics(task, gold, predicted), len(examples),
+        per_class=per_class_table(task, gold, predicted), predictions=predicted,
+    )
+
+
+@dataclass
+class ZeroShotRun:
+    """Everything a zero-shot evaluation measured."""
+
+    task: str
+    model: str
+    template: str
+    split: str
+    results: list[EvalResult]
+    content_free_probs: list[float]
+    seconds: float
+    examples_per_second: float
+    config: dict = field(default_factory=dict)
+
+
+def zero_shot(
+    prompt_model: PromptModel,
+    task: Task,
+    examples: Sequence[Example],
+    *,
+    batch_size: int = 16,
+    progress: bool = True,
+    model_name: str = "",
+    template_name: str = "",
+    split: str = "test",
+) -> tuple[ZeroShotRun, np.ndarray]:
+    """Zero-shot predictions with and without contextual calibration (one scoring pass)."""
+    content_free = prompt_model.calibrate()
+    prompt_model.calibration = None  # keep raw scores; calibration is applied below, post hoc
+    start = time.perf_counter()
+    log_scores = prompt_model.predict_log_scores(examples, batch_size=batch_size, progress=progress and "zero-shot")
+    seconds = time.perf_counter() - start
+    results = [
+        score_examples(task, examples, log_scores, "zero-shot"),
+        score_examples(task, examples, apply_calibration(log_scores, content_free), "zero-shot + calibration"),
+    ]
+    run = ZeroShotRun(task.name, model_name, template_name, split, results, [float(p) for p in content_free],
+                      seconds, len(examples) / max(seconds, 1e-9),
+                      config={"mode": prompt_model.mode, "max_length": prompt_model.encoder.max_length,
+                              "batch_size": batch_size})
+    return run, log_scores
+
+
+def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> str:
+    """A summary table (every metric per result) and, for classification, per-class tables."""
+    metric_names = sorted({m for r in results for m in r.metrics}, key=lambda m: (m != task.metric, m))
+    text = f"## {title}\n\n" + markdown_table(
+        ["method", "n", *[f"**{m}**" if m == task.metric else m for m in metric_names]],
+        [[r.name, r.num_examples, *[r.metrics.get(m, float("nan")) for m in metric_names]] for r in results],
+    )
+    for r in results:
+        if r.per_class:
+            text += f"\n### Per class: {r.name}\n\n" + markdown_table(
+                ["label", "name", "support", "precision", "recall", "f1"],
+                [[c["label"], c["name"], c["support"], c["precision"], c["recall"], c["f1"]] for c in r.per_class],
+            )
+    return text
+
+
+def write_zero_shot(run: ZeroShotRun, task: Task, examples: Sequence[Example], log_scores: np.ndarray,
+                    out_dir: str | os.PathLike) -> list[Path]:
+    """Write results.json, results.md and predictions.jsonl into ``out_dir`` (each atomically)."""
+    out = Path(out_dir)
+    payload = asdict(run)
+    for result in payload["results"]:
+        result.pop("predictions")
+    atomic_write_json(out / "results.json", payload)
+    title = f"{run.task} zero-shot ({run.split}, model {run.model}, template {run.template})"
+    footer = (f"\n{len(examples)} examples in {run.seconds:.1f} s ({run.examples_per_second:.1f} examples/s); "
+              f"content-free label probabilities: {[round(p, 4) for p in run.content_free_probs]}\n")
+    atomic_write_text(out / "results.md", results_markdown(task, run.results, title) + footer)
+    labels = list(task.labels)
+    rows = []
+    for i, example in enumerate(examples):
+        row = {"source": example.source, "label": example.label,
+               "prediction": run.results[0].predictions[i], "calibrated_prediction": run.results[1].predictions[i]}
+        row["scores"] = {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)}
+        rows.append(row)
+    atomic_write_jsonl(out / "predictions.jsonl", rows)
+    return [out / "results.json", out / "results.md", out / "predictions.jsonl"]

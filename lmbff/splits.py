@@ -1,0 +1,155 @@
+"""LM-BFF k-shot splits (Gao et al. 2021, tools/generate_k_shot_data.py, procedure per REFERENCES.md).
+
+For each seed: seed NumPy's legacy generator, shuffle the training rows (header excluded), group the
+rows by label in order of first appearance after the shuffle (regression: below the task's threshold
+is pole 0, else pole 1), take the first K rows of each group as train and the next K as dev, and keep
+the original test file unchanged. Writing goes to ``<out>/<k>-<seed>/{train,dev,test}.<ext>`` plus a
+``manifest.json`` with SHA-256 checksums of every file; each file is written atomically.
+
+The layout is the one ../shared/data/<task>/k-shot/ uses, so split folders made here and LM-BFF's
+official ones are read the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from prompts.library import Task
+
+from .data import find_split, read_examples
+from .io import atomic_write_bytes, atomic_write_json
+
+LMBFF_SEEDS = (13, 21, 42, 87, 100)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _group_key(task: Task, label: str) -> str:
+    if task.is_regression:
+        threshold = task.split_threshold if task.split_threshold is not None else sum(task.value_range) / 2
+        return "0" if float(label) < threshold else "1"
+    return label
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    seed: int
+    folder: Path
+    train: Path
+    dev: Path
+    test: Path | None
+
+
+def lmbff_sample(task: Task, rows: Sequence[str], labels: Sequence[str], k: int, seed: int
+                 ) -> tuple[list[str], list[str]]:
+    """Train and dev rows (K per class each) drawn from ``rows`` as LM-BFF draws them.
+
+    ``labels[i]`` is the label of ``rows[i]``. Raises ValueError when a class has fewer than 2K rows.
+    """
+    order = list(range(len(rows)))
+    np.random.RandomState(seed).shuffle(order)  # the same draws as np.random.seed(seed); np.random.shuffle
+    groups: dict[str, list[int]] = {}
+    for index in order:
+        groups.setdefault(_group_key(task, labels[index]), []).append(index)
+    short = {label: len(members) for label, members in groups.items() if len(members) < 2 * k}
+    if short:
+        raise ValueError(f"{task.name}: these classes have fewer than 2K={2 * k} training rows: {short}")
+    train = [rows[i] for members in groups.values() for i in members[:k]]
+    dev = [rows[i] for members in groups.values() for i in members[k : 2 * k]]
+    return train, dev
+
+
+def make_splits(
+    task: Task,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    k: int = 16,
+    seeds: Sequence[int] = LMBFF_SEEDS,
+    test_split: str = "test",
+    skip_bad: bool = False,
+) -> list[SplitFiles]:
+    """Write LM-BFF k-shot splits of a data folder's train file (TSV, CSV or JSONL, kept in its format).
+
+    Rows are validated first (a malformed row is an error naming file and line, or skipped with
+    ``skip_bad``); the written rows are the file's own lines, byte for byte.
+    """
+    train_path = find_split(data_dir, "train")
+    if train_path.is_dir():
+        raise ValueError(f"{train_path}: splits are made from a train file (TSV, CSV or JSONL), not a folder")
+    report = read_examples(train_path, task, skip_bad=skip_bad)
+    raw = train_path.read_bytes().decode("utf-8").splitlines(keepends=True)
+    header = raw[0] if train_path.suffix in (".tsv", ".csv") else ""
+    if train_path.suffix == ".csv" and len(raw) - 1 != len(report.examples) + len(report.skipped):
+        raise ValueError(f"{train_path}: CSV records that span several lines cannot be split row by row; "
+                         "convert the file to TSV or JSONL")
+    # An example's source is "file:line"; the file's line n is raw[n - 1]. Rows stay in file order.
+    line_of = {id(e): int(e.source.rsplit(":", 1)[1]) for e in report.examples}
+    examples = sorted(report.examples, key=lambda e: line_of[id(e)])
+    rows = [raw[line_of[id(e)] - 1] for e in examples]
+    rows = [r if r.endswith("\n") else r + "\n" for r in rows]
+    labels = [str(e.label) for e in examples]
+    try:
+        test_path: Path | None = find_split(data_dir, test_split)
+    except FileNotFoundError:
+        test_path = None
+    out = Path(out_dir)
+    written = []
+    for seed in seeds:
+        train, dev = lmbff_sample(task, rows, labels, k, seed)
+        folder = out / f"{k}-{seed}"
+        ext = train_path.suffix
+        files = {"train": folder / f"train{ext}", "dev": folder / f"dev{ext}"}
+        for name, chosen in (("train", train), ("dev", dev)):
+            atomic_write_bytes(files[name], (header + "".join(chosen)).encode("utf-8"))
+        test_copy = None
+        if test_path is not None and test_path.is_file():
+            test_copy = folder / f"test{test_path.suffix}"
+            atomic_write_bytes(test_copy, test_path.read_bytes())
+        manifest = {
+            "task": task.name, "k": k, "seed": seed, "procedure": "LM-BFF generate_k_shot_data (numpy legacy shuffle)",
+            "source": {"train": str(train_path), "train_sha256": sha256_file(train_path),
+                       "skipped_rows": len(report.skipped)},
+            "files": {p.name: {"sha256": sha256_file(p), "rows": _count_rows(p)}
+                      for p in [*files.values(), *([test_copy] if test_copy else [])]},
+        }
+        atomic_write_json(folder / "manifest.json", manifest)
+        written.append(SplitFiles(seed, folder, files["train"], files["dev"], test_copy))
+    return written
+
+
+def _count_rows(path: Path) -> int:
+    lines = path.read_bytes().count(b"\n")
+    return lines - 1 if path.suffix in (".tsv", ".csv") else lines
+
+
+def verify_manifest(folder: str | os.PathLike) -> dict[str, bool]:
+    """Whether each file of a split folder still has the checksum its manifest recorded."""
+    import json
+
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {name: (folder / name).exists() and sha256_file(folder / name) == info["sha256"]
+            for name, info in manifest["files"].items()}
+
+
+def split_folder(data_dir: str | os.PathLike, k: int, seed: int) -> Path:
+    """The folder of one k-shot split: ``<data_dir>/<k>-<seed>`` or ``<data_dir>/k-shot/<k>-<seed>``."""
+    data_dir = Path(data_dir)
+    for candidate in (data_dir / f"{k}-{seed}", data_dir / "k-shot" / f"{k}-{seed}"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"{data_dir}: no split folder {k}-{seed} (nor k-shot/{k}-{seed}); "
+                            f"make one with: lmbff split --data-dir {data_dir} --k {k} --seeds {seed}")

@@ -1,0 +1,372 @@
+"""The template library: one YAML file per task (task block, named templates, label words).
+
+A file looks like::
+
+    task:
+      name: SST-2
+      fields: [text_a]
+      labels: ["0", "1"]
+      metric: accuracy
+    default_template: lmbff
+    templates:
+      lmbff:
+        text: "{{ text_a }} It was {{ mask }}."
+        label_words: {"0": terrible, "1": great}
+
+Every problem is reported with the file, the line and the key path (``templates.lmbff.text``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .template import Template, TemplateError, TemplateLocation
+from .verbalizer import Verbalizer
+
+METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
+TaskType = Literal["classification", "regression"]
+TEMPLATES_ENV = "LMBFF_TEMPLATES"
+
+
+class TaskFileError(ValueError):
+    """A problem in a task file, located by file, line and key path."""
+
+    def __init__(self, file: str, line: int | None, key: str, message: str, suggestion: str | None = None):
+        self.file, self.line, self.key, self.message, self.suggestion = file, line, key, message, suggestion
+        where = f"{file}:{line}" if line else file
+        text = f"{where}: {key}: {message}" if key else f"{where}: {message}"
+        super().__init__(text + (f" ({suggestion})" if suggestion else ""))
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a task is: its fields, labels, metric, and how its inputs may be truncated."""
+
+    name: str
+    fields: tuple[str, ...]
+    labels: tuple[str, ...]
+    metric: str = "accuracy"
+    type: TaskType = "classification"
+    description: str = ""
+    positive_label: str | None = None
+    value_range: tuple[float, float] | None = None
+    split_threshold: float | None = None
+    field_limits: dict[str, int] = field(default_factory=dict)
+    truncate_side: dict[str, str] = field(default_factory=dict)
+    label_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.type == "regression"
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A named template with its label words, as written in a task file."""
+
+    name: str
+    template: Template
+    label_words: dict[str, list[str]]
+    reference: str = ""
+
+    def verbalizer(self, task: Task) -> Verbalizer:
+        return Verbalizer(self.label_words, task.labels)
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    path: str
+    task: Task
+    prompts: dict[str, PromptSpec]
+    default_template: str
+
+    def prompt(self, name: str | None = None) -> PromptSpec:
+        """The named template (the file's default when ``name`` is None).
+
+        Raises:
+            KeyError: no template has that name; the message lists those that exist.
+        """
+        key = name or self.default_template
+        if key not in self.prompts:
+            raise KeyError(f"{self.path}: no template named {key!r}; the file has {sorted(self.prompts)}")
+        return self.prompts[key]
+
+
+class _Lines:
+    """Line numbers of the keys of a YAML document, looked up by key path."""
+
+    def __init__(self, node: yaml.Node | None):
+        self.node = node
+
+    def node_at(self, *path: str) -> yaml.Node | None:
+        node = self.node
+        for key in path:
+            if not isinstance(node, yaml.MappingNode):
+                return None
+            node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+        return node
+
+    def line(self, *path: str) -> int | None:
+        while path:
+            node = self.node_at(*path)
+            if node is not None:
+                return node.start_mark.line + 1
+            path = path[:-1]
+        return 1
+
+    def text_start(self, *path: str) -> int | None:
+        """The file line on which a scalar's text begins (block scalars start on the next line)."""
+        node = self.node_at(*path)
+        if node is None:
+            return None
+        style = getattr(node, "style", None)
+        return node.start_mark.line + (2 if style in ("|", ">") else 1)
+
+
+class _Problems:
+    """Collects located problems: ``problem(key_path, message, suggestion)``."""
+
+    def __init__(self, file: str, lines: _Lines, errors: list[TaskFileError]):
+        self.file, self.lines, self.errors = file, lines, errors
+
+    def __call__(self, key: tuple[str, ...], message: str, suggestion: str | None = None,
+                 line: int | None = None) -> None:
+        self.errors.append(
+            TaskFileError(self.file, line or self.lines.line(*key), ".".join(key), message, suggestion)
+        )
+
+
+def _str_list(value: Any) -> list[str] | None:
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return [str(v) for v in value]
+    return None
+
+
+def parse_task_file(path: str | os.PathLike) -> tuple[TaskFile | None, list[TaskFileError]]:
+    """Read a task file and collect every problem in it (nothing is raised)."""
+    file = str(path)
+    errors: list[TaskFileError] = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [TaskFileError(file, None, "", f"cannot read: {exc}")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return None, [TaskFileError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]
+    lines = _Lines(node)
+    problem = _Problems(file, lines, errors)
+
+    if not isinstance(data, dict):
+        return None, [TaskFileError(file, 1, "", "expected a mapping with 'task' and 'templates'")]
+    for key in data:
+        if key not in ("task", "templates", "default_template"):
+            problem((str(key),), "unknown key", "expected task, templates, default_template")
+    task_data = data.get("task")
+    if not isinstance(task_data, dict):
+        problem(("task",), "missing or not a mapping", "add a task block with name, fields, labels, metric")
+        return None, errors
+    task = _parse_task(task_data, problem)
+    templates_data = data.get("templates")
+    prompts: dict[str, PromptSpec] = {}
+    if not isinstance(templates_data, dict) or not templates_data:
+        problem(("templates",), "missing or empty", "add at least one named template with text and label_words")
+    else:
+        for name, spec in templates_data.items():
+            parsed = _parse_prompt(str(name), spec, task, file, lines, problem)
+            if parsed is not None:
+                prompts[parsed.name] = parsed
+    default = data.get("default_template")
+    if default is None and isinstance(templates_data, dict) and templates_data:
+        default = str(next(iter(templates_data)))
+    if isinstance(templates_data, dict) and default not in (templates_data or {}):
+        problem(("default_template",), f"names no template: {default!r}", f"one of {sorted(templates_data)}")
+    if errors or task is None:
+        return None, errors
+    return TaskFile(file, task, prompts, str(default)), errors
+
+
+def _parse_task(data: dict, problem: _Problems) -> Task | None:
+    ok = True
+    allowed = {"name", "description", "fields", "labels", "metric", "type", "positive_label", "range",
+               "split_threshold", "field_limits", "truncate_side", "label_names"}
+    for key in data:
+        if key not in allowed:
+            problem(("task", str(key)), "unknown key", f"expected one of {sorted(allowed)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problem(("task", "name"), "missing task name")
+        ok = False
+    fields = _str_list(data.get("fields"))
+    if fields is None:
+        problem(("task", "fields"), "expected a non-empty list of field names, e.g. [text_a, text_b]")
+        ok = False
+    labels = _str_list(data.get("labels"))
+    if labels is None:
+        problem(("task", "labels"), "expected a non-empty list of labels")
+        ok = False
+    elif len(set(labels)) != len(labels):
+        problem(("task", "labels"), f"labels repeat: {labels}")
+        ok = False
+    metric = data.get("metric", "accuracy")
+    if metric not in METRICS:
+        problem(("task", "metric"), f"unknown metric {metric!r}", f"one of {', '.join(METRICS)}")
+        ok = False
+    task_type = data.get("type", "classification")
+    if task_type not in ("classification", "regression"):
+        problem(("task", "type"), f"unknown type {task_type!r}", "classification or regression")
+        ok = False
+    value_range = data.get("range")
+    if task_type == "regression":
+        if not (isinstance(value_range, list) and len(value_range) == 2
+                and all(isinstance(v, (int, float)) for v in value_range) and value_range[0] < value_range[1]):
+            problem(("task", "range"), "a regression task needs range: [low, high]")
+            ok = False
+        if labels is not None and len(labels) != 2:
+            problem(("task", "labels"), "a regression task has exactly two labels, its low and high poles")
+            ok = False
+    positive = data.get("positive_label")
+    if positive is not None and labels is not None and str(positive) not in labels:
+        problem(("task", "positive_label"), f"{positive!r} is not one of the labels {labels}")
+        ok = False
+    limits = data.get("field_limits") or {}
+    sides = data.get("truncate_side") or {}
+    for key, mapping in (("field_limits", limits), ("truncate_side", sides)):
+        if not isinstance(mapping, dict):
+            problem(("task", key), "expected a mapping from field name to a value")
+            ok = False
+            continue
+        for fname, value in mapping.items():
+            if fields is not None and fname not in fields:
+                problem(("task", key, str(fname)), f"not a field of the task {fields}")
+                ok = False
+            if key == "field_limits" and (not isinstance(value, int) or value < 1):
+                problem(("task", key, str(fname)), f"expected a positive token count, got {value!r}")
+                ok = False
+            if key == "truncate_side" and value not in ("start", "end"):
+                problem(("task", key, str(fname)), f"expected start or end, got {value!r}")
+                ok = False
+    if not ok:
+        return None
+    return Task(
+        name=name.strip(),
+        fields=tuple(fields),
+        labels=tuple(labels),
+        metric=metric,
+        type=task_type,
+        description=str(data.get("description", "")),
+        positive_label=str(positive) if positive is not None else None,
+        value_range=tuple(float(v) for v in value_range) if task_type == "regression" else None,
+        split_threshold=float(data["split_threshold"]) if data.get("split_threshold") is not None else None,
+        field_limits=dict(limits) if isinstance(limits, dict) else {},
+        truncate_side=dict(sides) if isinstance(sides, dict) else {},
+        label_names={str(k): str(v) for k, v in (data.get("label_names") or {}).items()},
+    )
+
+
+def _parse_prompt(
+    name: str, spec: Any, task: Task | None, file: str, lines: _Lines, problem: _Problems
+) -> PromptSpec | None:
+    key = ("templates", name)
+    if not isinstance(spec, dict):
+        problem(key, "expected a mapping with text and label_words")
+        return None
+    for k in spec:
+        if k not in ("text", "label_words", "reference", "description"):
+            problem((*key, str(k)), "unknown key", "expected text, label_words, reference, description")
+    text = spec.get("text")
+    if not isinstance(text, str) or not text.strip():
+        problem((*key, "text"), "missing template text", 'e.g. text: "{{ text_a }} It was {{ mask }}."')
+        return None
+    location = TemplateLocation(file, lines.text_start(*key, "text"))
+    try:
+        template = Template(text, name=name, location=location)
+    except TemplateError as exc:
+        problem((*key, "text"), exc.message, line=exc.file_line)
+        return None
+    words = spec.get("label_words")
+    label_words: dict[str, list[str]] = {}
+    if not isinstance(words, dict) or not words:
+        problem((*key, "label_words"), "expected a mapping from each label to its word(s)")
+        return None
+    for label, value in words.items():
+        group = [value] if isinstance(value, (str, int, float)) else value
+        if not isinstance(group, list) or not group or not all(isinstance(w, (str, int, float)) for w in group):
+            problem((*key, "label_words", str(label)), f"expected a word or a list of words, got {value!r}")
+            continue
+        label_words[str(label)] = [str(w) for w in group]
+    if task is not None:
+        for label in label_words:
+            if label not in task.labels:
+                problem((*key, "label_words", label), f"{label!r} is not a label of the task {list(task.labels)}")
+        for label in task.labels:
+            if label not in label_words:
+                problem((*key, "label_words"), f"label {label!r} has no label word")
+    return PromptSpec(name, template, label_words, str(spec.get("reference", "")))
+
+
+def load_task_file(path: str | os.PathLike) -> TaskFile:
+    """Read a task file.
+
+    Raises:
+        TaskFileError: the first problem found (``lmbff templates lint`` lists them all).
+    """
+    parsed, errors = parse_task_file(path)
+    if errors:
+        raise errors[0]
+    assert parsed is not None
+    return parsed
+
+
+def bundled_templates_dir() -> Path:
+    """The template library shipped with the toolkit (inside a wheel, or the repository's templates/)."""
+    inside = Path(__file__).resolve().parent / "_bundled" / "templates"
+    return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / "templates"
+
+
+def template_dirs(extra: list[str | os.PathLike] | None = None) -> list[Path]:
+    """Where task files are looked up: ``extra``, then $LMBFF_TEMPLATES, then the bundled library."""
+    dirs = [Path(p) for p in (extra or [])]
+    dirs += [Path(p) for p in os.environ.get(TEMPLATES_ENV, "").split(os.pathsep) if p]
+    dirs.append(bundled_templates_dir())
+    return dirs
+
+
+def iter_task_files(dirs: list[Path] | None = None) -> Iterator[Path]:
+    for directory in dirs or template_dirs():
+        if directory.is_dir():
+            yield from sorted(p for p in directory.glob("*.yaml") if p.stem != "events")
+
+
+def find_task_file(name_or_path: str, dirs: list[Path] | None = None) -> Path:
+    """The task file for a task name (case-insensitive) or a path to a YAML file.
+
+    Raises:
+        FileNotFoundError: no file matches; the message lists the known tasks.
+    """
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    wanted = name_or_path.lower()
+    seen = []
+    for path in iter_task_files(dirs):
+        seen.append(path.stem)
+        if path.stem.lower() == wanted:
+            return path
+    raise FileNotFoundError(
+        f"no task file for {name_or_path!r}; known tasks: {', '.join(sorted(set(seen)))}. "
+        f"Add templates/<task>.yaml, point ${TEMPLATES_ENV} at a folder of task files, or pass a .yaml path."
+    )
+
+
+def load_task(name_or_path: str, dirs: list[Path] | None = None) -> TaskFile:
+    """Find and read a task file by task name or path."""
+    return load_task_file(find_task_file(name_or_path, dirs))

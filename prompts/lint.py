@@ -1,0 +1,130 @@
+"""Template linting: every problem a task file can have, located by file, template and line.
+
+Checks: the YAML and its schema; each template parses in the sandbox, reads only declared fields, has
+exactly one mask slot and renders; every label has words, words are distinct across labels; and with a
+tokenizer, every label word tokenizes (no unknown token), with its token count (multi-token words work
+but cost one mask or one scored position per token; a masked LM gets a warning).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from .library import PromptSpec, Task, TaskFile, parse_task_file
+from .template import MASK, TemplateError
+from .tokenization import ModelKind, TokenizerAdapter
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    severity: Severity
+    file: str
+    line: int | None
+    template: str | None
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        what = f" template '{self.template}':" if self.template else ""
+        hint = f" ({self.suggestion})" if self.suggestion else ""
+        return f"{where}: {self.severity}:{what} {self.message}{hint}"
+
+
+@dataclass(frozen=True)
+class WordReport:
+    """How a label word tokenizes for the tokenizer lint was given."""
+
+    file: str
+    template: str
+    label: str
+    word: str
+    tokens: list[str]
+
+
+def _sample_fields(task: Task) -> dict[str, str]:
+    return {name: f"Sample {name} text." for name in task.fields}
+
+
+def _lint_prompt(task_file: TaskFile, spec: PromptSpec, issues: list[LintIssue]) -> None:
+    task, template, file = task_file.task, spec.template, task_file.path
+
+    def issue(severity: Severity, message: str, line: int | None = None, suggestion: str | None = None) -> None:
+        file_line = template.location.line + line - 1 if (line and template.location.line) else template.location.line
+        issues.append(LintIssue(severity, file, file_line, spec.name, message, suggestion))
+
+    undeclared = sorted(template.fields - set(task.fields))
+    for name in undeclared:
+        issue("error", f"reads field '{name}', which the task does not declare", template.line_of(name),
+              f"declared fields: {', '.join(task.fields)}; use one of them or add it to task.fields")
+    if MASK not in template.variables:
+        issue("error", "has no mask slot", None, "write {{ mask }} where the label word goes")
+    unused = set(task.fields) - template.fields
+    if unused:
+        issue("info", f"does not read the task field(s) {sorted(unused)}")
+    if not undeclared:  # an undeclared field would fail rendering again; report it once
+        try:
+            template.render_parts(_sample_fields(task))
+        except TemplateError as exc:
+            issues.append(LintIssue("error", file, exc.file_line, spec.name, exc.message))
+    seen: dict[str, str] = {}
+    for label, words in spec.label_words.items():
+        for word in words:
+            if word.strip() != word or not word:
+                issue("warning", f"label word {word!r} of label {label!r} has surrounding spaces",
+                      suggestion="spaces are added by the toolkit where the slot needs them")
+            other = seen.get(word.strip().lower())
+            if other is not None and other != label:
+                issue("error", f"label word {word!r} is used by labels {other!r} and {label!r}",
+                      suggestion="each label needs its own words, or the labels cannot be told apart")
+            seen[word.strip().lower()] = label
+
+
+def _lint_words(task_file: TaskFile, spec: PromptSpec, adapter: TokenizerAdapter, issues: list[LintIssue],
+                words_out: list[WordReport]) -> None:
+    from .encoding import PromptEncoder
+
+    try:
+        after_space = PromptEncoder(spec.template, adapter).slot_after_space
+    except TemplateError:
+        return  # already reported
+    for label, words in spec.label_words.items():
+        for word in words:
+            ids = adapter.word_ids(word.strip(), after_space)
+            tokens = adapter.describe(ids)
+            words_out.append(WordReport(task_file.path, spec.name, label, word, tokens))
+            line = spec.template.location.line
+            if not ids or adapter.is_unknown(ids):
+                issues.append(LintIssue("error", task_file.path, line, spec.name,
+                                        f"label word {word!r} (label {label!r}) is unknown to the tokenizer: {tokens}",
+                                        "choose a word in the model's vocabulary"))
+            elif len(ids) > 1 and adapter.kind == "masked":
+                issues.append(LintIssue("warning", task_file.path, line, spec.name,
+                                        f"label word {word!r} (label {label!r}) is {len(ids)} tokens {tokens}; "
+                                        "it is scored with one mask per token",
+                                        "a single-token word keeps LM-BFF's one-mask setting"))
+
+
+def lint_file(path: str | os.PathLike, tokenizer=None, kind: ModelKind = "masked"
+              ) -> tuple[list[LintIssue], list[WordReport]]:
+    """Lint one task file; with a tokenizer, also check how every label word tokenizes."""
+    parsed, errors = parse_task_file(path)
+    issues = [LintIssue("error", e.file, e.line, _template_of(e.key), e.message, e.suggestion) for e in errors]
+    words: list[WordReport] = []
+    if parsed is None:
+        return issues, words
+    adapter = TokenizerAdapter(tokenizer, kind) if tokenizer is not None else None
+    for spec in parsed.prompts.values():
+        _lint_prompt(parsed, spec, issues)
+        if adapter is not None:
+            _lint_words(parsed, spec, adapter, issues, words)
+    return issues, words
+
+
+def _template_of(key: str) -> str | None:
+    parts = key.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "templates" else None

@@ -1,0 +1,166 @@
+"""Cloze templates: Jinja text with one named mask slot, rendered in a sandbox.
+
+A template is user content, so it is compiled and rendered by ``jinja2.sandbox.SandboxedEnvironment``
+with ``StrictUndefined``: a field the example lacks, a syntax error or an attempt to reach Python
+internals is a :class:`TemplateError` naming the file, the template and the line.
+
+The mask slot is the variable ``mask`` (``{{ mask }}``). Rendering puts a private sentinel there and
+splits the text around it, so the caller gets the text before and after the slot and decides what the
+slot becomes (mask tokens, a label word, or nothing for a causal prefix).
+"""
+
+from __future__ import annotations
+
+import string
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+MASK = "mask"
+# A private-use character sequence: cannot occur in real text, survives every string filter except
+# those that change case (lint reports a slot that did not survive).
+_SENTINEL = "\ue000\ue001slot\ue001\ue000"
+_JINJA_FILENAME = "<template>"
+
+
+@dataclass(frozen=True)
+class TemplateLocation:
+    """Where a template's text stands: a file and the line its text starts on (1-based)."""
+
+    file: str | None = None
+    line: int | None = None
+
+
+class TemplateError(ValueError):
+    """A template that cannot be compiled or rendered; ``str()`` names file, template and line."""
+
+    def __init__(self, message: str, *, template: str, location: TemplateLocation, line: int | None = None):
+        self.message = message
+        self.template = template
+        self.location = location
+        self.template_line = line  # line inside the template text, 1-based
+        super().__init__(self._format())
+
+    @property
+    def file_line(self) -> int | None:
+        """The line in the file, when both the file position and the template line are known."""
+        if self.location.line is None:
+            return None
+        return self.location.line + (self.template_line or 1) - 1
+
+    def _format(self) -> str:
+        where = self.location.file or "<string>"
+        if self.file_line is not None:
+            where = f"{where}:{self.file_line}"
+        elif self.template_line is not None:
+            where = f"{where} (template line {self.template_line})"
+        return f"{where}: template '{self.template}': {self.message}"
+
+
+def strip_final_punct(text: str) -> str:
+    """The text without its trailing punctuation (LM-BFF's ``*sent-_0*``)."""
+    return text.rstrip().rstrip(string.punctuation + " ")
+
+
+def lower_first(text: str) -> str:
+    """The text with its first character lower-cased (LM-BFF's ``*sentl_1*``)."""
+    return text[:1].lower() + text[1:]
+
+
+def upper_first(text: str) -> str:
+    """The text with its first character upper-cased."""
+    return text[:1].upper() + text[1:]
+
+
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    env.filters.update(strip_final_punct=strip_final_punct, lower_first=lower_first, upper_first=upper_first)
+    return env
+
+
+_ENV = _environment()
+
+
+def _template_lineno(exc: BaseException) -> int | None:
+    """The template line a render-time error happened on (Jinja maps its frames to template lines)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == _JINJA_FILENAME:
+            return frame.lineno
+    return getattr(exc, "lineno", None)
+
+
+class Template:
+    """A compiled cloze template.
+
+    Raises:
+        TemplateError: the text does not parse in the sandbox.
+    """
+
+    def __init__(self, text: str, *, name: str = "template", location: TemplateLocation | None = None):
+        self.text = text
+        self.name = name
+        self.location = location or TemplateLocation()
+        try:
+            ast = _ENV.parse(text, filename=_JINJA_FILENAME)
+            self._compiled = _ENV.from_string(ast)
+        except jinja2.TemplateSyntaxError as exc:
+            raise self.error(f"syntax error: {exc.message}", line=exc.lineno) from None
+        self.variables: frozenset[str] = frozenset(meta.find_undeclared_variables(ast))
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The example fields the template reads (every variable but the mask slot)."""
+        return self.variables - {MASK}
+
+    def error(self, message: str, *, line: int | None = None) -> TemplateError:
+        return TemplateError(message, template=self.name, location=self.location, line=line)
+
+    def line_of(self, needle: str) -> int | None:
+        """The first template line containing ``needle``, for pointing errors at the right place."""
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            if needle in line:
+                return number
+        return None
+
+    def render(self, fields: Mapping[str, str], mask: str = "") -> str:
+        """The full text with ``mask`` standing in the slot (e.g. a label word for a demonstration)."""
+        return self._render(fields, mask)
+
+    def render_parts(self, fields: Mapping[str, str]) -> tuple[str, str]:
+        """The text before and after the mask slot.
+
+        Raises:
+            TemplateError: the template has no slot, more than one, or a filter altered it.
+        """
+        text = self._render(fields, _SENTINEL)
+        count = text.count(_SENTINEL)
+        if count != 1:
+            problem = "has no mask slot ({{ mask }})" if count == 0 else f"has {count} mask slots; it needs one"
+            if count == 0 and MASK in self.variables:
+                problem = "alters its mask slot with a filter; write {{ mask }} on its own"
+            raise self.error(problem, line=self.line_of(MASK) if count else None)
+        before, after = text.split(_SENTINEL)
+        return before, after
+
+    def _render(self, fields: Mapping[str, str], mask: str) -> str:
+        context = dict(fields)
+        context[MASK] = mask
+        try:
+            return self._compiled.render(context)
+        except jinja2.UndefinedError as exc:
+            missing = exc.message or "undefined value"
+            raise self.error(f"{missing} (the example has fields: {sorted(fields)})",
+                             line=_template_lineno(exc)) from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise self.error(f"sandbox violation: {exc}", line=_template_lineno(exc)) from None
+        except jinja2.TemplateError as exc:
+            raise self.error(f"render error: {exc}", line=_template_lineno(exc)) from None
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            raise self.error(f"render error: {type(exc).__name__}: {exc}", line=_template_lineno(exc)) from None
+
+    def __repr__(self) -> str:
+        return f"Template(name={self.name!r}, text={self.text!r})"

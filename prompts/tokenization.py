@@ -1,0 +1,112 @@
+"""Every tokenizer quirk the toolkit depends on, in one place.
+
+- Label words take the word-initial form (BPE's leading space) when a space precedes the slot.
+- Masked LMs name their mask ``[MASK]`` or ``<mask>``: we only ever use ``mask_token_id``.
+- Causal LMs often have no pad token, and some add no BOS: scoring the first word needs a token before it.
+- Some tokenizers (SentencePiece with a dummy prefix) mark every piece as word-initial when it is
+  encoded alone; pieces that continue a text are encoded after an anchor and the anchor is removed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ModelKind = Literal["masked", "causal"]
+TruncateSide = Literal["start", "end"]
+
+_ANCHOR = "\n"
+
+
+class TokenizerAdapter:
+    """Encodes text pieces and label words for one tokenizer and one kind of model.
+
+    Raises:
+        ValueError: a masked LM's tokenizer has no mask token, or a causal LM's tokenizer has no
+            token that can stand before the first word (no BOS and no EOS).
+    """
+
+    def __init__(self, tokenizer, kind: ModelKind):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"{type(tokenizer).__name__} is a slow tokenizer; the toolkit needs a fast (Rust) tokenizer "
+                "for character offsets. Load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
+            )
+        self.tokenizer = tokenizer
+        self.kind: ModelKind = kind
+        self._adds_dummy_prefix = self._raw("x") == self._raw(" x") and self._raw(" x") != []
+        self._anchor_ids = self._raw(_ANCHOR)
+        leading, trailing = self._special_tokens()
+        if kind == "masked":
+            if tokenizer.mask_token_id is None:
+                raise ValueError(
+                    f"the tokenizer of this masked LM ({type(tokenizer).__name__}) has no mask token"
+                )
+            self.mask_token_id: int | None = tokenizer.mask_token_id
+            self.leading_ids, self.trailing_ids = leading, trailing
+        else:
+            self.mask_token_id = None
+            # A causal LM predicts token t from tokens < t, so something must precede the first word.
+            if not leading:
+                start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+                if start is None:
+                    raise ValueError("the causal LM's tokenizer has neither a BOS nor an EOS token to start with")
+                leading = [start]
+            # Trailing specials (an EOS some tokenizers append) would sit between prompt and label word.
+            self.leading_ids, self.trailing_ids = leading, []
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_token_id: int = pad
+
+    def _raw(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer adds before and after a text, found by encoding a probe."""
+        probe = "hello"
+        plain = self._raw(probe)
+        full = list(self.tokenizer(probe, add_special_tokens=True)["input_ids"])
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return full[:start], full[start + len(plain) :]
+        return [], []
+
+    def encode_piece(self, text: str) -> list[int]:
+        """Token ids of a piece of a longer text, as it is tokenized in place (no special tokens)."""
+        if not text:
+            return []
+        if not self._adds_dummy_prefix:
+            return self._raw(text)
+        ids = self._raw(_ANCHOR + text)
+        n = len(self._anchor_ids)
+        if ids[:n] == self._anchor_ids:
+            return ids[n:]
+        return self._raw(text)
+
+    def word_ids(self, word: str, after_space: bool) -> list[int]:
+        """Token ids of a label word standing in the slot: word-initial form when a space precedes it."""
+        if after_space:
+            return self._raw(" " + word) if not self._adds_dummy_prefix else self._raw(word)
+        return self.encode_piece(word)
+
+    def count(self, text: str) -> int:
+        return len(self._raw(text)) if text else 0
+
+    def cut(self, text: str, keep_tokens: int, side: TruncateSide = "end") -> str:
+        """The text shortened to its first (side='end') or last (side='start') ``keep_tokens`` tokens."""
+        if keep_tokens <= 0:
+            return ""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= keep_tokens:
+            return text
+        if side == "end":
+            return text[: offsets[keep_tokens - 1][1]]
+        return text[offsets[len(offsets) - keep_tokens][0] :]
+
+    def is_unknown(self, ids: list[int]) -> bool:
+        unk = self.tokenizer.unk_token_id
+        return unk is not None and unk in ids
+
+    def describe(self, ids: list[int]) -> list[str]:
+        return list(self.tokenizer.convert_ids_to_tokens(ids))
