@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from prompts.library import TaskFile, TaskFileError, find_task_file, iter_task_files, load_task, template_dirs
+from prompts.library import TaskFile, TaskFileError, iter_task_files, load_task, template_dirs
 from prompts.template import TemplateError
 
 from .data import DataError, load_split
@@ -18,7 +18,15 @@ from .pretrained import DEFAULT_MODEL, ModelNotFound
 
 console = Console(stderr=False, highlight=False)
 DATA_ENV = "LMBFF_DATA"
-USER_ERRORS = (DataError, TaskFileError, TemplateError, ModelNotFound, FileNotFoundError, KeyError, ValueError)
+USER_ERRORS = (
+    DataError,
+    TaskFileError,
+    TemplateError,
+    ModelNotFound,
+    FileNotFoundError,
+    KeyError,
+    ValueError,
+)
 
 
 def _seeds(text: str) -> list[int]:
@@ -29,22 +37,37 @@ def _seeds(text: str) -> list[int]:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"'{DEFAULT_MODEL}' (the embedded default), a local folder, or a Hugging Face name")
-    p.add_argument("--model-kind", choices=["masked", "causal"], default=None,
-                   help="override the masked/causal detection from the model's config")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"'{DEFAULT_MODEL}' (the embedded default), a local folder, or a Hugging Face name",
+    )
+    p.add_argument(
+        "--model-kind",
+        choices=["masked", "causal"],
+        default=None,
+        help="override the masked/causal detection from the model's config",
+    )
 
 
 def _add_task_args(p: argparse.ArgumentParser, data_required: bool = True) -> None:
-    p.add_argument("--task", required=True, help="task name (templates/<task>.yaml) or a path to a task YAML file")
-    p.add_argument("--data-dir", required=data_required, default=None,
-                   help="folder with train/dev/test files (.tsv, .csv, .jsonl) or datasets folders")
+    p.add_argument(
+        "--task", required=True, help="task name (templates/<task>.yaml) or a path to a task YAML file"
+    )
+    p.add_argument(
+        "--data-dir",
+        required=data_required,
+        default=None,
+        help="folder with train/dev/test files (.tsv, .csv, .jsonl) or datasets folders",
+    )
     p.add_argument("--template", default=None, help="template name in the task file (default: its default)")
     p.add_argument("--skip-bad", action="store_true", help="skip malformed rows (and report how many)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmbff", description="Prompt-based few-shot learning (LM-BFF and more).")
+    parser = argparse.ArgumentParser(
+        prog="lmbff", description="Prompt-based few-shot learning (LM-BFF and more)."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("zero-shot", help="score a split with a cloze prompt, no training")
@@ -55,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128, help="token budget per prompt (LM-BFF: 128)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--limit", type=int, default=None, help="score only the first N examples")
-    p.add_argument("--calibrate", action="store_true",
-                   help="make contextual calibration the headline metric (both are always reported)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="make contextual calibration the headline metric (both are always reported)",
+    )
 
     p = sub.add_parser("split", help="write LM-BFF k-shot splits (K per class for train and dev, per seed)")
     _add_task_args(p)
@@ -70,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
 
     templates = sub.add_parser("templates", help="lint and render templates").add_subparsers(
-        dest="templates_command", required=True)
+        dest="templates_command", required=True
+    )
     p = templates.add_parser("lint", help="validate task files (all of templates/ when none are given)")
     p.add_argument("files", nargs="*")
     p.add_argument("--model", default=None, help="also check how label words tokenize for this model")
@@ -89,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
-        "zero-shot": cmd_zero_shot, "split": cmd_split, "demo": cmd_demo,
+        "zero-shot": cmd_zero_shot,
+        "split": cmd_split,
+        "demo": cmd_demo,
         "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
     }[args.command]
     try:
@@ -119,8 +148,10 @@ def _data_dir(args, task_file: TaskFile) -> Path:
 def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, require_label: bool = True):
     report = load_split(data_dir, split, task_file.task, skip_bad=skip_bad, require_label=require_label)
     if report.skipped:
-        console.print(f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]; first: "
-                      f"{report.skipped[0]}")
+        console.print(
+            f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]; first: "
+            f"{report.skipped[0]}"
+        )
     return report.examples
 
 
@@ -151,12 +182,22 @@ def cmd_zero_shot(args) -> int:
         examples = examples[: args.limit]
     with console.status(f"loading {args.model}..."):
         loaded = load_model(args.model, kind=args.model_kind)
-    pm = PromptModel.for_task(loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind,
-                              max_length=args.max_length)
-    console.print(f"{task.name}: {len(examples)} examples from {args.data_dir} ({args.split}); "
-                  f"template {prompt.name!r}; {loaded.kind} LM, scoring mode {pm.mode}")
-    run, log_scores = zero_shot(pm, task, examples, batch_size=args.batch_size, model_name=args.model,
-                                template_name=prompt.name, split=args.split)
+    pm = PromptModel.for_task(
+        loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
+    )
+    console.print(
+        f"{task.name}: {len(examples)} examples from {args.data_dir} ({args.split}); "
+        f"template {prompt.name!r}; {loaded.kind} LM, scoring mode {pm.mode}"
+    )
+    run, log_scores = zero_shot(
+        pm,
+        task,
+        examples,
+        batch_size=args.batch_size,
+        model_name=args.model,
+        template_name=prompt.name,
+        split=args.split,
+    )
     out = Path(args.out or Path("runs") / "zero-shot" / task.name)
     write_zero_shot(run, task, examples, log_scores, out)
     _print_results(task, run.results, highlight=1 if args.calibrate else 0)
@@ -180,9 +221,13 @@ def cmd_split(args) -> int:
     from .splits import make_splits
 
     task_file = load_task(args.task)
-    written = make_splits(task_file.task, args.data_dir, args.out, k=args.k, seeds=args.seeds, skip_bad=args.skip_bad)
+    written = make_splits(
+        task_file.task, args.data_dir, args.out, k=args.k, seeds=args.seeds, skip_bad=args.skip_bad
+    )
     for split in written:
-        console.print(f"seed {split.seed}: {split.folder} (train, dev{', test' if split.test else ''}, manifest.json)")
+        console.print(
+            f"seed {split.seed}: {split.folder} (train, dev{', test' if split.test else ''}, manifest.json)"
+        )
     return 0
 
 
@@ -206,8 +251,9 @@ def cmd_lint(args) -> int:
             errors += issue.severity == "error"
         for w in words:
             if words_table is not None:
-                words_table.add_row(Path(w.file).name, w.template, w.label, w.word, " ".join(w.tokens),
-                                    str(len(w.tokens)))
+                words_table.add_row(
+                    Path(w.file).name, w.template, w.label, w.word, " ".join(w.tokens), str(len(w.tokens))
+                )
     if words_table is not None:
         console.print(words_table)
     console.print(f"{len(files)} file(s), {errors} error(s)")
@@ -225,11 +271,17 @@ def cmd_render(args) -> int:
 
         tokenizer, kind = _load_tokenizer(args.model, args.model_kind)
         adapter = TokenizerAdapter(tokenizer, kind)
-        words = prompt.verbalizer(task_file.task).tokenize(adapter, PromptEncoder(prompt.template, adapter)
-                                                           .slot_after_space)
-        encoder = PromptEncoder(prompt.template, adapter, max_length=args.max_length,
-                                slot_length=words.max_word_length, field_limits=task_file.task.field_limits,
-                                truncate_side=task_file.task.truncate_side)
+        words = prompt.verbalizer(task_file.task).tokenize(
+            adapter, PromptEncoder(prompt.template, adapter).slot_after_space
+        )
+        encoder = PromptEncoder(
+            prompt.template,
+            adapter,
+            max_length=args.max_length,
+            slot_length=words.max_word_length,
+            field_limits=task_file.task.field_limits,
+            truncate_side=task_file.task.truncate_side,
+        )
     console.print(f"[bold]{task_file.task.name}[/] template [bold]{prompt.name}[/]: {prompt.template.text!r}")
     console.print(f"label words: {prompt.label_words}")
     for example in examples[: args.n]:
@@ -240,16 +292,23 @@ def cmd_render(args) -> int:
             enc = encoder.encode(example.fields)
             total = enc.length(encoder.slot_length)
             cut = ", ".join(f"{k}: -{v} tokens" for k, v in enc.truncated.items()) or "none"
-            console.print(f"[dim]{total} tokens (max {encoder.max_length}); slot at token {len(enc.prefix_ids)}; "
-                          f"truncated: {cut}[/]")
+            console.print(
+                f"[dim]{total} tokens (max {encoder.max_length}); slot at token {len(enc.prefix_ids)}; "
+                f"truncated: {cut}[/]"
+            )
     return 0
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(model_name=args.model, model_kind=args.model_kind, steps=args.steps, out_dir=Path(args.out),
-             console=console)
+    run_demo(
+        model_name=args.model,
+        model_kind=args.model_kind,
+        steps=args.steps,
+        out_dir=Path(args.out),
+        console=console,
+    )
     return 0
 
 

@@ -76,7 +76,7 @@ def _rows_tsv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
         if len(values) != len(header):
             yield number, DataError(str(path), number, f"{len(values)} columns, the header has {len(header)}")
             continue
-        yield number, dict(zip(header, values))
+        yield number, dict(zip(header, values, strict=True))
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
@@ -156,12 +156,18 @@ def read_examples(
     elif path.suffix in (".jsonl", ".json"):
         rows = _rows_jsonl(path)
     else:
-        raise DataError(str(path), None, f"unknown format; expected one of {', '.join(_EXTENSIONS)} "
-                        "or a folder written by datasets' save_to_disk")
+        raise DataError(
+            str(path),
+            None,
+            f"unknown format; expected one of {', '.join(_EXTENSIONS)} "
+            "or a folder written by datasets' save_to_disk",
+        )
     rename = dict(columns or {})
     report = ReadReport(str(path), [])
     for number, row in rows:
-        result = row if isinstance(row, DataError) else _example(row, rename, task, path, number, require_label)
+        result = (
+            row if isinstance(row, DataError) else _example(row, rename, task, path, number, require_label)
+        )
         if isinstance(result, DataError):
             if not skip_bad:
                 raise result
@@ -171,7 +177,9 @@ def read_examples(
     return report
 
 
-def _example(row: dict, rename: dict, task: Task, path: Path, number: int, require_label: bool) -> Example | DataError:
+def _example(
+    row: dict, rename: dict, task: Task, path: Path, number: int, require_label: bool
+) -> Example | DataError:
     row = {rename.get(k, k): v for k, v in row.items()}
     values: dict[str, str] = {}
     for name in task.fields:
@@ -195,14 +203,20 @@ def _example(row: dict, rename: dict, task: Task, path: Path, number: int, requi
             return DataError(str(path), number, f"expected a number, got {label!r}", LABEL_COLUMN)
         low, high = task.value_range or (float("-inf"), float("inf"))
         if not low <= score <= high:
-            return DataError(str(path), number, f"{score} is outside the task's range [{low}, {high}]", LABEL_COLUMN)
+            return DataError(
+                str(path), number, f"{score} is outside the task's range [{low}, {high}]", LABEL_COLUMN
+            )
         return Example(values, score, f"{path}:{number}")
     label = str(label).strip()
     if isinstance(row.get(LABEL_COLUMN), bool):
         label = str(int(row[LABEL_COLUMN]))
     if label not in task.labels:
-        return DataError(str(path), number, f"unknown label {label!r}; the task's labels are {list(task.labels)}",
-                         LABEL_COLUMN)
+        return DataError(
+            str(path),
+            number,
+            f"unknown label {label!r}; the task's labels are {list(task.labels)}",
+            LABEL_COLUMN,
+        )
     return Example(values, label, f"{path}:{number}")
 
 

@@ -29,15 +29,19 @@ def demo_data_dir() -> Path:
     return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / "data" / "reviews"
 
 
-def run_demo(model_name: str, model_kind: str | None, steps: int, out_dir: Path, console: Console) -> list[EvalResult]:
+def run_demo(
+    model_name: str, model_kind: str | None, steps: int, out_dir: Path, console: Console
+) -> list[EvalResult]:
     started = time.perf_counter()
     data_dir = demo_data_dir()
     task_file = load_task_file(data_dir / "task.yaml")
     task, prompt = task_file.task, task_file.prompt()
     train = load_split(data_dir, "train", task).examples
     test = load_split(data_dir, "test", task).examples
-    console.print(f"[bold]Demo[/]: {task.description}; {len(train)} training reviews (16 per class), "
-                  f"{len(test)} test reviews; template {prompt.template.text!r}, label words {prompt.label_words}")
+    console.print(
+        f"[bold]Demo[/]: {task.description}; {len(train)} training reviews (16 per class), "
+        f"{len(test)} test reviews; template {prompt.template.text!r}, label words {prompt.label_words}"
+    )
     with console.status(f"loading {model_name} (the first run converts it once, about two minutes)..."):
         loaded = load_model(model_name, kind=model_kind)
     pm = PromptModel.for_task(loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind)
@@ -48,8 +52,10 @@ def run_demo(model_name: str, model_kind: str | None, steps: int, out_dir: Path,
     args = TrainingArguments(max_steps=steps, batch_size=8, eval_every=0, seed=13)
     trainer = Trainer(pm, task, LNConfig(), args, train)
     share = 100 * trainer.trainable / trainer.total
-    console.print(f"LN-tuning: {trainer.trainable:,} of {trainer.total:,} parameters train ({share:.3f}%), "
-                  f"{steps} steps of {args.batch_size}, lr {LNConfig().learning_rate}")
+    console.print(
+        f"LN-tuning: {trainer.trainable:,} of {trainer.total:,} parameters train ({share:.3f}%), "
+        f"{steps} steps of {args.batch_size}, lr {LNConfig().learning_rate}"
+    )
     trainer.train()
     scores = pm.predict_log_scores(test, progress="after LN-tuning")
     tuned = score_examples(task, test, scores, f"LN-tuning, 16 per class ({steps} steps)")
@@ -65,15 +71,24 @@ def run_demo(model_name: str, model_kind: str | None, steps: int, out_dir: Path,
     for column in ("label", "support", "precision", "recall", "F1"):
         per_class.add_column(column, justify="left" if column == "label" else "right")
     for c in tuned.per_class:
-        per_class.add_row(c["label"], str(c["support"]), f"{c['precision']:.3f}", f"{c['recall']:.3f}",
-                          f"{c['f1']:.3f}")
+        per_class.add_row(
+            c["label"], str(c["support"]), f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}"
+        )
     console.print(per_class)
     seconds = time.perf_counter() - started
-    atomic_write_json(out_dir / "results.json", {
-        "task": task.name, "model": model_name, "template": prompt.name, "seconds": seconds,
-        "trainable_parameters": trainer.trainable, "total_parameters": trainer.total, "config": trainer.config(),
-        "results": [{"name": r.name, "metrics": r.metrics, "per_class": r.per_class} for r in results],
-    })
+    atomic_write_json(
+        out_dir / "results.json",
+        {
+            "task": task.name,
+            "model": model_name,
+            "template": prompt.name,
+            "seconds": seconds,
+            "trainable_parameters": trainer.trainable,
+            "total_parameters": trainer.total,
+            "config": trainer.config(),
+            "results": [{"name": r.name, "metrics": r.metrics, "per_class": r.per_class} for r in results],
+        },
+    )
     atomic_write_text(out_dir / "results.md", results_markdown(task, results, f"Demo: {task.description}"))
     console.print(f"done in {seconds:.0f} s; results in {out_dir}/results.json and results.md")
     return results

@@ -46,14 +46,25 @@ def score_examples(task: Task, examples: Sequence[Example], log_scores: np.ndarr
     if task.is_regression:
         predicted = regression_prediction(log_scores, task.value_range)
         gold = [float(e.label) for e in examples]
-        return EvalResult(name, task.name, task.metric, regression_metrics(gold, predicted), len(examples),
-                          predictions=[float(p) for p in predicted])
+        return EvalResult(
+            name,
+            task.name,
+            task.metric,
+            regression_metrics(gold, predicted),
+            len(examples),
+            predictions=[float(p) for p in predicted],
+        )
     labels = list(task.labels)
     predicted = [labels[i] for i in log_scores.argmax(axis=1)]
     gold = [str(e.label) for e in examples]
     return EvalResult(
-        name, task.name, task.metric, classification_metrics(task, gold, predicted), len(examples),
-        per_class=per_class_table(task, gold, predicted), predictions=predicted,
+        name,
+        task.name,
+        task.metric,
+        classification_metrics(task, gold, predicted),
+        len(examples),
+        per_class=per_class_table(task, gold, predicted),
+        predictions=predicted,
     )
 
 
@@ -87,16 +98,31 @@ def zero_shot(
     content_free = prompt_model.calibrate()
     prompt_model.calibration = None  # keep raw scores; calibration is applied below, post hoc
     start = time.perf_counter()
-    log_scores = prompt_model.predict_log_scores(examples, batch_size=batch_size, progress=progress and "zero-shot")
+    log_scores = prompt_model.predict_log_scores(
+        examples, batch_size=batch_size, progress=progress and "zero-shot"
+    )
     seconds = time.perf_counter() - start
     results = [
         score_examples(task, examples, log_scores, "zero-shot"),
-        score_examples(task, examples, apply_calibration(log_scores, content_free), "zero-shot + calibration"),
+        score_examples(
+            task, examples, apply_calibration(log_scores, content_free), "zero-shot + calibration"
+        ),
     ]
-    run = ZeroShotRun(task.name, model_name, template_name, split, results, [float(p) for p in content_free],
-                      seconds, len(examples) / max(seconds, 1e-9),
-                      config={"mode": prompt_model.mode, "max_length": prompt_model.encoder.max_length,
-                              "batch_size": batch_size})
+    run = ZeroShotRun(
+        task.name,
+        model_name,
+        template_name,
+        split,
+        results,
+        [float(p) for p in content_free],
+        seconds,
+        len(examples) / max(seconds, 1e-9),
+        config={
+            "mode": prompt_model.mode,
+            "max_length": prompt_model.encoder.max_length,
+            "batch_size": batch_size,
+        },
+    )
     return run, log_scores
 
 
@@ -111,13 +137,21 @@ def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> s
         if r.per_class:
             text += f"\n### Per class: {r.name}\n\n" + markdown_table(
                 ["label", "name", "support", "precision", "recall", "f1"],
-                [[c["label"], c["name"], c["support"], c["precision"], c["recall"], c["f1"]] for c in r.per_class],
+                [
+                    [c["label"], c["name"], c["support"], c["precision"], c["recall"], c["f1"]]
+                    for c in r.per_class
+                ],
             )
     return text
 
 
-def write_zero_shot(run: ZeroShotRun, task: Task, examples: Sequence[Example], log_scores: np.ndarray,
-                    out_dir: str | os.PathLike) -> list[Path]:
+def write_zero_shot(
+    run: ZeroShotRun,
+    task: Task,
+    examples: Sequence[Example],
+    log_scores: np.ndarray,
+    out_dir: str | os.PathLike,
+) -> list[Path]:
     """Write results.json, results.md and predictions.jsonl into ``out_dir`` (each atomically)."""
     out = Path(out_dir)
     payload = asdict(run)
@@ -125,14 +159,20 @@ def write_zero_shot(run: ZeroShotRun, task: Task, examples: Sequence[Example], l
         result.pop("predictions")
     atomic_write_json(out / "results.json", payload)
     title = f"{run.task} zero-shot ({run.split}, model {run.model}, template {run.template})"
-    footer = (f"\n{len(examples)} examples in {run.seconds:.1f} s ({run.examples_per_second:.1f} examples/s); "
-              f"content-free label probabilities: {[round(p, 4) for p in run.content_free_probs]}\n")
+    footer = (
+        f"\n{len(examples)} examples in {run.seconds:.1f} s ({run.examples_per_second:.1f} examples/s); "
+        f"content-free label probabilities: {[round(p, 4) for p in run.content_free_probs]}\n"
+    )
     atomic_write_text(out / "results.md", results_markdown(task, run.results, title) + footer)
     labels = list(task.labels)
     rows = []
     for i, example in enumerate(examples):
-        row = {"source": example.source, "label": example.label,
-               "prediction": run.results[0].predictions[i], "calibrated_prediction": run.results[1].predictions[i]}
+        row = {
+            "source": example.source,
+            "label": example.label,
+            "prediction": run.results[0].predictions[i],
+            "calibrated_prediction": run.results[1].predictions[i],
+        }
         row["scores"] = {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)}
         rows.append(row)
     atomic_write_jsonl(out / "predictions.jsonl", rows)

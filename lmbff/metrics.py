@@ -1,4 +1,4 @@
-"""Task metrics from scikit-learn and scipy: accuracy, F1, macro-F1, Matthews correlation, Pearson/Spearman."""
+"""Task metrics from scikit-learn and scipy: accuracy, F1, macro-F1, MCC, Pearson and Spearman."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def classification_metrics(task: Task, gold: Sequence[str], predicted: Sequence[
     }
     if len(labels) == 2:
         positive = task.positive_label or labels[1]
-        result["f1"] = float(skm.f1_score(gold, predicted, pos_label=positive, average="binary", zero_division=0))
+        result["f1"] = float(
+            skm.f1_score(gold, predicted, pos_label=positive, average="binary", zero_division=0)
+        )
         result["mcc"] = float(skm.matthews_corrcoef(gold, predicted))
     return result
 
@@ -43,7 +45,13 @@ def per_class_table(task: Task, gold: Sequence[str], predicted: Sequence[str]) -
         gold, predicted, labels=labels, zero_division=0
     )
     return [
-        {"label": label, "name": task.label_names.get(label, ""), "support": int(s), "precision": float(p),
-         "recall": float(r), "f1": float(f)}
-        for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+        {
+            "label": label,
+            "name": task.label_names.get(label, ""),
+            "support": int(s),
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+        }
+        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
     ]

@@ -76,7 +76,7 @@ def _features_before_output_layer(lm: nn.Module) -> Iterator[dict]:
 
     def hook(module, args):
         box["features"] = args[0]
-        return (args[0][..., :0, :],) + tuple(args[1:])
+        return (args[0][..., :0, :], *args[1:])
 
     handle = lm.get_output_embeddings().register_forward_pre_hook(hook)
     try:
@@ -113,7 +113,11 @@ class PromptModel(nn.Module):
         self.verbalizer = verbalizer
         self.adapter = TokenizerAdapter(tokenizer, kind)
         self.encoder = PromptEncoder(
-            template, self.adapter, max_length=max_length, field_limits=field_limits, truncate_side=truncate_side
+            template,
+            self.adapter,
+            max_length=max_length,
+            field_limits=field_limits,
+            truncate_side=truncate_side,
         )
         self.words = verbalizer.tokenize(self.adapter, self.encoder.slot_after_space)
         self.encoder.slot_length = self.words.max_word_length
@@ -123,7 +127,9 @@ class PromptModel(nn.Module):
         self.register_buffer("calibration", None, persistent=False)
 
     @classmethod
-    def for_task(cls, lm: nn.Module, tokenizer, task: Task, prompt, *, kind: ModelKind, **kwargs) -> PromptModel:
+    def for_task(
+        cls, lm: nn.Module, tokenizer, task: Task, prompt, *, kind: ModelKind, **kwargs
+    ) -> PromptModel:
         """A PromptModel for a task file's prompt (a ``PromptSpec``), with the task's truncation rules."""
         kwargs.setdefault("field_limits", task.field_limits)
         kwargs.setdefault("truncate_side", task.truncate_side)
@@ -157,8 +163,12 @@ class PromptModel(nn.Module):
             rows = []
             for length in sorted({len(w) for w in words}):
                 ids = prefix + [self.adapter.mask_token_id] * length + enc.suffix_ids
-                reads = [(len(prefix) + i, tok, w) for w, word in enumerate(words) if len(word) == length
-                         for i, tok in enumerate(word)]
+                reads = [
+                    (len(prefix) + i, tok, w)
+                    for w, word in enumerate(words)
+                    if len(word) == length
+                    for i, tok in enumerate(word)
+                ]
                 rows.append((ids, reads))
             return rows
         suffix = enc.suffix_ids if self.mode == "sequence" else []
@@ -181,7 +191,7 @@ class PromptModel(nn.Module):
         """Dynamic padding: rows are padded to the longest row of this batch (right padding)."""
         if self.fast_path:
             if self.mode == "mask":
-                rows = [e.prefix_ids + [self.adapter.mask_token_id] + e.suffix_ids for e in encodings]
+                rows = [[*e.prefix_ids, self.adapter.mask_token_id, *e.suffix_ids] for e in encodings]
                 positions = [len(e.prefix_ids) for e in encodings]
             else:
                 rows = [list(e.prefix_ids) for e in encodings]
@@ -200,8 +210,15 @@ class PromptModel(nn.Module):
                 rows.append(ids)
         ids, mask = self._pad(rows)
         as_long = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
-        return ScoringBatch(ids, mask, len(encodings), entry_row=as_long(entry_row), entry_pos=as_long(entry_pos),
-                            entry_target=as_long(entry_target), entry_word=as_long(entry_word))
+        return ScoringBatch(
+            ids,
+            mask,
+            len(encodings),
+            entry_row=as_long(entry_row),
+            entry_pos=as_long(entry_pos),
+            entry_target=as_long(entry_target),
+            entry_word=as_long(entry_word),
+        )
 
     def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
@@ -247,7 +264,9 @@ class PromptModel(nn.Module):
         total = total.index_add(0, batch.entry_word, token_logprobs)
         if self.mode == "mask":
             # Independent predictions at several masks: average so long words are not penalised.
-            lengths = torch.tensor([len(w) for w in self.words.word_ids], device=total.device, dtype=total.dtype)
+            lengths = torch.tensor(
+                [len(w) for w in self.words.word_ids], device=total.device, dtype=total.dtype
+            )
             total = total.view(batch.num_examples, n_words) / lengths
         return total.view(batch.num_examples, n_words)
 

@@ -119,7 +119,8 @@ def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=N
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     path = resolve_model_path(name)
-    looks_local = os.sep in name or name.startswith(".") or Path(name).exists()
+    # Hub names look like "org/name" too; only paths that start like paths are taken as local.
+    looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
     if looks_local and not Path(path).is_dir():
         raise ModelNotFound(f"model folder {name!r} does not exist; pass a folder that holds config.json")
     try:

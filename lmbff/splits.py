@@ -52,8 +52,9 @@ class SplitFiles:
     test: Path | None
 
 
-def lmbff_sample(task: Task, rows: Sequence[str], labels: Sequence[str], k: int, seed: int
-                 ) -> tuple[list[str], list[str]]:
+def lmbff_sample(
+    task: Task, rows: Sequence[str], labels: Sequence[str], k: int, seed: int
+) -> tuple[list[str], list[str]]:
     """Train and dev rows (K per class each) drawn from ``rows`` as LM-BFF draws them.
 
     ``labels[i]`` is the label of ``rows[i]``. Raises ValueError when a class has fewer than 2K rows.
@@ -93,8 +94,10 @@ def make_splits(
     raw = train_path.read_bytes().decode("utf-8").splitlines(keepends=True)
     header = raw[0] if train_path.suffix in (".tsv", ".csv") else ""
     if train_path.suffix == ".csv" and len(raw) - 1 != len(report.examples) + len(report.skipped):
-        raise ValueError(f"{train_path}: CSV records that span several lines cannot be split row by row; "
-                         "convert the file to TSV or JSONL")
+        raise ValueError(
+            f"{train_path}: CSV records that span several lines cannot be split row by row; "
+            "convert the file to TSV or JSONL"
+        )
     # An example's source is "file:line"; the file's line n is raw[n - 1]. Rows stay in file order.
     line_of = {id(e): int(e.source.rsplit(":", 1)[1]) for e in report.examples}
     examples = sorted(report.examples, key=lambda e: line_of[id(e)])
@@ -119,11 +122,19 @@ def make_splits(
             test_copy = folder / f"test{test_path.suffix}"
             atomic_write_bytes(test_copy, test_path.read_bytes())
         manifest = {
-            "task": task.name, "k": k, "seed": seed, "procedure": "LM-BFF generate_k_shot_data (numpy legacy shuffle)",
-            "source": {"train": str(train_path), "train_sha256": sha256_file(train_path),
-                       "skipped_rows": len(report.skipped)},
-            "files": {p.name: {"sha256": sha256_file(p), "rows": _count_rows(p)}
-                      for p in [*files.values(), *([test_copy] if test_copy else [])]},
+            "task": task.name,
+            "k": k,
+            "seed": seed,
+            "procedure": "LM-BFF generate_k_shot_data (numpy legacy shuffle)",
+            "source": {
+                "train": str(train_path),
+                "train_sha256": sha256_file(train_path),
+                "skipped_rows": len(report.skipped),
+            },
+            "files": {
+                p.name: {"sha256": sha256_file(p), "rows": _count_rows(p)}
+                for p in [*files.values(), *([test_copy] if test_copy else [])]
+            },
         }
         atomic_write_json(folder / "manifest.json", manifest)
         written.append(SplitFiles(seed, folder, files["train"], files["dev"], test_copy))
@@ -141,8 +152,10 @@ def verify_manifest(folder: str | os.PathLike) -> dict[str, bool]:
 
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    return {name: (folder / name).exists() and sha256_file(folder / name) == info["sha256"]
-            for name, info in manifest["files"].items()}
+    return {
+        name: (folder / name).exists() and sha256_file(folder / name) == info["sha256"]
+        for name, info in manifest["files"].items()
+    }
 
 
 def split_folder(data_dir: str | os.PathLike, k: int, seed: int) -> Path:
@@ -151,5 +164,7 @@ def split_folder(data_dir: str | os.PathLike, k: int, seed: int) -> Path:
     for candidate in (data_dir / f"{k}-{seed}", data_dir / "k-shot" / f"{k}-{seed}"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"{data_dir}: no split folder {k}-{seed} (nor k-shot/{k}-{seed}); "
-                            f"make one with: lmbff split --data-dir {data_dir} --k {k} --seeds {seed}")
+    raise FileNotFoundError(
+        f"{data_dir}: no split folder {k}-{seed} (nor k-shot/{k}-{seed}); "
+        f"make one with: lmbff split --data-dir {data_dir} --k {k} --seeds {seed}"
+    )

@@ -28,7 +28,9 @@ class TrainingArguments:
     max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
     learning_rate: float | None = field(default=None, metadata={"help": "default: the backend's own"})
-    eval_every: int = field(default=100, metadata={"help": "evaluate on dev every N steps (0: only at the end)"})
+    eval_every: int = field(
+        default=100, metadata={"help": "evaluate on dev every N steps (0: only at the end)"}
+    )
     warmup_ratio: float = field(default=0.0, metadata={"help": "fraction of steps of linear warm-up"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
@@ -54,8 +56,15 @@ def set_seed(seed: int) -> None:
 class Trainer:
     """Tunes a PromptModel's language model on few examples through its prompt."""
 
-    def __init__(self, prompt_model: PromptModel, task: Task, tuning: TuningConfig, args: TrainingArguments,
-                 train: Sequence[Example], dev: Sequence[Example] | None = None):
+    def __init__(
+        self,
+        prompt_model: PromptModel,
+        task: Task,
+        tuning: TuningConfig,
+        args: TrainingArguments,
+        train: Sequence[Example],
+        dev: Sequence[Example] | None = None,
+    ):
         if not train:
             raise ValueError("no training examples")
         self.model, self.task, self.tuning, self.args = prompt_model, task, tuning, args
@@ -69,7 +78,9 @@ class Trainer:
         if self.task.is_regression:
             target = regression_targets([float(e.label) for e in examples], self.task.value_range)
             return F.kl_div(log_scores, target.to(log_scores.device), reduction="batchmean")
-        labels = torch.tensor([self.task.labels.index(str(e.label)) for e in examples], device=log_scores.device)
+        labels = torch.tensor(
+            [self.task.labels.index(str(e.label)) for e in examples], device=log_scores.device
+        )
         return F.nll_loss(log_scores, labels)
 
     def evaluate(self, examples: Sequence[Example]) -> float:
@@ -82,7 +93,9 @@ class Trainer:
         self.model.calibration = None
         lr = args.learning_rate if args.learning_rate is not None else self.tuning.learning_rate
         optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=args.weight_decay)
-        schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * args.max_steps), args.max_steps)
+        schedule = get_linear_schedule_with_warmup(
+            optimizer, int(args.warmup_ratio * args.max_steps), args.max_steps
+        )
         encodings = self.model.encode(self.train_examples)
         generator = torch.Generator().manual_seed(args.seed)
         order: list[int] = []
@@ -112,7 +125,7 @@ class Trainer:
             history.append(record)
         if best_state is not None:
             with torch.no_grad():
-                for p, saved in zip(self.params, best_state):
+                for p, saved in zip(self.params, best_state, strict=True):
                     p.copy_(saved)
         else:
             best_step = args.max_steps

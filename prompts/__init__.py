@@ -1,4 +1,4 @@
-"""The prompt layer: sandboxed cloze templates, verbalizers, encoding with safe truncation, the template library."""
+"""The prompt layer: sandboxed cloze templates, verbalizers, safe truncation, the template library."""
 
 from .encoding import PromptEncoder, PromptEncoding, PromptTooLong
 from .library import PromptSpec, Task, TaskFile, TaskFileError, find_task_file, load_task, load_task_file

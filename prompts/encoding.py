@@ -96,7 +96,8 @@ class PromptEncoder:
             if not counts or not any(counts.values()):
                 raise PromptTooLong(
                     f"the template's own text and slot take {excess + self.max_length} tokens with every "
-                    f"field empty, over max_length={self.max_length}; raise max_length or shorten the template",
+                    f"field empty, over max_length={self.max_length}; "
+                    "raise max_length or shorten the template",
                     template=self.template.name,
                     location=self.template.location,
                 )

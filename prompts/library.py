@@ -104,19 +104,25 @@ class _Lines:
     def __init__(self, node: yaml.Node | None):
         self.node = node
 
-    def node_at(self, *path: str) -> yaml.Node | None:
-        node = self.node
+    def _pair(self, *path: str) -> tuple[yaml.Node | None, yaml.Node | None]:
+        key_node, node = None, self.node
         for key in path:
             if not isinstance(node, yaml.MappingNode):
-                return None
-            node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-        return node
+                return None, None
+            key_node, node = next(
+                ((k, v) for k, v in node.value if getattr(k, "value", None) == key), (None, None)
+            )
+        return key_node, node
+
+    def node_at(self, *path: str) -> yaml.Node | None:
+        return self._pair(*path)[1]
 
     def line(self, *path: str) -> int | None:
+        """The line where the deepest existing key of ``path`` is written."""
         while path:
-            node = self.node_at(*path)
-            if node is not None:
-                return node.start_mark.line + 1
+            key_node, _ = self._pair(*path)
+            if key_node is not None:
+                return key_node.start_mark.line + 1
             path = path[:-1]
         return 1
 
@@ -135,8 +141,9 @@ class _Problems:
     def __init__(self, file: str, lines: _Lines, errors: list[TaskFileError]):
         self.file, self.lines, self.errors = file, lines, errors
 
-    def __call__(self, key: tuple[str, ...], message: str, suggestion: str | None = None,
-                 line: int | None = None) -> None:
+    def __call__(
+        self, key: tuple[str, ...], message: str, suggestion: str | None = None, line: int | None = None
+    ) -> None:
         self.errors.append(
             TaskFileError(self.file, line or self.lines.line(*key), ".".join(key), message, suggestion)
         )
@@ -178,7 +185,9 @@ def parse_task_file(path: str | os.PathLike) -> tuple[TaskFile | None, list[Task
     templates_data = data.get("templates")
     prompts: dict[str, PromptSpec] = {}
     if not isinstance(templates_data, dict) or not templates_data:
-        problem(("templates",), "missing or empty", "add at least one named template with text and label_words")
+        problem(
+            ("templates",), "missing or empty", "add at least one named template with text and label_words"
+        )
     else:
         for name, spec in templates_data.items():
             parsed = _parse_prompt(str(name), spec, task, file, lines, problem)
@@ -196,8 +205,20 @@ def parse_task_file(path: str | os.PathLike) -> tuple[TaskFile | None, list[Task
 
 def _parse_task(data: dict, problem: _Problems) -> Task | None:
     ok = True
-    allowed = {"name", "description", "fields", "labels", "metric", "type", "positive_label", "range",
-               "split_threshold", "field_limits", "truncate_side", "label_names"}
+    allowed = {
+        "name",
+        "description",
+        "fields",
+        "labels",
+        "metric",
+        "type",
+        "positive_label",
+        "range",
+        "split_threshold",
+        "field_limits",
+        "truncate_side",
+        "label_names",
+    }
     for key in data:
         if key not in allowed:
             problem(("task", str(key)), "unknown key", f"expected one of {sorted(allowed)}")
@@ -226,8 +247,12 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
         ok = False
     value_range = data.get("range")
     if task_type == "regression":
-        if not (isinstance(value_range, list) and len(value_range) == 2
-                and all(isinstance(v, (int, float)) for v in value_range) and value_range[0] < value_range[1]):
+        if not (
+            isinstance(value_range, list)
+            and len(value_range) == 2
+            and all(isinstance(v, (int, float)) for v in value_range)
+            and value_range[0] < value_range[1]
+        ):
             problem(("task", "range"), "a regression task needs range: [low, high]")
             ok = False
         if labels is not None and len(labels) != 2:
@@ -299,14 +324,20 @@ def _parse_prompt(
         return None
     for label, value in words.items():
         group = [value] if isinstance(value, (str, int, float)) else value
-        if not isinstance(group, list) or not group or not all(isinstance(w, (str, int, float)) for w in group):
+        if (
+            not isinstance(group, list)
+            or not group
+            or not all(isinstance(w, (str, int, float)) for w in group)
+        ):
             problem((*key, "label_words", str(label)), f"expected a word or a list of words, got {value!r}")
             continue
         label_words[str(label)] = [str(w) for w in group]
     if task is not None:
         for label in label_words:
             if label not in task.labels:
-                problem((*key, "label_words", label), f"{label!r} is not a label of the task {list(task.labels)}")
+                problem(
+                    (*key, "label_words", label), f"{label!r} is not a label of the task {list(task.labels)}"
+                )
         for label in task.labels:
             if label not in label_words:
                 problem((*key, "label_words"), f"label {label!r} has no label word")

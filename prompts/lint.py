@@ -53,20 +53,28 @@ def _sample_fields(task: Task) -> dict[str, str]:
 def _lint_prompt(task_file: TaskFile, spec: PromptSpec, issues: list[LintIssue]) -> None:
     task, template, file = task_file.task, spec.template, task_file.path
 
-    def issue(severity: Severity, message: str, line: int | None = None, suggestion: str | None = None) -> None:
-        file_line = template.location.line + line - 1 if (line and template.location.line) else template.location.line
+    def issue(
+        severity: Severity, message: str, line: int | None = None, suggestion: str | None = None
+    ) -> None:
+        file_line = (
+            template.location.line + line - 1 if (line and template.location.line) else template.location.line
+        )
         issues.append(LintIssue(severity, file, file_line, spec.name, message, suggestion))
 
     undeclared = sorted(template.fields - set(task.fields))
     for name in undeclared:
-        issue("error", f"reads field '{name}', which the task does not declare", template.line_of(name),
-              f"declared fields: {', '.join(task.fields)}; use one of them or add it to task.fields")
+        issue(
+            "error",
+            f"reads field '{name}', which the task does not declare",
+            template.line_of(name),
+            f"declared fields: {', '.join(task.fields)}; use one of them or add it to task.fields",
+        )
     if MASK not in template.variables:
         issue("error", "has no mask slot", None, "write {{ mask }} where the label word goes")
     unused = set(task.fields) - template.fields
     if unused:
         issue("info", f"does not read the task field(s) {sorted(unused)}")
-    if not undeclared:  # an undeclared field would fail rendering again; report it once
+    if not undeclared and MASK in template.variables:  # else rendering fails again: report it once
         try:
             template.render_parts(_sample_fields(task))
         except TemplateError as exc:
@@ -75,17 +83,28 @@ def _lint_prompt(task_file: TaskFile, spec: PromptSpec, issues: list[LintIssue])
     for label, words in spec.label_words.items():
         for word in words:
             if word.strip() != word or not word:
-                issue("warning", f"label word {word!r} of label {label!r} has surrounding spaces",
-                      suggestion="spaces are added by the toolkit where the slot needs them")
+                issue(
+                    "warning",
+                    f"label word {word!r} of label {label!r} has surrounding spaces",
+                    suggestion="spaces are added by the toolkit where the slot needs them",
+                )
             other = seen.get(word.strip().lower())
             if other is not None and other != label:
-                issue("error", f"label word {word!r} is used by labels {other!r} and {label!r}",
-                      suggestion="each label needs its own words, or the labels cannot be told apart")
+                issue(
+                    "error",
+                    f"label word {word!r} is used by labels {other!r} and {label!r}",
+                    suggestion="each label needs its own words, or the labels cannot be told apart",
+                )
             seen[word.strip().lower()] = label
 
 
-def _lint_words(task_file: TaskFile, spec: PromptSpec, adapter: TokenizerAdapter, issues: list[LintIssue],
-                words_out: list[WordReport]) -> None:
+def _lint_words(
+    task_file: TaskFile,
+    spec: PromptSpec,
+    adapter: TokenizerAdapter,
+    issues: list[LintIssue],
+    words_out: list[WordReport],
+) -> None:
     from .encoding import PromptEncoder
 
     try:
@@ -99,21 +118,46 @@ def _lint_words(task_file: TaskFile, spec: PromptSpec, adapter: TokenizerAdapter
             words_out.append(WordReport(task_file.path, spec.name, label, word, tokens))
             line = spec.template.location.line
             if not ids or adapter.is_unknown(ids):
-                issues.append(LintIssue("error", task_file.path, line, spec.name,
-                                        f"label word {word!r} (label {label!r}) is unknown to the tokenizer: {tokens}",
-                                        "choose a word in the model's vocabulary"))
+                issues.append(
+                    LintIssue(
+                        "error",
+                        task_file.path,
+                        line,
+                        spec.name,
+                        f"label word {word!r} (label {label!r}) is unknown to the tokenizer: {tokens}",
+                        "choose a word in the model's vocabulary",
+                    )
+                )
             elif len(ids) > 1 and adapter.kind == "masked":
-                issues.append(LintIssue("warning", task_file.path, line, spec.name,
-                                        f"label word {word!r} (label {label!r}) is {len(ids)} tokens {tokens}; "
-                                        "it is scored with one mask per token",
-                                        "a single-token word keeps LM-BFF's one-mask setting"))
+                issues.append(
+                    LintIssue(
+                        "warning",
+                        task_file.path,
+                        line,
+                        spec.name,
+                        f"label word {word!r} (label {label!r}) is {len(ids)} tokens {tokens}; "
+                        "it is scored with one mask per token",
+                        "a single-token word keeps LM-BFF's one-mask setting",
+                    )
+                )
 
 
-def lint_file(path: str | os.PathLike, tokenizer=None, kind: ModelKind = "masked"
-              ) -> tuple[list[LintIssue], list[WordReport]]:
+def lint_file(
+    path: str | os.PathLike, tokenizer=None, kind: ModelKind = "masked"
+) -> tuple[list[LintIssue], list[WordReport]]:
     """Lint one task file; with a tokenizer, also check how every label word tokenizes."""
     parsed, errors = parse_task_file(path)
-    issues = [LintIssue("error", e.file, e.line, _template_of(e.key), e.message, e.suggestion) for e in errors]
+    issues = [
+        LintIssue(
+            "error",
+            e.file,
+            e.line,
+            _template_of(e.key),
+            f"{e.key}: {e.message}" if e.key else e.message,
+            e.suggestion,
+        )
+        for e in errors
+    ]
     words: list[WordReport] = []
     if parsed is None:
         return issues, words

@@ -77,7 +77,9 @@ def upper_first(text: str) -> str:
 
 
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    env = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
     env.filters.update(strip_final_punct=strip_final_punct, lower_first=lower_first, upper_first=upper_first)
     return env
 
@@ -139,7 +141,9 @@ class Template:
         text = self._render(fields, _SENTINEL)
         count = text.count(_SENTINEL)
         if count != 1:
-            problem = "has no mask slot ({{ mask }})" if count == 0 else f"has {count} mask slots; it needs one"
+            problem = (
+                "has no mask slot ({{ mask }})" if count == 0 else f"has {count} mask slots; it needs one"
+            )
             if count == 0 and MASK in self.variables:
                 problem = "alters its mask slot with a filter; write {{ mask }} on its own"
             raise self.error(problem, line=self.line_of(MASK) if count else None)
@@ -153,14 +157,17 @@ class Template:
             return self._compiled.render(context)
         except jinja2.UndefinedError as exc:
             missing = exc.message or "undefined value"
-            raise self.error(f"{missing} (the example has fields: {sorted(fields)})",
-                             line=_template_lineno(exc)) from None
+            raise self.error(
+                f"{missing} (the example has fields: {sorted(fields)})", line=_template_lineno(exc)
+            ) from None
         except jinja2.exceptions.SecurityError as exc:
             raise self.error(f"sandbox violation: {exc}", line=_template_lineno(exc)) from None
         except jinja2.TemplateError as exc:
             raise self.error(f"render error: {exc}", line=_template_lineno(exc)) from None
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-            raise self.error(f"render error: {type(exc).__name__}: {exc}", line=_template_lineno(exc)) from None
+            raise self.error(
+                f"render error: {type(exc).__name__}: {exc}", line=_template_lineno(exc)
+            ) from None
 
     def __repr__(self) -> str:
         return f"Template(name={self.name!r}, text={self.text!r})"

@@ -47,9 +47,13 @@ class TokenizerAdapter:
             self.mask_token_id = None
             # A causal LM predicts token t from tokens < t, so something must precede the first word.
             if not leading:
-                start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+                start = (
+                    tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+                )
                 if start is None:
-                    raise ValueError("the causal LM's tokenizer has neither a BOS nor an EOS token to start with")
+                    raise ValueError(
+                        "the causal LM's tokenizer has neither a BOS nor an EOS token to start with"
+                    )
                 leading = [start]
             # Trailing specials (an EOS some tokenizers append) would sit between prompt and label word.
             self.leading_ids, self.trailing_ids = leading, []

@@ -10,5 +10,12 @@ from .base import TuningConfig, backend_names, get_config_class, register, train
 from .full import FullConfig
 from .ln import LNConfig
 
-__all__ = ["FullConfig", "LNConfig", "TuningConfig", "backend_names", "get_config_class", "register",
-           "trainable_summary"]
+__all__ = [
+    "FullConfig",
+    "LNConfig",
+    "TuningConfig",
+    "backend_names",
+    "get_config_class",
+    "register",
+    "trainable_summary",
+]

@@ -16,7 +16,9 @@ from .base import TuningConfig, register
 
 def is_norm_layer(module: nn.Module) -> bool:
     name = type(module).__name__
-    return isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)) or name.endswith(("LayerNorm", "RMSNorm"))
+    return isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)) or name.endswith(
+        ("LayerNorm", "RMSNorm")
+    )
 
 
 def norm_parameters(model: nn.Module) -> list[nn.Parameter]:
