@@ -223,8 +223,9 @@ def _example(
 def find_split(data_dir: str | os.PathLike, split: str) -> Path:
     """The file (or `datasets` folder) holding a split of a data folder.
 
-    Looks for ``<split>.tsv|.csv|.jsonl|.json``, a `datasets` folder ``<split>/``, or a DatasetDict folder.
-    ``split`` may also be a file name inside the folder or a path.
+    Looks for ``<split>.tsv|.csv|.jsonl|.json``, a `datasets` folder ``<split>/``, or a DatasetDict folder;
+    in a ``k-shot/<k>-<seed>`` folder without that split, in the task folder two levels up (LM-BFF's
+    layout keeps test there). ``split`` may also be a file name inside the folder or a path.
 
     Raises:
         FileNotFoundError: nothing matches; the message lists what the folder holds.
@@ -242,6 +243,12 @@ def find_split(data_dir: str | os.PathLike, split: str) -> Path:
         return directory / split
     if (directory / "dataset_dict.json").exists():
         return directory
+    if directory.parent.name == "k-shot":
+        # LM-BFF's layout: <task>/k-shot/<k>-<seed>/{train,dev} with the test file in <task>/.
+        try:
+            return find_split(directory.parent.parent, split)
+        except FileNotFoundError:
+            pass
     held = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
     raise FileNotFoundError(
         f"{directory}: no '{split}' split (looked for {split}.tsv/.csv/.jsonl/.json or a datasets folder); "

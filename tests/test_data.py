@@ -92,3 +92,12 @@ def test_missing_split_lists_the_folder(tmp_path):
     (tmp_path / "train.tsv").write_text("text_a\tlabel\n")
     with pytest.raises(FileNotFoundError, match=r"no 'dev' split.*train.tsv"):
         find_split(tmp_path, "dev")
+
+
+def test_kshot_folder_finds_the_task_test_file(tmp_path):
+    task_dir = tmp_path / "SST-2"
+    (task_dir / "k-shot" / "16-42").mkdir(parents=True)
+    (task_dir / "test.tsv").write_text("text_a\tlabel\nx\t1\n")
+    (task_dir / "k-shot" / "16-42" / "dev.tsv").write_text("text_a\tlabel\ny\t0\n")
+    assert find_split(task_dir / "k-shot" / "16-42", "test") == task_dir / "test.tsv"
+    assert find_split(task_dir / "k-shot" / "16-42", "dev") == task_dir / "k-shot" / "16-42" / "dev.tsv"
