@@ -38,6 +38,7 @@ from prompts.tokenization import ModelKind, TokenizerAdapter
 from prompts.verbalizer import Verbalizer
 
 from .data import Example
+from .demonstrations import Demonstrations
 
 ScoringMode = Literal["mask", "next_token", "sequence"]
 CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. 2021's content-free inputs
@@ -125,6 +126,7 @@ class PromptModel(nn.Module):
         if (kind == "masked") != (self.mode == "mask"):
             raise ValueError(f"scoring mode {self.mode!r} does not fit a {kind} LM")
         self.register_buffer("calibration", None, persistent=False)
+        self.task: Task | None = None  # set by for_task; tells a regression demonstration's pole
 
     @classmethod
     def for_task(
@@ -133,7 +135,9 @@ class PromptModel(nn.Module):
         """A PromptModel for a task file's prompt (a ``PromptSpec``), with the task's truncation rules."""
         kwargs.setdefault("field_limits", task.field_limits)
         kwargs.setdefault("truncate_side", task.truncate_side)
-        return cls(lm, tokenizer, prompt.template, prompt.verbalizer(task), kind=kind, **kwargs)
+        model = cls(lm, tokenizer, prompt.template, prompt.verbalizer(task), kind=kind, **kwargs)
+        model.task = task
+        return model
 
     def _default_mode(self) -> ScoringMode:
         if self.kind == "masked":
@@ -152,8 +156,22 @@ class PromptModel(nn.Module):
         return self.words.single_token and self.mode in ("mask", "next_token")
 
     # ---- encoding -------------------------------------------------------------------------------
-    def encode(self, examples: Sequence[Example]) -> list[PromptEncoding]:
-        return [self.encoder.encode(example.fields) for example in examples]
+    def encode(
+        self, examples: Sequence[Example], demonstrations: Sequence[Sequence[Example]] | None = None
+    ) -> list[PromptEncoding]:
+        """Encodings of examples, each with its own demonstrations when given (one list per example)."""
+        if demonstrations is None:
+            return [self.encoder.encode(example.fields) for example in examples]
+        return [
+            self.encoder.encode(example.fields, [(d.fields, self.demonstration_word_ids(d)) for d in demos])
+            for example, demos in zip(examples, demonstrations, strict=True)
+        ]
+
+    def demonstration_word_ids(self, example: Example) -> tuple[int, ...]:
+        """The tokens that fill a demonstration's slot: its label's first word (regression: its pole's)."""
+        label = self.task.group_label(example.label) if self.task is not None else str(example.label)
+        first = self.words.word_label.index(self.verbalizer.labels.index(label))
+        return self.words.word_ids[first]
 
     def _rows(self, enc: PromptEncoding) -> list[tuple[list[int], list[tuple[int, int, int]]]]:
         """Token rows for one example; each with (position, target, word) reads."""
@@ -292,21 +310,44 @@ class PromptModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.lm.parameters()).device
 
-    @torch.inference_mode()
     def predict_log_scores(
         self,
         examples: Sequence[Example],
         batch_size: int = 16,
         progress: bool | str = False,
         calibrate: bool = True,
+        demonstrations: Demonstrations | None = None,
+        seed: int = 0,
     ) -> np.ndarray:
         """Class log-probabilities (N, C) for examples, in their order.
 
-        Inference sorts examples by length so each batch pads little, and restores the order.
+        Inference sorts examples by length so each batch pads little, and restores the order. With
+        ``demonstrations``, each example is scored with ``inference_sets`` sampled demonstration sets
+        and the label probabilities are averaged (LM-BFF).
         """
+        if demonstrations is None:
+            return self._predict(self.encode(examples), batch_size, progress, calibrate)
+        rng = np.random.default_rng(seed)
+        embeddings = demonstrations.query_embeddings(examples)
+        exclude = demonstrations.indices_of(examples)
+        total = np.zeros((len(examples), len(self.labels)), dtype=np.float64)
+        sets = demonstrations.config.inference_sets
+        for k in range(sets):
+            demos = [
+                demonstrations.sample(rng, None if embeddings is None else embeddings[i], exclude[i])
+                for i in range(len(examples))
+            ]
+            label = f"{progress if isinstance(progress, str) else 'scoring'} (set {k + 1}/{sets})"
+            scores = self._predict(self.encode(examples, demos), batch_size, progress and label, calibrate)
+            total += np.exp(scores)
+        return np.log(total / sets).astype(np.float32)
+
+    @torch.inference_mode()
+    def _predict(
+        self, encodings: list[PromptEncoding], batch_size: int, progress: bool | str, calibrate: bool
+    ) -> np.ndarray:
         was_training = self.lm.training
         self.lm.eval()
-        encodings = self.encode(examples)
         order = sorted(range(len(encodings)), key=lambda i: -self.row_length(encodings[i]))
         out = np.zeros((len(encodings), len(self.labels)), dtype=np.float32)
         batches = range(0, len(order), batch_size)

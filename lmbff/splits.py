@@ -36,13 +36,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _group_key(task: Task, label: str) -> str:
-    if task.is_regression:
-        threshold = task.split_threshold if task.split_threshold is not None else sum(task.value_range) / 2
-        return "0" if float(label) < threshold else "1"
-    return label
-
-
 @dataclass(frozen=True)
 class SplitFiles:
     seed: int
@@ -63,7 +56,7 @@ def lmbff_sample(
     np.random.RandomState(seed).shuffle(order)  # the same draws as np.random.seed(seed); np.random.shuffle
     groups: dict[str, list[int]] = {}
     for index in order:
-        groups.setdefault(_group_key(task, labels[index]), []).append(index)
+        groups.setdefault(task.group_label(labels[index]), []).append(index)
     short = {label: len(members) for label, members in groups.items() if len(members) < 2 * k}
     if short:
         raise ValueError(f"{task.name}: these classes have fewer than 2K={2 * k} training rows: {short}")

@@ -16,6 +16,7 @@ from transformers import get_linear_schedule_with_warmup
 from prompts.library import Task
 
 from .data import Example
+from .demonstrations import Demonstrations
 from .evaluate import score_examples
 from .model import PromptModel, regression_targets
 from .tuning import TuningConfig, trainable_summary
@@ -64,11 +65,13 @@ class Trainer:
         args: TrainingArguments,
         train: Sequence[Example],
         dev: Sequence[Example] | None = None,
+        demonstrations: Demonstrations | None = None,
     ):
         if not train:
             raise ValueError("no training examples")
         self.model, self.task, self.tuning, self.args = prompt_model, task, tuning, args
         self.train_examples, self.dev_examples = list(train), list(dev or [])
+        self.demonstrations = demonstrations
         self.params = tuning.apply(prompt_model.lm)
         self.trainable, self.total = trainable_summary(prompt_model.lm)
 
@@ -84,8 +87,23 @@ class Trainer:
         return F.nll_loss(log_scores, labels)
 
     def evaluate(self, examples: Sequence[Example]) -> float:
-        scores = self.model.predict_log_scores(examples, batch_size=self.args.eval_batch_size)
+        scores = self.model.predict_log_scores(
+            examples,
+            batch_size=self.args.eval_batch_size,
+            demonstrations=self.demonstrations,
+            seed=self.args.seed,
+        )
         return score_examples(self.task, examples, scores, "dev").score
+
+    def _batch_encodings(self, index: list[int], cached, rng: np.random.Generator, embeddings):
+        """The batch's encodings: cached, or with a fresh demonstration set per example (LM-BFF)."""
+        if self.demonstrations is None:
+            return [cached[i] for i in index]
+        demos = [
+            self.demonstrations.sample(rng, None if embeddings is None else embeddings[i], exclude=i)
+            for i in index
+        ]
+        return self.model.encode([self.train_examples[i] for i in index], demos)
 
     def train(self, progress: bool = True) -> TrainResult:
         args = self.args
@@ -96,7 +114,11 @@ class Trainer:
         schedule = get_linear_schedule_with_warmup(
             optimizer, int(args.warmup_ratio * args.max_steps), args.max_steps
         )
-        encodings = self.model.encode(self.train_examples)
+        encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
+        embeddings = (
+            self.demonstrations.query_embeddings(self.train_examples) if self.demonstrations else None
+        )
+        demo_rng = np.random.default_rng(args.seed)
         generator = torch.Generator().manual_seed(args.seed)
         order: list[int] = []
         history: list[dict] = []
@@ -105,9 +127,10 @@ class Trainer:
         bar = tqdm(range(1, args.max_steps + 1), desc="training", disable=not progress, unit="step")
         for step in bar:
             if len(order) < args.batch_size:  # epochs: reshuffle when the current one is used up
-                order += torch.randperm(len(encodings), generator=generator).tolist()
+                order += torch.randperm(len(self.train_examples), generator=generator).tolist()
             index, order = order[: args.batch_size], order[args.batch_size :]
-            loss = self.loss([self.train_examples[i] for i in index], [encodings[i] for i in index])
+            batch = self._batch_encodings(index, encodings, demo_rng, embeddings)
+            loss = self.loss([self.train_examples[i] for i in index], batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
             optimizer.step()

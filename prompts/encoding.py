@@ -7,7 +7,7 @@ the template's words and the slot always survive.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .template import Template, TemplateError
@@ -70,13 +70,60 @@ class PromptEncoder:
         suffix = self.adapter.encode_piece(after) + self.adapter.trailing_ids
         return prefix, suffix
 
-    def encode(self, fields: Mapping[str, str]) -> PromptEncoding:
-        """Encode one example's fields.
+    def encode(
+        self,
+        fields: Mapping[str, str],
+        demonstrations: Sequence[tuple[Mapping[str, str], Sequence[int]]] = (),
+    ) -> PromptEncoding:
+        """Encode one example's fields, with optional demonstrations.
+
+        ``demonstrations`` are (fields, label-word token ids) pairs: each is the template filled with
+        its label word, placed after the query for masked LMs (LM-BFF) and before it for causal LMs
+        (in-context order), separated by the model's separator. The query is encoded first within
+        ``max_length``; the demonstrations share what is left, each cut in its own fields, and one that
+        cannot fit even with empty fields is left out.
 
         Raises:
             TemplateError: rendering failed (missing field, sandbox violation, no slot).
             PromptTooLong: the template alone does not fit ``max_length``.
         """
+        prefix, suffix, truncated = self._fit(fields, self.max_length, self.slot_length)
+        if not demonstrations:
+            return PromptEncoding(prefix, suffix, self.slot_after_space, truncated)
+        separator = self.adapter.separator_ids
+        lead = len(self.adapter.leading_ids)
+        left = self.max_length - len(prefix) - self.slot_length - len(suffix)
+        full = [self._demonstration(f, ids, None) for f, ids in demonstrations]
+        budgets = share_budget({i: len(ids) + len(separator) for i, ids in enumerate(full)}, left)
+        pieces = []
+        for i, (demo_fields, word_ids) in enumerate(demonstrations):
+            budget = budgets[i] - len(separator)
+            ids = full[i] if len(full[i]) <= budget else self._demonstration(demo_fields, word_ids, budget)
+            if ids:
+                pieces += ids + separator
+        if self.adapter.kind == "masked":
+            suffix = suffix + pieces
+        else:
+            prefix = prefix[:lead] + pieces + prefix[lead:]
+        assert len(prefix) + self.slot_length + len(suffix) <= self.max_length
+        return PromptEncoding(prefix, suffix, self.slot_after_space, truncated)
+
+    def _demonstration(
+        self, fields: Mapping[str, str], word_ids: Sequence[int], budget: int | None
+    ) -> list[int]:
+        """A demonstration's ids (no special tokens), within ``budget`` tokens; [] when it cannot fit."""
+        specials = len(self.adapter.leading_ids) + len(self.adapter.trailing_ids)
+        try:
+            prefix, suffix, _ = self._fit(fields, (budget or 10**9) + specials, len(word_ids))
+        except PromptTooLong:
+            return []
+        lead, trail = len(self.adapter.leading_ids), len(self.adapter.trailing_ids)
+        return prefix[lead:] + list(word_ids) + suffix[: len(suffix) - trail]
+
+    def _fit(
+        self, fields: Mapping[str, str], max_length: int, slot_length: int
+    ) -> tuple[list[int], list[int], dict[str, int]]:
+        """Prefix and suffix ids of the rendered fields, cut (fields only) to fit ``max_length``."""
         values = {name: str(value) for name, value in fields.items()}
         original = {name: self.adapter.count(values[name]) for name in self.template.fields if name in values}
         for name, limit in self.field_limits.items():
@@ -84,19 +131,19 @@ class PromptEncoder:
                 values[name] = self.adapter.cut(values[name], limit, self.truncate_side.get(name, "end"))
         for _ in range(_MAX_ROUNDS):
             prefix, suffix = self._encode_rendered(values)
-            excess = len(prefix) + self.slot_length + len(suffix) - self.max_length
+            excess = len(prefix) + slot_length + len(suffix) - max_length
             if excess <= 0:
                 truncated = {
                     name: original[name] - self.adapter.count(values[name])
                     for name in original
                     if values[name] != str(fields[name])
                 }
-                return PromptEncoding(prefix, suffix, self.slot_after_space, truncated)
+                return prefix, suffix, truncated
             counts = {name: self.adapter.count(values[name]) for name in original}
             if not counts or not any(counts.values()):
                 raise PromptTooLong(
-                    f"the template's own text and slot take {excess + self.max_length} tokens with every "
-                    f"field empty, over max_length={self.max_length}; "
+                    f"the template's own text and slot take {excess + max_length} tokens with every "
+                    f"field empty, over max_length={max_length}; "
                     "raise max_length or shorten the template",
                     template=self.template.name,
                     location=self.template.location,
@@ -108,7 +155,7 @@ class PromptEncoder:
         raise AssertionError("truncation did not converge")  # each round removes the measured excess
 
 
-def share_budget(counts: Mapping[str, int], budget: int) -> dict[str, int]:
+def share_budget(counts: Mapping, budget: int) -> dict:
     """Token budgets per field summing to at most ``budget``: short fields keep everything, long fields
     share the rest equally (so a 10,000-word premise is cut before a 10-word hypothesis)."""
     budget = max(budget, 0)

@@ -65,6 +65,15 @@ class Task:
     def is_regression(self) -> bool:
         return self.type == "regression"
 
+    def group_label(self, label: str | float) -> str:
+        """The class an example counts as: its label, or for regression its pole (LM-BFF: a score
+        below ``split_threshold``, default the middle of the range, is the low pole)."""
+        if not self.is_regression:
+            return str(label)
+        low, high = self.value_range
+        threshold = self.split_threshold if self.split_threshold is not None else (low + high) / 2
+        return self.labels[0] if float(label) < threshold else self.labels[1]
+
 
 @dataclass(frozen=True)
 class PromptSpec:

