@@ -3,9 +3,14 @@ two-pole KL divergence for regression; AdamW with a linear schedule; best-on-dev
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +42,7 @@ class TrainingArguments:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     eval_batch_size: int = field(default=32, metadata={"help": "batch size for dev/test scoring"})
     seed: int = field(default=42, metadata={"help": "seed for sampling and initialisation"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
 
 
 @dataclass
@@ -46,6 +52,112 @@ class TrainResult:
     history: list[dict]
     trainable_parameters: int
     total_parameters: int
+
+
+@dataclass
+class _LoopState:
+    """Everything the loop carries from step to step (what a checkpoint must restore)."""
+
+    order: list[int]
+    history: list[dict]
+    generator: torch.Generator
+    demo_rng: np.random.Generator
+    step: int = 0
+    best_step: int = 0
+    best_dev: float | None = None
+    best: list[torch.Tensor] | None = None
+
+
+class Checkpoint:
+    """A resumable checkpoint: safetensors for tensors, JSON for the rest, replaced atomically.
+
+    Never pickled: optimizer moments and random states are stored as plain tensors.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def exists(self) -> bool:
+        return (self.folder / "state.json").exists()
+
+    def save(self, trainer: Trainer, optimizer: torch.optim.Optimizer, loop: _LoopState) -> None:
+        from safetensors.torch import save_file
+
+        names = [name for name, _ in trainer.trainable_state().items()]
+        staged = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}."))
+        try:
+            save_file(
+                {n: p.detach().contiguous() for n, p in zip(names, trainer.params, strict=True)},
+                str(staged / "params.safetensors"),
+            )
+            if loop.best is not None:
+                save_file(
+                    {n: t.contiguous() for n, t in zip(names, loop.best, strict=True)},
+                    str(staged / "best.safetensors"),
+                )
+            optimizer_state = optimizer.state_dict()
+            moments = {
+                f"{index}.{key}": value.contiguous()
+                for index, state in optimizer_state["state"].items()
+                for key, value in state.items()
+            }
+            moments["rng.torch"] = torch.get_rng_state()
+            moments["rng.order"] = loop.generator.get_state()
+            save_file(moments, str(staged / "optimizer.safetensors"))
+            state = {
+                "step": loop.step,
+                "best_step": loop.best_step,
+                "best_dev": loop.best_dev,
+                "order": loop.order,
+                "history": loop.history,
+                "demo_rng": loop.demo_rng.bit_generator.state,
+                "param_groups": optimizer_state["param_groups"],
+                "parameter_names": names,
+                "arguments": asdict(trainer.args),
+            }
+            (staged / "state.json").write_text(json.dumps(state))
+            old = self.folder.with_name(self.folder.name + ".old")
+            if self.folder.exists():
+                os.replace(self.folder, old)
+            os.replace(staged, self.folder)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+
+    def load(self, trainer: Trainer, optimizer: torch.optim.Optimizer, loop: _LoopState) -> _LoopState:
+        """Restore parameters, optimizer and random states. Raises ValueError when the checkpoint was
+        made with other training arguments or other trainable parameters."""
+        from safetensors.torch import load_file
+
+        state = json.loads((self.folder / "state.json").read_text())
+        names = list(trainer.trainable_state())
+        if state["parameter_names"] != names:
+            raise ValueError(f"{self.folder}: the checkpoint trains other parameters than this run")
+        if state["arguments"] != asdict(trainer.args):
+            raise ValueError(
+                f"{self.folder}: the checkpoint was made with other training arguments: "
+                f"{state['arguments']} (this run: {asdict(trainer.args)})"
+            )
+        params = load_file(str(self.folder / "params.safetensors"))
+        with torch.no_grad():
+            for name, p in zip(names, trainer.params, strict=True):
+                p.copy_(params[name])
+        tensors = load_file(str(self.folder / "optimizer.safetensors"))
+        torch.set_rng_state(tensors.pop("rng.torch"))
+        loop.generator.set_state(tensors.pop("rng.order"))
+        optimizer_state: dict = {"state": {}, "param_groups": state["param_groups"]}
+        for key, value in tensors.items():
+            index, name = key.split(".", 1)
+            optimizer_state["state"].setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict(optimizer_state)
+        loop.demo_rng.bit_generator.state = state["demo_rng"]
+        loop.order, loop.history, loop.step = state["order"], state["history"], state["step"]
+        loop.best_step, loop.best_dev = state["best_step"], state["best_dev"]
+        if (self.folder / "best.safetensors").exists():
+            best = load_file(str(self.folder / "best.safetensors"))
+            loop.best = [best[name] for name in names]
+        return loop
 
 
 def set_seed(seed: int) -> None:
@@ -72,7 +184,9 @@ class Trainer:
         self.model, self.task, self.tuning, self.args = prompt_model, task, tuning, args
         self.train_examples, self.dev_examples = list(train), list(dev or [])
         self.demonstrations = demonstrations
-        self.params = tuning.apply(prompt_model.lm)
+        tuning.apply(prompt_model.lm)
+        # In named_parameters order (tied weights once), the order checkpoints name them in.
+        self.params = list(self.trainable_state().values())
         self.trainable, self.total = trainable_summary(prompt_model.lm)
 
     def loss(self, examples: Sequence[Example], encodings) -> torch.Tensor:
@@ -105,55 +219,84 @@ class Trainer:
         ]
         return self.model.encode([self.train_examples[i] for i in index], demos)
 
-    def train(self, progress: bool = True) -> TrainResult:
+    def train(
+        self, progress: bool = True, checkpoint_dir: str | os.PathLike | None = None, resume: bool = False
+    ) -> TrainResult:
+        """Run the training loop; the best-on-dev parameters are in the model afterwards.
+
+        With ``checkpoint_dir``, a checkpoint (trainable parameters, best parameters, optimizer
+        moments, every random state) is written atomically after each evaluation; ``resume`` continues
+        from it and ends with the same result as an uninterrupted run.
+        """
         args = self.args
         set_seed(args.seed)
         self.model.calibration = None
         lr = args.learning_rate if args.learning_rate is not None else self.tuning.learning_rate
         optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=args.weight_decay)
-        schedule = get_linear_schedule_with_warmup(
-            optimizer, int(args.warmup_ratio * args.max_steps), args.max_steps
-        )
+        warmup = int(args.warmup_ratio * args.max_steps)
         encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
         embeddings = (
             self.demonstrations.query_embeddings(self.train_examples) if self.demonstrations else None
         )
-        demo_rng = np.random.default_rng(args.seed)
-        generator = torch.Generator().manual_seed(args.seed)
-        order: list[int] = []
-        history: list[dict] = []
-        best_step, best_dev, best_state = 0, None, None
+        loop = _LoopState(
+            order=[],
+            history=[],
+            generator=torch.Generator().manual_seed(args.seed),
+            demo_rng=np.random.default_rng(args.seed),
+        )
+        store = Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+        if resume and store is not None and store.exists():
+            loop = store.load(self, optimizer, loop)
+        schedule = get_linear_schedule_with_warmup(
+            optimizer, warmup, args.max_steps, last_epoch=loop.step - 1
+        )
         self.model.lm.train()
-        bar = tqdm(range(1, args.max_steps + 1), desc="training", disable=not progress, unit="step")
+        steps = range(loop.step + 1, args.max_steps + 1)
+        bar = tqdm(
+            steps, desc="training", disable=not progress, unit="step", initial=loop.step, total=args.max_steps
+        )
         for step in bar:
-            if len(order) < args.batch_size:  # epochs: reshuffle when the current one is used up
-                order += torch.randperm(len(self.train_examples), generator=generator).tolist()
-            index, order = order[: args.batch_size], order[args.batch_size :]
-            batch = self._batch_encodings(index, encodings, demo_rng, embeddings)
-            loss = self.loss([self.train_examples[i] for i in index], batch)
-            loss.backward()
+            loss_value = 0.0
+            for _ in range(args.gradient_accumulation_steps):
+                if len(loop.order) < args.batch_size:  # epochs: reshuffle when the current one is used up
+                    loop.order += torch.randperm(len(self.train_examples), generator=loop.generator).tolist()
+                index, loop.order = loop.order[: args.batch_size], loop.order[args.batch_size :]
+                batch = self._batch_encodings(index, encodings, loop.demo_rng, embeddings)
+                loss = (
+                    self.loss([self.train_examples[i] for i in index], batch)
+                    / args.gradient_accumulation_steps
+                )
+                loss.backward()
+                loss_value += loss.item()
             torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            record = {"step": step, "loss": loss.item()}
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            loop.step = step
+            record = {"step": step, "loss": loss_value}
+            bar.set_postfix(loss=f"{loss_value:.4f}")
             at_eval = (args.eval_every and step % args.eval_every == 0) or step == args.max_steps
             if at_eval and self.dev_examples:
                 record["dev"] = self.evaluate(self.dev_examples)
                 self.model.lm.train()
-                if best_dev is None or record["dev"] > best_dev:
-                    best_step, best_dev = step, record["dev"]
-                    best_state = [p.detach().clone() for p in self.params]
-            history.append(record)
-        if best_state is not None:
+                if loop.best_dev is None or record["dev"] > loop.best_dev:
+                    loop.best_step, loop.best_dev = step, record["dev"]
+                    loop.best = [p.detach().clone() for p in self.params]
+            loop.history.append(record)
+            if at_eval and store is not None:
+                store.save(self, optimizer, loop)
+        if loop.best is not None:
             with torch.no_grad():
-                for p, saved in zip(self.params, best_state, strict=True):
+                for p, saved in zip(self.params, loop.best, strict=True):
                     p.copy_(saved)
         else:
-            best_step = args.max_steps
+            loop.best_step = args.max_steps
         self.model.lm.eval()
-        return TrainResult(best_step, best_dev, history, self.trainable, self.total)
+        return TrainResult(loop.best_step, loop.best_dev, loop.history, self.trainable, self.total)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The trained parameters by name (what a saved state holds)."""
+        return {name: p for name, p in self.model.lm.named_parameters() if p.requires_grad}
 
     def config(self) -> dict:
         return {"training": asdict(self.args), "tuning": self.tuning.to_dict()}

@@ -1,5 +1,8 @@
 """The tuning loop and the LN backend used by the demo."""
 
+import json
+
+import pytest
 import torch
 
 from lmbff.data import Example
@@ -52,3 +55,59 @@ def test_full_tuning_learns_a_separable_toy_task(bert):
     assert result.best_dev == 1.0
     scores = pm.predict_log_scores(data)
     assert (scores.argmax(1) == [1] * 8 + [0] * 8).all()
+
+
+class Interrupted(Trainer):
+    """Stops like a Ctrl-C once it has computed ``stop_after`` losses."""
+
+    stop_after = 10**9
+
+    def loss(self, examples, encodings):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > self.stop_after:
+            raise KeyboardInterrupt
+        return super().loss(examples, encodings)
+
+
+def fresh(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    copy = type(model)(model.config)
+    copy.load_state_dict(model.state_dict())
+    return prompt_model(copy, tokenizer, "masked")
+
+
+def test_resume_after_interruption_ends_like_an_uninterrupted_run(bert, tmp_path):
+    data = toy(6)
+    args = TrainingArguments(
+        max_steps=8, batch_size=4, eval_every=3, learning_rate=5e-3, gradient_accumulation_steps=2
+    )
+    whole = fresh(bert)
+    expected = Trainer(whole, TASK_FILE.task, FullConfig(), args, data, dev=data).train(progress=False)
+
+    first = Interrupted(fresh(bert), TASK_FILE.task, FullConfig(), args, data, dev=data)
+    first.stop_after = 2 * 7  # interrupted during step 8, after the checkpoint of step 6
+    with pytest.raises(KeyboardInterrupt):
+        first.train(progress=False, checkpoint_dir=tmp_path / "checkpoint")
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 6
+
+    resumed_model = fresh(bert)
+    resumed = Trainer(resumed_model, TASK_FILE.task, FullConfig(), args, data, dev=data)
+    result = resumed.train(progress=False, checkpoint_dir=tmp_path / "checkpoint", resume=True)
+    assert result.history == expected.history and result.best_step == expected.best_step
+    for (name, a), (_, b) in zip(
+        whole.lm.named_parameters(), resumed_model.lm.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_resume_refuses_a_checkpoint_of_other_arguments(bert, tmp_path):
+    data = toy(4)
+    args = TrainingArguments(max_steps=2, batch_size=4, eval_every=1)
+    Trainer(fresh(bert), TASK_FILE.task, FullConfig(), args, data, dev=data).train(
+        progress=False, checkpoint_dir=tmp_path / "ckpt"
+    )
+    other = TrainingArguments(max_steps=4, batch_size=4, eval_every=1)
+    with pytest.raises(ValueError, match="other training arguments"):
+        Trainer(fresh(bert), TASK_FILE.task, FullConfig(), other, data, dev=data).train(
+            progress=False, checkpoint_dir=tmp_path / "ckpt", resume=True
+        )
