@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
@@ -24,6 +25,7 @@ USER_ERRORS = (
     TemplateError,
     ModelNotFound,
     FileNotFoundError,
+    FileExistsError,
     KeyError,
     ValueError,
 )
@@ -64,6 +66,67 @@ def _add_task_args(p: argparse.ArgumentParser, data_required: bool = True) -> No
     p.add_argument("--skip-bad", action="store_true", help="skip malformed rows (and report how many)")
 
 
+def _add_experiment_args(p: argparse.ArgumentParser) -> None:
+    """Options generated from the TrainingArguments and DemonstrationConfig dataclasses."""
+    from .demonstrations import DemonstrationConfig
+    from .train import TrainingArguments
+    from .tuning import backend_names
+
+    p.add_argument("--backend", default="full", choices=backend_names(), help="which parameters train")
+    p.add_argument("--max-length", type=int, default=128, help="token budget per prompt")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--test-split", default="test")
+    for cls, prefix in ((TrainingArguments, ""), (DemonstrationConfig, "demo-")):
+        for f in fields(cls):
+            default = f.default
+            kind = {int: int, float: float, str: str}.get(type(default), float)
+            option = "--" + prefix + f.name.replace("_", "-")
+            dest = prefix.replace("-", "_") + f.name
+            if isinstance(default, bool):
+                p.add_argument(
+                    option,
+                    dest=dest,
+                    default=default,
+                    action=argparse.BooleanOptionalAction,
+                    help=f.metadata.get("help"),
+                )
+            else:
+                p.add_argument(
+                    option,
+                    dest=dest,
+                    type=kind,
+                    default=default,
+                    help=f"{f.metadata.get('help', '')} (default: {default})",
+                )
+
+
+def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
+    from .demonstrations import DemonstrationConfig
+    from .experiment import ExperimentConfig
+    from .train import TrainingArguments
+
+    training = TrainingArguments(**{f.name: getattr(args, f.name) for f in fields(TrainingArguments)})
+    if seed is not None:
+        training.seed = seed
+    demos = DemonstrationConfig(
+        **{f.name: getattr(args, "demo_" + f.name) for f in fields(DemonstrationConfig)}
+    )
+    return ExperimentConfig(
+        task=args.task,
+        data_dir=str(data_dir),
+        out=str(out),
+        method=method,
+        model=args.model,
+        model_kind=args.model_kind,
+        template=args.template,
+        backend=args.backend,
+        max_length=args.max_length,
+        training=training,
+        demonstrations=demos,
+        test_split=args.test_split,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lmbff", description="Prompt-based few-shot learning (LM-BFF and more)."
@@ -89,6 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument("--out", required=True, help="output folder; gets <k>-<seed>/ per seed")
+
+    p = sub.add_parser("train", help="tune on a k-shot split's train, select on dev, score test")
+    _add_task_args(p)
+    _add_model_args(p)
+    _add_experiment_args(p)
+    p.add_argument("--method", choices=["prompt", "prompt-demos", "finetune", "zero-shot"], default="prompt")
+    p.add_argument("--demonstrations", action="store_true", help="same as --method prompt-demos (LM-BFF)")
+    p.add_argument("--out", required=True, help="output folder (metrics, results, state, config)")
+
+    p = sub.add_parser(
+        "run", help="LM-BFF's protocol: splits per seed, one run per seed and method, a report"
+    )
+    _add_task_args(p)
+    _add_model_args(p)
+    _add_experiment_args(p)
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
+    p.add_argument(
+        "--methods", default="prompt", help="comma-separated: zero-shot,finetune,prompt,prompt-demos"
+    )
+    p.add_argument("--out", required=True, help="output folder: <method>/seed-<seed>/ per run, report.md")
+
+    p = sub.add_parser("report", help="merge runs: mean (std) over seeds per method, markdown + JSON + plot")
+    p.add_argument("runs", nargs="+", help="run folders (searched for metrics.json)")
+    p.add_argument("--out", default=None, help="where report.md goes (default: the first folder)")
 
     p = sub.add_parser("demo", help="the main job: zero-shot, then LN-tuning on 16 examples per class")
     _add_model_args(p)
@@ -119,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         "zero-shot": cmd_zero_shot,
         "split": cmd_split,
         "demo": cmd_demo,
+        "train": cmd_train,
+        "run": cmd_run,
+        "report": cmd_report,
         "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
     }[args.command]
     try:
@@ -215,6 +306,90 @@ def _print_results(task, results, highlight: int = 0) -> None:
         style = "bold" if i == highlight else None
         table.add_row(r.name, *[f"{r.metrics[m]:.4f}" if m in r.metrics else "" for m in names], style=style)
     console.print(table)
+
+
+def cmd_train(args) -> int:
+    from .experiment import run_experiment
+
+    method = "prompt-demos" if args.demonstrations else args.method
+    config = _experiment_config(args, method, args.data_dir, args.out)
+    metrics = run_experiment(config, resume=args.resume)
+    _print_metrics([metrics])
+    console.print(f"results in {args.out}/metrics.json, results.md, predictions.jsonl and state/")
+    return 0
+
+
+def _print_metrics(runs: list[dict]) -> None:
+    table = Table(title="test")
+    for column in ("task", "method", "seed", "metric", "test", "dev", "best step", "seconds"):
+        table.add_column(column)
+    for m in runs:
+        table.add_row(
+            m["task"],
+            m["method"],
+            str(m["seed"]),
+            m["metric"],
+            f"{m['test'][m['metric']]:.4f}",
+            f"{m['dev'][m['metric']]:.4f}",
+            str(m["best_step"]),
+            f"{m['seconds']:.0f}",
+        )
+    console.print(table)
+
+
+def cmd_run(args) -> int:
+    from .experiment import experiment_folder, run_experiment
+    from .report import summarize, write_report
+    from .splits import make_splits
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    task_file = load_task(args.task)
+    data_dir, out = Path(args.data_dir), Path(args.out)
+    runs = []
+    for seed in args.seeds:
+        folder = data_dir / "k-shot" / f"{args.k}-{seed}"
+        if not folder.is_dir():
+            folder = out / "splits" / f"{args.k}-{seed}"
+            if not (folder / "manifest.json").exists():
+                make_splits(
+                    task_file.task, data_dir, out / "splits", k=args.k, seeds=[seed], skip_bad=args.skip_bad
+                )
+        for method in methods:
+            console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
+            config = _experiment_config(
+                args, method, str(folder), str(experiment_folder(out, method, seed)), seed
+            )
+            runs.append(run_experiment(config, resume=True))
+    _print_metrics(runs)
+    written = write_report(summarize(runs), out)
+    console.print("report: " + ", ".join(map(str, written)))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import find_metrics, summarize, write_report
+
+    runs = find_metrics(args.runs)
+    if not runs:
+        raise FileNotFoundError(f"no metrics.json under {', '.join(args.runs)}")
+    rows = summarize(runs)
+    written = write_report(rows, args.out or args.runs[0])
+    table = Table(title="mean (std) over seeds, test")
+    for column in ("task", "method", "backend", "metric", "mean (std)", "seeds"):
+        table.add_column(column)
+    for r in rows:
+        m = r["metric"]
+        table.add_row(
+            r["task"],
+            r["method"],
+            r["backend"],
+            m,
+            f"{100 * r['mean'][m]:.1f} ({100 * r['std'][m]:.1f})",
+            ",".join(map(str, r["seeds"])),
+        )
+    console.print(table)
+    console.print("report: " + ", ".join(map(str, written)))
+    return 0
 
 
 def cmd_split(args) -> int:

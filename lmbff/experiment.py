@@ -1,0 +1,193 @@
+"""One experiment = one task, one k-shot split, one method: train on ``train``, select on ``dev``, score
+``test``, and write everything a report needs.
+
+Methods: ``zero-shot`` (the prompt, no training), ``prompt`` (prompt-based tuning, LM-BFF),
+``prompt-demos`` (the same with demonstrations), ``finetune`` (a classification head, the baseline).
+
+Files in the output folder, each written atomically: ``config.json`` (the exact configuration),
+``metrics.json`` (test and dev metrics, training history, time, peak memory, trainable parameters),
+``results.md``, ``predictions.jsonl``, and ``state/`` (the trained parameters as safetensors with
+their config). ``checkpoint/`` exists while training and is removed when the run completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from prompts.library import load_task
+
+from .data import load_split
+from .demonstrations import DemonstrationConfig, Demonstrations
+from .evaluate import results_markdown, score_examples
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .pretrained import DEFAULT_MODEL, load_model
+from .train import Trainer, TrainingArguments
+from .tuning import get_config_class
+
+METHODS = ("zero-shot", "prompt", "prompt-demos", "finetune")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines a run (saved as config.json and compared on --resume)."""
+
+    task: str
+    data_dir: str
+    out: str
+    method: str = "prompt"
+    model: str = DEFAULT_MODEL
+    model_kind: str | None = None
+    template: str | None = None
+    backend: str = "full"
+    max_length: int = 128
+    training: TrainingArguments = field(default_factory=TrainingArguments)
+    demonstrations: DemonstrationConfig = field(default_factory=DemonstrationConfig)
+    test_split: str = "test"
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
+        if isinstance(self.training, dict):
+            self.training = TrainingArguments(**self.training)
+        if isinstance(self.demonstrations, dict):
+            self.demonstrations = DemonstrationConfig(**self.demonstrations)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_experiment(
+    config: ExperimentConfig, *, resume: bool = False, progress: bool = True, loaded=None
+) -> dict:
+    """Run one experiment and return its metrics.json content.
+
+    A completed run (``metrics.json`` present) is returned as it is when ``resume`` is set and is an
+    error otherwise, so an earlier result is never overwritten by accident.
+
+    Raises:
+        FileExistsError: the output folder holds a completed or started run and ``resume`` is not set.
+        ValueError: ``resume`` was asked for a folder made with another configuration.
+    """
+    out = Path(config.out)
+    saved_config = out / "config.json"
+    if saved_config.exists():
+        if not resume:
+            raise FileExistsError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        if json.loads(saved_config.read_text()) != json.loads(json.dumps(config.to_dict())):
+            raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
+        if (out / "metrics.json").exists():
+            return json.loads((out / "metrics.json").read_text())
+    atomic_write_json(saved_config, config.to_dict())
+    started = time.perf_counter()
+    task_file = load_task(config.task)
+    task, prompt = task_file.task, task_file.prompt(config.template)
+    train = load_split(config.data_dir, "train", task).examples
+    dev = load_split(config.data_dir, "dev", task).examples
+    test = load_split(config.data_dir, config.test_split, task).examples
+    loaded = loaded or load_model(config.model, kind=config.model_kind)
+    if config.method == "finetune":
+        from .finetune import FineTuneClassifier
+
+        scorer = FineTuneClassifier(
+            loaded.model, loaded.tokenizer, task, kind=loaded.kind, max_length=config.max_length
+        )
+    else:
+        from .model import PromptModel
+
+        scorer = PromptModel.for_task(
+            loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=config.max_length
+        )
+    demos = Demonstrations(train, task, config.demonstrations) if config.method == "prompt-demos" else None
+    result = None
+    trainer = None
+    if config.method != "zero-shot":
+        tuning = get_config_class(config.backend)()
+        trainer = Trainer(scorer, task, tuning, config.training, train, dev, demonstrations=demos)
+        if progress:
+            share = 100 * trainer.trainable / trainer.total
+            print(
+                f"{config.method} / {config.backend}: {trainer.trainable:,} of {trainer.total:,} parameters "
+                f"train ({share:.3f}%)",
+                flush=True,
+            )
+        result = trainer.train(progress=progress, checkpoint_dir=out / "checkpoint", resume=resume)
+    train_seconds = time.perf_counter() - started
+    seed = config.training.seed
+    dev_scores = scorer.predict_log_scores(dev, demonstrations=demos, seed=seed)
+    test_scores = scorer.predict_log_scores(
+        test, demonstrations=demos, seed=seed, progress=progress and "test"
+    )
+    name = config.method if config.method != "prompt" else "prompt-based fine-tuning"
+    test_result = score_examples(task, test, test_scores, name)
+    dev_result = score_examples(task, dev, dev_scores, f"{name} (dev)")
+    metrics = {
+        "task": task.name,
+        "method": config.method,
+        "backend": config.backend,
+        "model": config.model,
+        "template": prompt.name,
+        "seed": seed,
+        "metric": task.metric,
+        "test": test_result.metrics,
+        "dev": dev_result.metrics,
+        "per_class": test_result.per_class,
+        "best_step": result.best_step if result else 0,
+        "history": result.history if result else [],
+        "trainable_parameters": trainer.trainable if trainer else 0,
+        "total_parameters": trainer.total if trainer else sum(p.numel() for p in loaded.model.parameters()),
+        "train_seconds": train_seconds,
+        "seconds": time.perf_counter() - started,
+        "peak_memory_mb": peak_memory_mb(),
+    }
+    if trainer is not None:
+        _save_state(out / "state", trainer, config)
+    labels = list(task.labels)
+    atomic_write_jsonl(
+        out / "predictions.jsonl",
+        [
+            {
+                "source": e.source,
+                "label": e.label,
+                "prediction": p,
+                "scores": {label: float(np.exp(test_scores[i, j])) for j, label in enumerate(labels)},
+            }
+            for i, (e, p) in enumerate(zip(test, test_result.predictions, strict=True))
+        ],
+    )
+    atomic_write_text(
+        out / "results.md",
+        results_markdown(task, [test_result, dev_result], f"{task.name}: {name}, seed {seed}"),
+    )
+    atomic_write_json(out / "metrics.json", metrics)  # last: its presence marks the run complete
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    return metrics
+
+
+def _save_state(folder: Path, trainer: Trainer, config: ExperimentConfig) -> None:
+    """Only what was trained, as safetensors, with the configuration that reloads it."""
+    from safetensors.torch import save
+
+    tensors = {name: p.detach().contiguous() for name, p in trainer.trainable_state().items()}
+    atomic_write_bytes(folder / "trained.safetensors", save(tensors))
+    atomic_write_json(
+        folder / "config.json", {"backend": trainer.tuning.to_dict(), "experiment": config.to_dict()}
+    )
+
+
+def experiment_folder(out: str | os.PathLike, method: str, seed: int) -> Path:
+    return Path(out) / method / f"seed-{seed}"

@@ -1,0 +1,122 @@
+"""Merging runs: mean (std) per method and metric over seeds, as markdown, JSON and a plot.
+
+The standard deviation is the population one (NumPy's default, ddof=0) over the seeds present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write_json, atomic_write_text, markdown_table
+
+METHOD_ORDER = ["zero-shot", "finetune", "prompt", "prompt-demos"]
+
+
+def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
+    """Every metrics.json under the given folders (or the files themselves)."""
+    found = []
+    for path in map(Path, paths):
+        files = [path] if path.is_file() else sorted(path.rglob("metrics.json"))
+        for file in files:
+            data = json.loads(file.read_text())
+            data["_path"] = str(file.parent)
+            found.append(data)
+    return found
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """One row per (task, method, backend): mean and std of every test metric over seeds."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["task"], run["method"], run.get("backend", ""))].append(run)
+    rows = []
+    for (task, method, backend), members in groups.items():
+        metric_names = sorted(set.intersection(*(set(m["test"]) for m in members)))
+        row = {
+            "task": task,
+            "method": method,
+            "backend": backend,
+            "metric": members[0]["metric"],
+            "seeds": sorted(m["seed"] for m in members),
+            "mean": {},
+            "std": {},
+            "seconds_per_seed": float(np.mean([m["seconds"] for m in members])),
+            "peak_memory_mb": float(max(m["peak_memory_mb"] for m in members)),
+            "per_seed": {m["seed"]: m["test"][m["metric"]] for m in members},
+        }
+        for name in metric_names:
+            values = np.array([m["test"][name] for m in members], dtype=float)
+            row["mean"][name], row["std"][name] = float(values.mean()), float(values.std())
+        rows.append(row)
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(rows, key=lambda r: (r["task"], order.get(r["method"], 99), r["backend"]))
+
+
+def write_report(rows: list[dict], out: str | os.PathLike) -> list[Path]:
+    """report.md (mean (std) ×100 of the task's metric, and every metric), report.json, report.png."""
+    out = Path(out)
+    table = markdown_table(
+        ["task", "method", "backend", "metric", "mean (std)", "seeds", "s / seed", "peak MB"],
+        [
+            [
+                r["task"],
+                r["method"],
+                r["backend"],
+                r["metric"],
+                f"{100 * r['mean'][r['metric']]:.1f} ({100 * r['std'][r['metric']]:.1f})",
+                ",".join(map(str, r["seeds"])),
+                f"{r['seconds_per_seed']:.0f}",
+                f"{r['peak_memory_mb']:.0f}",
+            ]
+            for r in rows
+        ],
+    )
+    details = "".join(
+        f"\n### {r['task']} / {r['method']} / {r['backend']}\n\n"
+        + markdown_table(["metric", "mean", "std"], [[n, r["mean"][n], r["std"][n]] for n in r["mean"]])
+        for r in rows
+    )
+    atomic_write_text(
+        out / "report.md", "# Results over seeds (test set; mean (std) x 100)\n\n" + table + details
+    )
+    atomic_write_json(out / "report.json", rows)
+    written = [out / "report.md", out / "report.json"]
+    if rows:
+        written.append(_plot(rows, out / "report.png"))
+    return written
+
+
+def _plot(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        members = [r for r in rows if r["task"] == task]
+        for x, r in enumerate(members):
+            values = [100 * v for v in r["per_seed"].values()]
+            ax.scatter([x] * len(values), values, alpha=0.7)
+            ax.errorbar(
+                [x + 0.15],
+                [100 * r["mean"][r["metric"]]],
+                yerr=[100 * r["std"][r["metric"]]],
+                fmt="k_",
+                capsize=4,
+            )
+        ax.set_xticks(range(len(members)), [f"{r['method']}\n{r['backend']}" for r in members], fontsize=8)
+        ax.set_title(task)
+        ax.set_ylabel(f"test {members[0]['metric']} (x100)")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

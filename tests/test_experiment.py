@@ -1,0 +1,188 @@
+"""`lmbff train`, `lmbff run` and `lmbff report` end to end on tiny models; report arithmetic by hand."""
+
+import json
+
+import pytest
+
+from lmbff.cli import main
+from lmbff.report import summarize, write_report
+
+from .conftest import DEMO_DATA
+
+REVIEWS = str(DEMO_DATA / "task.yaml")
+FAST = [
+    "--max-steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--batch-size",
+    "4",
+    "--learning-rate",
+    "1e-3",
+    "--demo-inference-sets",
+    "2",
+]
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    out = tmp_path_factory.mktemp("splits")
+    assert (
+        main(
+            [
+                "split",
+                "--task",
+                REVIEWS,
+                "--data-dir",
+                str(DEMO_DATA),
+                "--k",
+                "6",
+                "--seeds",
+                "13",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    return out / "6-13"
+
+
+@pytest.mark.parametrize("method", ["prompt", "prompt-demos", "finetune"])
+def test_train_writes_metrics_state_and_config(method, split, bert_dir, tmp_path):
+    out = tmp_path / method
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                REVIEWS,
+                "--data-dir",
+                str(split),
+                "--model",
+                str(bert_dir),
+                "--method",
+                method,
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == method and metrics["best_step"] in (2, 4)
+    assert set(metrics["test"]) >= {"accuracy", "macro_f1"} and len(metrics["history"]) == 4
+    assert json.loads((out / "config.json").read_text())["training"]["max_steps"] == 4
+    assert (out / "state" / "trained.safetensors").stat().st_size > 0
+    assert not (out / "checkpoint").exists()
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 108
+
+
+def test_train_refuses_to_overwrite_and_resumes_a_finished_run(split, gpt_dir, tmp_path, capsys):
+    args = [
+        "train",
+        "--task",
+        REVIEWS,
+        "--data-dir",
+        str(split),
+        "--model",
+        str(gpt_dir),
+        "--out",
+        str(tmp_path / "run"),
+        *FAST,
+    ]
+    assert main(args) == 0
+    first = (tmp_path / "run" / "metrics.json").read_text()
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().out
+    assert main([*args, "--resume"]) == 0
+    assert (tmp_path / "run" / "metrics.json").read_text() == first
+    assert main([*args[: -len(FAST)], *FAST[:-2], "--demo-inference-sets", "3", "--resume"]) == 2
+    assert "differs from this run's configuration" in capsys.readouterr().out
+
+
+def test_run_makes_splits_trains_per_seed_and_reports(bert_dir, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                REVIEWS,
+                "--data-dir",
+                str(DEMO_DATA),
+                "--model",
+                str(bert_dir),
+                "--k",
+                "4",
+                "--seeds",
+                "13,21",
+                "--methods",
+                "zero-shot,prompt",
+                "--out",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (out / "splits").iterdir()) == ["4-13", "4-21"]
+    for method in ("zero-shot", "prompt"):
+        for seed in (13, 21):
+            assert (out / method / f"seed-{seed}" / "metrics.json").exists()
+    report = (out / "report.md").read_text()
+    assert "| reviews | zero-shot |" in report and "| reviews | prompt |" in report
+    assert (out / "report.png").stat().st_size > 1000
+    rows = json.loads((out / "report.json").read_text())
+    assert [r["seeds"] for r in rows] == [[13, 21], [13, 21]]
+
+
+def test_report_arithmetic_by_hand(tmp_path):
+    runs = [
+        {
+            "task": "T",
+            "method": "prompt",
+            "backend": "full",
+            "metric": "accuracy",
+            "seed": s,
+            "test": {"accuracy": a, "f1": f},
+            "seconds": 10.0 * (i + 1),
+            "peak_memory_mb": 100.0 + i,
+        }
+        for i, (s, a, f) in enumerate([(13, 0.80, 0.5), (21, 0.90, 0.7), (42, 0.70, 0.6)])
+    ]
+    [row] = summarize(runs)
+    assert row["mean"]["accuracy"] == pytest.approx(0.80)
+    # population std of 0.8, 0.9, 0.7: sqrt(((0)^2 + 0.1^2 + 0.1^2) / 3)
+    assert row["std"]["accuracy"] == pytest.approx((0.02 / 3) ** 0.5)
+    assert row["mean"]["f1"] == pytest.approx(0.6) and row["seconds_per_seed"] == pytest.approx(20.0)
+    write_report([row], tmp_path)
+    assert "| T | prompt | full | accuracy | 80.0 (8.2) | 13,21,42 |" in (tmp_path / "report.md").read_text()
+
+
+def test_report_command_merges_separate_runs(split, bert_dir, tmp_path, capsys):
+    for seed in ("13", "21"):
+        assert (
+            main(
+                [
+                    "train",
+                    "--task",
+                    REVIEWS,
+                    "--data-dir",
+                    str(split),
+                    "--model",
+                    str(bert_dir),
+                    "--method",
+                    "zero-shot",
+                    "--seed",
+                    seed,
+                    "--out",
+                    str(tmp_path / f"s{seed}"),
+                    *FAST,
+                ]
+            )
+            == 0
+        )
+    assert main(["report", str(tmp_path / "s13"), str(tmp_path / "s21"), "--out", str(tmp_path)]) == 0
+    assert "13,21" in capsys.readouterr().out and (tmp_path / "report.md").exists()
