@@ -90,7 +90,7 @@ def measure_phase(phase: str, model: str, task_name: str, data_root: Path, n: in
     """One side of the throughput comparison, in this (fresh) process."""
     loaded = load_model(model)
     task_file = load_task(task_name)
-    examples = load_split(data_root / task_name, "test", task_file.task).examples[:n]
+    examples = load_split(data_root / task_name, "test", task_file.task, skip_bad=True).examples[:n]
     pm = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(), kind=loaded.kind
     )
@@ -151,7 +151,9 @@ def throughput(model: str, task_name: str, data_root: Path, n: int, batch_size: 
 
 def accuracy(loaded, task_name: str, data_root: Path, batch_size: int, limit: int | None) -> dict:
     task_file = load_task(task_name)
-    examples = load_split(data_root / task_name, "test", task_file.task).examples[:limit]
+    # LM-BFF's CR test file has an empty (whitespace-only) text: skipped and counted, as --skip-bad does.
+    report = load_split(data_root / task_name, "test", task_file.task, skip_bad=True)
+    examples = report.examples[:limit]
     pm = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(), kind=loaded.kind
     )
@@ -166,6 +168,7 @@ def accuracy(loaded, task_name: str, data_root: Path, batch_size: int, limit: in
         "calibrated": calibrated.score,
         "seconds": run.seconds,
         "examples_per_s": run.examples_per_second,
+        "skipped_rows": len(report.skipped),
         "content_free_probs": run.content_free_probs,
     }
 
@@ -175,7 +178,9 @@ def write_report(results: dict, out: Path) -> None:
     acc_rows = [
         [
             r["task"],
-            r["examples"],
+            f"{r['examples']} ({r['skipped_rows']} empty skipped)"
+            if r.get("skipped_rows")
+            else r["examples"],
             r["mode"],
             100 * r["zero_shot"],
             100 * r["calibrated"],

@@ -314,6 +314,8 @@ def cmd_train(args) -> int:
     method = "prompt-demos" if args.demonstrations else args.method
     config = _experiment_config(args, method, args.data_dir, args.out)
     metrics = run_experiment(config, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # data-parallel workers: the main process reports
     _print_metrics([metrics])
     console.print(f"results in {args.out}/metrics.json, results.md, predictions.jsonl and state/")
     return 0

@@ -92,7 +92,14 @@ def run_experiment(
             raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
         if (out / "metrics.json").exists():
             return json.loads((out / "metrics.json").read_text())
-    atomic_write_json(saved_config, config.to_dict())
+    # Under `accelerate launch` / torchrun every process runs this; only the main one writes files.
+    from accelerate import Accelerator
+
+    processes = Accelerator()  # (not PartialState(): only Accelerator reads ACCELERATE_USE_CPU)
+    processes.wait_for_everyone()  # every process has checked the folder before anything is written
+    main_process = processes.is_main_process
+    if main_process:
+        atomic_write_json(saved_config, config.to_dict())
     started = time.perf_counter()
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
@@ -118,7 +125,7 @@ def run_experiment(
     if config.method != "zero-shot":
         tuning = get_config_class(config.backend)()
         trainer = Trainer(scorer, task, tuning, config.training, train, dev, demonstrations=demos)
-        if progress:
+        if progress and main_process:
             share = 100 * trainer.trainable / trainer.total
             print(
                 f"{config.method} / {config.backend}: {trainer.trainable:,} of {trainer.total:,} parameters "
@@ -154,6 +161,8 @@ def run_experiment(
         "seconds": time.perf_counter() - started,
         "peak_memory_mb": peak_memory_mb(),
     }
+    if not main_process:
+        return metrics
     if trainer is not None:
         _save_state(out / "state", trainer, config)
     labels = list(task.labels)

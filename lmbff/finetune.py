@@ -12,13 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from prompts.library import Task
 from prompts.tokenization import ModelKind
 
 from .data import Example
-from .model import ScoringBatch
+from .model import ScoringBatch, score_in_length_order
 
 
 class _Body(nn.Module):
@@ -32,6 +31,11 @@ class _Body(nn.Module):
         self.head = nn.Linear(lm.config.hidden_size, num_labels)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids, attention_mask, positions) -> torch.Tensor:
+        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
+        return self.head(self.dropout(picked)).float().log_softmax(-1)
 
 
 class FineTuneClassifier(nn.Module):
@@ -55,8 +59,12 @@ class FineTuneClassifier(nn.Module):
         self.calibration = None  # the trainer resets it; a head has nothing to calibrate
 
     @property
+    def labels(self) -> list[str]:
+        return list(self.task.labels)
+
+    @property
     def device(self) -> torch.device:
-        return next(self.lm.parameters()).device
+        return next(getattr(self.lm, "module", self.lm).parameters()).device
 
     def encode(self, examples: Sequence[Example], demonstrations=None) -> list[list[int]]:
         fields = self.task.fields
@@ -91,16 +99,13 @@ class FineTuneClassifier(nn.Module):
         return ScoringBatch(ids, mask, len(encodings), positions=position)
 
     def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:
-        hidden = self.lm.body(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask
-        ).last_hidden_state
-        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), batch.positions]
-        return self.lm.head(self.lm.dropout(picked)).float().log_softmax(-1)
+        return self.lm(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, positions=batch.positions
+        )
 
     def row_length(self, encoding: list[int]) -> int:
         return len(encoding)
 
-    @torch.inference_mode()
     def predict_log_scores(
         self,
         examples: Sequence[Example],
@@ -110,19 +115,5 @@ class FineTuneClassifier(nn.Module):
         demonstrations=None,
         seed: int = 0,
     ) -> np.ndarray:
-        was_training = self.lm.training
-        self.lm.eval()
-        encodings = self.encode(examples)
-        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i]))
-        out = np.zeros((len(encodings), len(self.task.labels)), dtype=np.float32)
-        for start in tqdm(
-            range(0, len(order), batch_size),
-            disable=not progress,
-            unit="batch",
-            desc=progress if isinstance(progress, str) else "scoring",
-        ):
-            index = order[start : start + batch_size]
-            batch = self.collate([encodings[i] for i in index]).to(self.device)
-            out[index] = self.class_log_scores(batch).cpu().numpy()
-        self.lm.train(was_training)
-        return out
+        """Class log-probabilities (N, C); ``demonstrations`` and ``seed`` exist for interface parity."""
+        return score_in_length_order(self, self.encode(examples), batch_size, progress)

@@ -250,20 +250,20 @@ class PromptModel(nn.Module):
     # ---- scoring --------------------------------------------------------------------------------
     def _output_logits(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Output-layer logits for ``features`` (N, H), for vocabulary ``rows`` only when given."""
-        layer = self.lm.get_output_embeddings()
+        layer = self.base_lm.get_output_embeddings()
         weight = layer.weight if rows is None else layer.weight[rows]
         bias = getattr(layer, "bias", None)
         if bias is not None and rows is not None:
             bias = bias[rows]
         logits = F.linear(features.to(weight.dtype), weight, bias)
-        cap = getattr(self.lm.config, "final_logit_softcapping", None)
+        cap = getattr(self.base_lm.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
 
     def word_scores(self, batch: ScoringBatch) -> torch.Tensor:
         """Per-word scores (B, W): logits (fast path) or summed/averaged token log-probabilities."""
-        with _features_before_output_layer(self.lm) as box:
+        with _features_before_output_layer(self.base_lm) as box:
             self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         features = box["features"]
         n_words = len(self.words.word_ids)
@@ -307,8 +307,13 @@ class PromptModel(nn.Module):
 
     # ---- inference ------------------------------------------------------------------------------
     @property
+    def base_lm(self) -> nn.Module:
+        """The language model itself; ``lm`` may be a data-parallel wrapper of it while training."""
+        return getattr(self.lm, "module", self.lm)
+
+    @property
     def device(self) -> torch.device:
-        return next(self.lm.parameters()).device
+        return next(self.base_lm.parameters()).device
 
     def predict_log_scores(
         self,
@@ -342,22 +347,10 @@ class PromptModel(nn.Module):
             total += np.exp(scores)
         return np.log(total / sets).astype(np.float32)
 
-    @torch.inference_mode()
     def _predict(
         self, encodings: list[PromptEncoding], batch_size: int, progress: bool | str, calibrate: bool
     ) -> np.ndarray:
-        was_training = self.lm.training
-        self.lm.eval()
-        order = sorted(range(len(encodings)), key=lambda i: -self.row_length(encodings[i]))
-        out = np.zeros((len(encodings), len(self.labels)), dtype=np.float32)
-        batches = range(0, len(order), batch_size)
-        desc = progress if isinstance(progress, str) else "scoring"
-        for start in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
-            index = order[start : start + batch_size]
-            batch = self.collate([encodings[i] for i in index]).to(self.device)
-            out[index] = self.class_log_scores(batch, calibrate=calibrate).cpu().numpy()
-        self.lm.train(was_training)
-        return out
+        return score_in_length_order(self, encodings, batch_size, progress, calibrate)
 
     def calibrate(self, content_free: Sequence[str] = CONTENT_FREE) -> np.ndarray:
         """Contextual calibration (Zhao et al. 2021): score content-free inputs (every field set to
@@ -368,6 +361,27 @@ class PromptModel(nn.Module):
         probs = np.exp(self.predict_log_scores(inputs, calibrate=False)).mean(axis=0)
         self.calibration = torch.tensor(np.log(probs), dtype=torch.float32)
         return probs
+
+
+@torch.inference_mode()
+def score_in_length_order(
+    scorer, encodings: Sequence, batch_size: int, progress: bool | str = False, calibrate: bool = True
+) -> np.ndarray:
+    """Class log-scores of encodings, in their order, computed longest first so batches pad little.
+
+    ``scorer`` offers ``lm``, ``labels``, ``device``, ``row_length``, ``collate`` and ``class_log_scores``
+    (a PromptModel, or the fine-tuning baseline)."""
+    was_training = scorer.lm.training
+    scorer.lm.eval()
+    order = sorted(range(len(encodings)), key=lambda i: -scorer.row_length(encodings[i]))
+    out = np.zeros((len(encodings), len(scorer.labels)), dtype=np.float32)
+    desc = progress if isinstance(progress, str) else "scoring"
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
+        index = order[start : start + batch_size]
+        batch = scorer.collate([encodings[i] for i in index]).to(scorer.device)
+        out[index] = scorer.class_log_scores(batch, calibrate=calibrate).cpu().numpy()
+    scorer.lm.train(was_training)
+    return out
 
 
 def regression_prediction(log_scores: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:

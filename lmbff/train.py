@@ -228,9 +228,16 @@ class Trainer:
         moments, every random state) is written atomically after each evaluation; ``resume`` continues
         from it and ends with the same result as an uninterrupted run.
         """
+        from accelerate import Accelerator
+
         args = self.args
         set_seed(args.seed)
         self.model.calibration = None
+        # Device placement here; under `accelerate launch` also data parallelism: each process takes its
+        # share of every step's batch and DDP averages the gradients.
+        accelerator = Accelerator()
+        base = self.model.lm
+        base.to(accelerator.device)
         lr = args.learning_rate if args.learning_rate is not None else self.tuning.learning_rate
         optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=args.weight_decay)
         warmup = int(args.warmup_ratio * args.max_steps)
@@ -250,10 +257,22 @@ class Trainer:
         schedule = get_linear_schedule_with_warmup(
             optimizer, warmup, args.max_steps, last_epoch=loop.step - 1
         )
+        if accelerator.num_processes > 1:
+            self.model.lm, optimizer = accelerator.prepare(base, optimizer)
+        rank, world = accelerator.process_index, accelerator.num_processes
+        if args.batch_size < world:
+            raise ValueError(
+                f"batch_size {args.batch_size} is smaller than the {world} data-parallel processes"
+            )
         self.model.lm.train()
         steps = range(loop.step + 1, args.max_steps + 1)
         bar = tqdm(
-            steps, desc="training", disable=not progress, unit="step", initial=loop.step, total=args.max_steps
+            steps,
+            desc="training",
+            disable=not progress or not accelerator.is_main_process,
+            unit="step",
+            initial=loop.step,
+            total=args.max_steps,
         )
         for step in bar:
             loss_value = 0.0
@@ -262,13 +281,12 @@ class Trainer:
                     loop.order += torch.randperm(len(self.train_examples), generator=loop.generator).tolist()
                 index, loop.order = loop.order[: args.batch_size], loop.order[args.batch_size :]
                 batch = self._batch_encodings(index, encodings, loop.demo_rng, embeddings)
-                loss = (
-                    self.loss([self.train_examples[i] for i in index], batch)
-                    / args.gradient_accumulation_steps
-                )
-                loss.backward()
+                mine = range(rank, len(index), world)  # this process's share of the step's batch
+                examples = [self.train_examples[index[i]] for i in mine]
+                loss = self.loss(examples, [batch[i] for i in mine]) / args.gradient_accumulation_steps
+                accelerator.backward(loss)
                 loss_value += loss.item()
-            torch.nn.utils.clip_grad_norm_(self.params, args.max_grad_norm)
+            accelerator.clip_grad_norm_(self.params, args.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
@@ -284,19 +302,23 @@ class Trainer:
                     loop.best = [p.detach().clone() for p in self.params]
             loop.history.append(record)
             if at_eval and store is not None:
-                store.save(self, optimizer, loop)
+                if accelerator.is_main_process:
+                    store.save(self, optimizer, loop)
+                accelerator.wait_for_everyone()
         if loop.best is not None:
             with torch.no_grad():
                 for p, saved in zip(self.params, loop.best, strict=True):
                     p.copy_(saved)
         else:
             loop.best_step = args.max_steps
+        self.model.lm = base
         self.model.lm.eval()
         return TrainResult(loop.best_step, loop.best_dev, loop.history, self.trainable, self.total)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The trained parameters by name (what a saved state holds)."""
-        return {name: p for name, p in self.model.lm.named_parameters() if p.requires_grad}
+        base = getattr(self.model.lm, "module", self.model.lm)
+        return {name: p for name, p in base.named_parameters() if p.requires_grad}
 
     def config(self) -> dict:
         return {"training": asdict(self.args), "tuning": self.tuning.to_dict()}

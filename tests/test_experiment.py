@@ -10,66 +10,28 @@ from lmbff.report import summarize, write_report
 from .conftest import DEMO_DATA
 
 REVIEWS = str(DEMO_DATA / "task.yaml")
-FAST = [
-    "--max-steps",
-    "4",
-    "--eval-every",
-    "2",
-    "--batch-size",
-    "4",
-    "--learning-rate",
-    "1e-3",
-    "--demo-inference-sets",
-    "2",
-]
+FAST = "--max-steps 4 --eval-every 2 --batch-size 4 --learning-rate 1e-3 --demo-inference-sets 2"
+
+
+def lmbff(command: str) -> int:
+    """Run the command line as a user types it (no paths with spaces here)."""
+    return main(command.split())
 
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
     out = tmp_path_factory.mktemp("splits")
-    assert (
-        main(
-            [
-                "split",
-                "--task",
-                REVIEWS,
-                "--data-dir",
-                str(DEMO_DATA),
-                "--k",
-                "6",
-                "--seeds",
-                "13",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert lmbff(f"split --task {REVIEWS} --data-dir {DEMO_DATA} --k 6 --seeds 13 --out {out}") == 0
     return out / "6-13"
 
 
 @pytest.mark.parametrize("method", ["prompt", "prompt-demos", "finetune"])
 def test_train_writes_metrics_state_and_config(method, split, bert_dir, tmp_path):
     out = tmp_path / method
-    assert (
-        main(
-            [
-                "train",
-                "--task",
-                REVIEWS,
-                "--data-dir",
-                str(split),
-                "--model",
-                str(bert_dir),
-                "--method",
-                method,
-                "--out",
-                str(out),
-                *FAST,
-            ]
-        )
-        == 0
+    command = (
+        f"train --task {REVIEWS} --data-dir {split} --model {bert_dir} --method {method} --out {out} {FAST}"
     )
+    assert lmbff(command) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["best_step"] in (2, 4)
     assert set(metrics["test"]) >= {"accuracy", "macro_f1"} and len(metrics["history"]) == 4
@@ -80,53 +42,24 @@ def test_train_writes_metrics_state_and_config(method, split, bert_dir, tmp_path
 
 
 def test_train_refuses_to_overwrite_and_resumes_a_finished_run(split, gpt_dir, tmp_path, capsys):
-    args = [
-        "train",
-        "--task",
-        REVIEWS,
-        "--data-dir",
-        str(split),
-        "--model",
-        str(gpt_dir),
-        "--out",
-        str(tmp_path / "run"),
-        *FAST,
-    ]
-    assert main(args) == 0
+    command = f"train --task {REVIEWS} --data-dir {split} --model {gpt_dir} --out {tmp_path / 'run'} {FAST}"
+    assert lmbff(command) == 0
     first = (tmp_path / "run" / "metrics.json").read_text()
-    assert main(args) == 2
+    assert lmbff(command) == 2
     assert "already holds a run" in capsys.readouterr().out
-    assert main([*args, "--resume"]) == 0
+    assert lmbff(command + " --resume") == 0
     assert (tmp_path / "run" / "metrics.json").read_text() == first
-    assert main([*args[: -len(FAST)], *FAST[:-2], "--demo-inference-sets", "3", "--resume"]) == 2
+    assert lmbff(command.replace("--demo-inference-sets 2", "--demo-inference-sets 3") + " --resume") == 2
     assert "differs from this run's configuration" in capsys.readouterr().out
 
 
 def test_run_makes_splits_trains_per_seed_and_reports(bert_dir, tmp_path):
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "run",
-                "--task",
-                REVIEWS,
-                "--data-dir",
-                str(DEMO_DATA),
-                "--model",
-                str(bert_dir),
-                "--k",
-                "4",
-                "--seeds",
-                "13,21",
-                "--methods",
-                "zero-shot,prompt",
-                "--out",
-                str(out),
-                *FAST,
-            ]
-        )
-        == 0
+    command = (
+        f"run --task {REVIEWS} --data-dir {DEMO_DATA} --model {bert_dir} --k 4 --seeds 13,21 "
+        f"--methods zero-shot,prompt --out {out} {FAST}"
     )
+    assert lmbff(command) == 0
     assert sorted(p.name for p in (out / "splits").iterdir()) == ["4-13", "4-21"]
     for method in ("zero-shot", "prompt"):
         for seed in (13, 21):
@@ -154,7 +87,7 @@ def test_report_arithmetic_by_hand(tmp_path):
     ]
     [row] = summarize(runs)
     assert row["mean"]["accuracy"] == pytest.approx(0.80)
-    # population std of 0.8, 0.9, 0.7: sqrt(((0)^2 + 0.1^2 + 0.1^2) / 3)
+    # population std of 0.8, 0.9, 0.7: sqrt((0^2 + 0.1^2 + 0.1^2) / 3)
     assert row["std"]["accuracy"] == pytest.approx((0.02 / 3) ** 0.5)
     assert row["mean"]["f1"] == pytest.approx(0.6) and row["seconds_per_seed"] == pytest.approx(20.0)
     write_report([row], tmp_path)
@@ -163,26 +96,48 @@ def test_report_arithmetic_by_hand(tmp_path):
 
 def test_report_command_merges_separate_runs(split, bert_dir, tmp_path, capsys):
     for seed in ("13", "21"):
-        assert (
-            main(
-                [
-                    "train",
-                    "--task",
-                    REVIEWS,
-                    "--data-dir",
-                    str(split),
-                    "--model",
-                    str(bert_dir),
-                    "--method",
-                    "zero-shot",
-                    "--seed",
-                    seed,
-                    "--out",
-                    str(tmp_path / f"s{seed}"),
-                    *FAST,
-                ]
-            )
-            == 0
+        out = tmp_path / f"s{seed}"
+        command = (
+            f"train --task {REVIEWS} --data-dir {split} --model {bert_dir} --method zero-shot --seed {seed}"
         )
-    assert main(["report", str(tmp_path / "s13"), str(tmp_path / "s21"), "--out", str(tmp_path)]) == 0
+        assert lmbff(f"{command} --out {out} {FAST}") == 0
+    assert lmbff(f"report {tmp_path / 's13'} {tmp_path / 's21'} --out {tmp_path}") == 0
     assert "13,21" in capsys.readouterr().out and (tmp_path / "report.md").exists()
+
+
+def test_data_parallel_training_under_torchrun(split, bert_dir, tmp_path):
+    """Two CPU processes (gloo): each trains on half of every batch; one set of outputs is written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip(f"torchrun not found beside {sys.executable}")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    command = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        str(Path(__file__).with_name("ddp_probe.py")),
+        "train",
+        "--task",
+        REVIEWS,
+        "--data-dir",
+        str(split),
+        "--model",
+        str(bert_dir),
+        "--out",
+        str(out),
+        *FAST.split(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shards = [line.split("shard ")[1] for line in done.stdout.splitlines() if "shard rank=" in line]
+    assert sorted(set(shards)) == ["rank=0 size=2", "rank=1 size=2"] and len(shards) == 8
+    assert done.stdout.count("parameters train") == 1
+    assert json.loads((out / "metrics.json").read_text())["best_step"] in (2, 4)
+    shutil.rmtree(out)

@@ -1,0 +1,81 @@
+"""Few-shot benchmark (LM-BFF's protocol): zero-shot, plain fine-tuning, prompt-based fine-tuning and
+prompt-based fine-tuning with demonstrations, K=16, LM-BFF's official splits, several seeds, one report.
+
+    python benchmarks/few_shot.py --data-root ../shared/data --tasks SST-2,TREC \
+        --out benchmarks/results/few_shot
+
+Each (task, method, seed) is an independent run folder (resumable: finished runs are kept); the report
+(report.md, report.json, report.png) gives mean (std) over seeds, seconds per seed and peak memory.
+The default budget is sized for 2 CPU cores and the embedded 270M model: see --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lmbff.cli import main as lmbff
+from lmbff.report import find_metrics, summarize, write_report
+
+DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--tasks", default="SST-2,TREC")
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--seeds", default="13,21,42,87,100")
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--max-steps", type=int, default=64, help="LM-BFF: 1000; 64 fits 2 CPU cores")
+    parser.add_argument("--eval-every", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=1e-5, help="LM-BFF's default for full tuning")
+    parser.add_argument("--demo-inference-sets", type=int, default=4, help="LM-BFF: 16 (MNLI, SNLI, QQP: 4)")
+    parser.add_argument("--max-length", type=int, default=256, help="query + two demonstrations")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/few_shot"))
+    args = parser.parse_args(argv)
+    if not args.data_root.is_dir():
+        print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
+        return 2
+    for task in args.tasks.split(","):
+        command = [
+            "run",
+            "--task",
+            task,
+            "--data-dir",
+            str(args.data_root / task),
+            "--model",
+            args.model,
+            "--seeds",
+            args.seeds,
+            "--methods",
+            args.methods,
+            "--out",
+            str(args.out / task),
+            "--max-steps",
+            str(args.max_steps),
+            "--eval-every",
+            str(args.eval_every),
+            "--batch-size",
+            str(args.batch_size),
+            "--learning-rate",
+            str(args.learning_rate),
+            "--demo-inference-sets",
+            str(args.demo_inference_sets),
+            "--max-length",
+            str(args.max_length),
+        ]
+        code = lmbff(command)
+        if code:
+            return code
+    rows = summarize(find_metrics([args.out]))
+    for path in write_report(rows, args.out):
+        print(path)
+    print((args.out / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
