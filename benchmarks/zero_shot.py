@@ -29,32 +29,12 @@ import torch
 from lmbff.data import load_split
 from lmbff.evaluate import zero_shot
 from lmbff.io import atomic_write_json, atomic_write_text, markdown_table
+from lmbff.memory import PeakMemory
 from lmbff.model import PromptModel
 from lmbff.pretrained import DEFAULT_MODEL, load_model
 from prompts.library import load_task
 
 TASKS = ["SST-2", "SST-5", "MR", "CR", "MPQA", "Subj", "TREC"]
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-class PeakMemory:
-    """Peak resident memory of this process above its level at entry (Linux: the kernel's high-water
-    mark VmHWM, reset at entry through /proc/self/clear_refs). Use one fresh process per measurement:
-    memory an earlier phase freed stays with the allocator and would hide a later phase's peak."""
-
-    def __enter__(self):
-        Path("/proc/self/clear_refs").write_text("5")
-        self.start_kb = _status_kb("VmRSS")
-        return self
-
-    def __exit__(self, *exc):
-        self.peak_mb = (_status_kb("VmHWM") - self.start_kb) / 1024
 
 
 @torch.inference_mode()
@@ -94,21 +74,22 @@ def measure_phase(phase: str, model: str, task_name: str, data_root: Path, n: in
     pm = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(), kind=loaded.kind
     )
-    pm.predict_log_scores(examples[:2], batch_size=2) if phase == "toolkit" else naive_predictions(
-        pm, examples[:2]
-    )
-    with PeakMemory() as memory:
-        start = time.perf_counter()
+
+    def predict(chosen):
         if phase == "toolkit":
-            predictions = pm.predict_log_scores(examples, batch_size=batch_size).argmax(1)
-        else:
-            predictions = naive_predictions(pm, examples)
-        seconds = time.perf_counter() - start
+            return pm.predict_log_scores(chosen, batch_size=batch_size).argmax(1)
+        return naive_predictions(pm, chosen)
+
+    predict(examples[:2])  # warm-up
+    memory = PeakMemory()  # the measured phase starts here
+    start = time.perf_counter()
+    predictions = predict(examples)
+    seconds = time.perf_counter() - start
     return {
         "mode": pm.mode,
         "examples": len(examples),
         "seconds": seconds,
-        "peak_mb": memory.peak_mb,
+        "peak_mb": memory.above_start_mb(),
         "predictions": [int(p) for p in predictions],
     }
 

@@ -342,15 +342,16 @@ def _print_metrics(runs: list[dict]) -> None:
 def cmd_run(args) -> int:
     from .experiment import experiment_folder, run_experiment
     from .report import summarize, write_report
-    from .splits import make_splits
+    from .splits import make_splits, split_folder
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     task_file = load_task(args.task)
     data_dir, out = Path(args.data_dir), Path(args.out)
     runs = []
     for seed in args.seeds:
-        folder = data_dir / "k-shot" / f"{args.k}-{seed}"
-        if not folder.is_dir():
+        try:  # LM-BFF's own k-shot/<k>-<seed>/ folders, or folders made by `lmbff split`
+            folder = split_folder(data_dir, args.k, seed)
+        except FileNotFoundError:
             folder = out / "splits" / f"{args.k}-{seed}"
             if not (folder / "manifest.json").exists():
                 make_splits(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import results_markdown, score_examples
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
 from .train import Trainer, TrainingArguments
 from .tuning import get_config_class
@@ -64,11 +64,6 @@ class ExperimentConfig:
         return asdict(self)
 
 
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_experiment(
     config: ExperimentConfig, *, resume: bool = False, progress: bool = True, loaded=None
 ) -> dict:
@@ -101,6 +96,7 @@ def run_experiment(
     if main_process:
         atomic_write_json(saved_config, config.to_dict())
     started = time.perf_counter()
+    memory = PeakMemory()
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
     train = load_split(config.data_dir, "train", task).examples
@@ -159,7 +155,7 @@ def run_experiment(
         "total_parameters": trainer.total if trainer else sum(p.numel() for p in loaded.model.parameters()),
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - started,
-        "peak_memory_mb": peak_memory_mb(),
+        "peak_memory_mb": memory.peak_mb(),
     }
     if not main_process:
         return metrics

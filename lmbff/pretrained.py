@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +138,3 @@ def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=N
     tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
     return LoadedModel(model, tokenizer, kind, name)
-
-
-def clear_default_model_cache() -> None:
-    """Remove the converted default model (it is rebuilt on next use)."""
-    shutil.rmtree(cache_dir() / "models" / DEFAULT_MODEL, ignore_errors=True)

@@ -69,10 +69,6 @@ class Verbalizer:
                 word_label.append(index)
         return TokenizedVerbalizer(tuple(word_ids), tuple(word_label), len(self.labels))
 
-    def word_for(self, label: str) -> str:
-        """The first (main) label word of a label, e.g. to fill a demonstration."""
-        return self.words[label][0]
-
     def to_dict(self) -> dict[str, list[str]]:
         return {label: list(words) for label, words in self.words.items()}
 
