@@ -15,7 +15,7 @@ from prompts.library import TaskFile, TaskFileError, iter_task_files, load_task,
 from prompts.template import TemplateError
 
 from .data import DataError, load_split
-from .pretrained import DEFAULT_MODEL, ModelNotFound
+from .pretrained import DEFAULT_MODEL, ModelNotFound, load_tokenizer
 
 console = Console(stderr=False, highlight=False)
 DATA_ENV = "LMBFF_DATA"
@@ -246,20 +246,6 @@ def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, requi
     return report.examples
 
 
-def _load_tokenizer(name: str, kind: str | None):
-    from transformers import AutoConfig, AutoTokenizer
-
-    from .pretrained import detect_kind, resolve_model_path
-
-    path = resolve_model_path(name)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        detected = kind or detect_kind(AutoConfig.from_pretrained(path))
-    except (OSError, ValueError) as exc:
-        raise ModelNotFound(f"cannot load the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from None
-    return tokenizer, detected
-
-
 # ---- commands -----------------------------------------------------------------------------------
 def cmd_zero_shot(args) -> int:
     from .evaluate import write_zero_shot, zero_shot
@@ -415,7 +401,7 @@ def cmd_lint(args) -> int:
     files = [Path(f) for f in args.files] or list(iter_task_files(template_dirs()))
     tokenizer, kind = (None, "masked")
     if args.model:
-        tokenizer, kind = _load_tokenizer(args.model, args.model_kind)
+        tokenizer, kind = load_tokenizer(args.model, args.model_kind)
     errors = 0
     words_table = Table(title=f"label words with {args.model}") if tokenizer is not None else None
     if words_table is not None:
@@ -447,7 +433,7 @@ def cmd_render(args) -> int:
         from prompts.encoding import PromptEncoder
         from prompts.tokenization import TokenizerAdapter
 
-        tokenizer, kind = _load_tokenizer(args.model, args.model_kind)
+        tokenizer, kind = load_tokenizer(args.model, args.model_kind)
         adapter = TokenizerAdapter(tokenizer, kind)
         words = prompt.verbalizer(task_file.task).tokenize(
             adapter, PromptEncoder(prompt.template, adapter).slot_after_space

@@ -105,6 +105,46 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def _config(name: str):
+    """The loadable path of a model name and its config.
+
+    Raises:
+        ModelNotFound: the folder does not exist or holds no config, or the name cannot be fetched.
+    """
+    from transformers import AutoConfig
+
+    path = resolve_model_path(name)
+    # Hub names look like "org/name" too; only paths that start like paths are taken as local.
+    looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
+    if looks_local and not Path(path).is_dir():
+        raise ModelNotFound(f"model folder {name!r} does not exist; pass a folder that holds config.json")
+    try:
+        return path, AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(
+            f"cannot load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}\n"
+            f"It is not a local folder with a config.json, and it could not be fetched from the Hugging Face "
+            f"hub (no network, or not in the local hub cache). Pass --model <folder> with a model saved by "
+            f"save_pretrained, or use the embedded default --model {DEFAULT_MODEL}."
+        ) from None
+
+
+def load_tokenizer(name: str, kind: ModelKind | None = None):
+    """A model's tokenizer and its kind (masked/causal), without loading the weights.
+
+    Raises:
+        ModelNotFound: as for :func:`load_model`, or the folder holds no loadable tokenizer.
+    """
+    from transformers import AutoTokenizer
+
+    path, config = _config(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFound(f"cannot load the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from None
+    return tokenizer, kind or detect_kind(config)
+
+
 def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=None) -> LoadedModel:
     """Load a language model and its tokenizer for prompting.
 
@@ -115,22 +155,9 @@ def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=N
     Raises:
         ModelNotFound: the folder does not exist, holds no model, or the name cannot be fetched.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-    path = resolve_model_path(name)
-    # Hub names look like "org/name" too; only paths that start like paths are taken as local.
-    looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
-    if looks_local and not Path(path).is_dir():
-        raise ModelNotFound(f"model folder {name!r} does not exist; pass a folder that holds config.json")
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFound(
-            f"cannot load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}\n"
-            f"It is not a local folder with a config.json, and it could not be fetched from the Hugging Face "
-            f"hub (no network, or not in the local hub cache). Pass --model <folder> with a model saved by "
-            f"save_pretrained, or use the embedded default --model {DEFAULT_MODEL}."
-        ) from None
+    path, config = _config(name)
     kind = kind or detect_kind(config)
     auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
     kwargs = {"dtype": dtype} if dtype is not None else {}
