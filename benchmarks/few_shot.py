@@ -12,10 +12,10 @@ The default budget is sized for 2 CPU cores and the embedded 270M model: see --h
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
-from lmbff.cli import main as lmbff
 from lmbff.report import find_metrics, summarize, write_report
 
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--seeds", default="13,21,42,87,100")
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--max-steps", type=int, default=64, help="LM-BFF: 1000; 64 fits 2 CPU cores")
+    parser.add_argument("--max-steps", type=int, default=32, help="LM-BFF: 1000; 32 fits 2 CPU cores")
     parser.add_argument("--eval-every", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="LM-BFF's default for full tuning")
@@ -40,36 +40,43 @@ def main(argv=None) -> int:
         print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
         return 2
     for task in args.tasks.split(","):
-        command = [
-            "run",
-            "--task",
-            task,
-            "--data-dir",
-            str(args.data_root / task),
-            "--model",
-            args.model,
-            "--seeds",
-            args.seeds,
-            "--methods",
-            args.methods,
-            "--out",
-            str(args.out / task),
-            "--max-steps",
-            str(args.max_steps),
-            "--eval-every",
-            str(args.eval_every),
-            "--batch-size",
-            str(args.batch_size),
-            "--learning-rate",
-            str(args.learning_rate),
-            "--demo-inference-sets",
-            str(args.demo_inference_sets),
-            "--max-length",
-            str(args.max_length),
-        ]
-        code = lmbff(command)
-        if code:
-            return code
+        for method in args.methods.split(","):
+            for seed in args.seeds.split(","):
+                # One process per run: peak memory is then the run's own, not the high-water mark left
+                # by the run before it in the same process.
+                command = [
+                    sys.executable,
+                    "-m",
+                    "lmbff.cli",
+                    "run",
+                    "--task",
+                    task,
+                    "--data-dir",
+                    str(args.data_root / task),
+                    "--model",
+                    args.model,
+                    "--seeds",
+                    seed,
+                    "--methods",
+                    method,
+                    "--out",
+                    str(args.out / task),
+                    "--max-steps",
+                    str(args.max_steps),
+                    "--eval-every",
+                    str(args.eval_every),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--learning-rate",
+                    str(args.learning_rate),
+                    "--demo-inference-sets",
+                    str(args.demo_inference_sets),
+                    "--max-length",
+                    str(args.max_length),
+                ]
+                code = subprocess.run(command).returncode
+                if code:
+                    return code
     rows = summarize(find_metrics([args.out]))
     for path in write_report(rows, args.out):
         print(path)

@@ -27,7 +27,7 @@ USER_ERRORS = (
     FileNotFoundError,
     FileExistsError,
     KeyError,
-    ValueError,
+    ValueError,  # includes state.StateError
 )
 
 
@@ -72,7 +72,12 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     from .train import TrainingArguments
     from .tuning import backend_names
 
-    p.add_argument("--backend", default="full", choices=backend_names(), help="which parameters train")
+    p.add_argument(
+        "--backend",
+        default="full",
+        help=f"which parameters train: {', '.join(backend_names())}, or several joined by + (prefix+ln)",
+    )
+    _add_backend_options(p)
     p.add_argument("--max-length", type=int, default=128, help="token budget per prompt")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--test-split", default="test")
@@ -100,6 +105,39 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
                 )
 
 
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--<backend>-<option> for every option of every registered backend (e.g. --prefix-length)."""
+    from .tuning import backend_names, get_config_class
+
+    group = p.add_argument_group("backend options (apply to the backends named in --backend)")
+    for backend in backend_names():
+        for f in fields(get_config_class(backend)):
+            if f.name == "learning_rate":  # --learning-rate sets it for every part
+                continue
+            is_list = "list" in str(f.type)
+            kind = _comma_list if is_list else {int: int, float: float, str: str}.get(type(f.default), str)
+            group.add_argument(
+                f"--{backend}-{f.name.replace('_', '-')}",
+                dest=f"backend__{backend}__{f.name}",
+                type=kind,
+                default=None,
+                help=f"{f.metadata.get('help', '')} (default: {f.default})",
+            )
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _backend_options(args) -> dict[str, dict]:
+    options: dict[str, dict] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("backend__") and value is not None:
+            _, backend, name = dest.split("__", 2)
+            options.setdefault(backend, {})[name] = value
+    return options
+
+
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
     from .demonstrations import DemonstrationConfig
     from .experiment import ExperimentConfig
@@ -119,7 +157,9 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         model=args.model,
         model_kind=args.model_kind,
         template=args.template,
-        backend=args.backend,
+        # the baselines have nothing to choose: zero-shot trains nothing, finetune trains everything
+        backend=args.backend if method in ("prompt", "prompt-demos") or args.command == "train" else "full",
+        backend_options=_backend_options(args) if method in ("prompt", "prompt-demos") else {},
         max_length=args.max_length,
         training=training,
         demonstrations=demos,
@@ -174,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output folder: <method>/seed-<seed>/ per run, report.md")
 
+    p = sub.add_parser(
+        "predict", help="score data with trained states on one shared base model (bit-identical to the run)"
+    )
+    p.add_argument("--state", action="append", required=True, help="a run's state/ folder; repeat for more")
+    p.add_argument("--data-dir", default=None, help="data to score (default: each state's own k-shot folder)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--model", default=None, help="base model (default: the one each state was trained on)")
+    p.add_argument("--out", required=True, help="output folder: <run name>/predictions.jsonl per state")
+
     p = sub.add_parser("report", help="merge runs: mean (std) over seeds per method, markdown + JSON + plot")
     p.add_argument("runs", nargs="+", help="run folders (searched for metrics.json)")
     p.add_argument("--out", default=None, help="where report.md goes (default: the first folder)")
@@ -210,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "run": cmd_run,
         "report": cmd_report,
+        "predict": cmd_predict,
         "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
     }[args.command]
     try:
@@ -327,7 +377,7 @@ def _print_metrics(runs: list[dict]) -> None:
 
 def cmd_run(args) -> int:
     from .experiment import experiment_folder, run_experiment
-    from .report import summarize, write_report
+    from .report import find_metrics, summarize, write_report
     from .splits import make_splits, split_folder
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -350,8 +400,26 @@ def cmd_run(args) -> int:
             )
             runs.append(run_experiment(config, resume=True))
     _print_metrics(runs)
-    written = write_report(summarize(runs), out)
+    # Every finished run under --out, not only this invocation's: seeds run as separate processes
+    # into one folder end with one report.
+    written = write_report(summarize(find_metrics([out])), out)
     console.print("report: " + ", ".join(map(str, written)))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict_with_states
+
+    summaries = predict_with_states(
+        args.state, args.out, data_dir=args.data_dir, split=args.split, model=args.model
+    )
+    table = Table(title=f"predictions ({args.split})")
+    for column in ("state", "task", "examples", "metric", "out"):
+        table.add_column(column)
+    for s in summaries:
+        metric = f"{s['metric']} {s['metrics'][s['metric']]:.4f}" if "metrics" in s else "(unlabelled)"
+        table.add_row(s["state"], s["task"], str(s["examples"]), metric, s["out"])
+    console.print(table)
     return 0
 
 

@@ -26,11 +26,12 @@ from prompts.library import load_task
 from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import results_markdown, score_examples
-from .io import atomic_write_bytes, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
+from .state import save_state
 from .train import Trainer, TrainingArguments
-from .tuning import get_config_class
+from .tuning import make_config
 
 METHODS = ("zero-shot", "prompt", "prompt-demos", "finetune")
 
@@ -47,6 +48,7 @@ class ExperimentConfig:
     model_kind: str | None = None
     template: str | None = None
     backend: str = "full"
+    backend_options: dict[str, dict] = field(default_factory=dict)
     max_length: int = 128
     training: TrainingArguments = field(default_factory=TrainingArguments)
     demonstrations: DemonstrationConfig = field(default_factory=DemonstrationConfig)
@@ -55,6 +57,12 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
+        make_config(self.backend, self.backend_options)  # KeyError now, not after loading the model
+        if self.method == "finetune" and self.backend != "full":
+            raise ValueError(
+                "--method finetune trains a new classification head with the whole model (--backend full); "
+                f"backend {self.backend!r} applies to the prompt methods"
+            )
         if isinstance(self.training, dict):
             self.training = TrainingArguments(**self.training)
         if isinstance(self.demonstrations, dict):
@@ -62,6 +70,11 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExperimentConfig:
+        """From a saved config.json; fields added since it was written take their defaults."""
+        return cls(**data)
 
 
 def run_experiment(
@@ -83,7 +96,8 @@ def run_experiment(
             raise FileExistsError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )
-        if json.loads(saved_config.read_text()) != json.loads(json.dumps(config.to_dict())):
+        saved = ExperimentConfig.from_dict(json.loads(saved_config.read_text())).to_dict()
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
             raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
         if (out / "metrics.json").exists():
             return json.loads((out / "metrics.json").read_text())
@@ -119,7 +133,7 @@ def run_experiment(
     result = None
     trainer = None
     if config.method != "zero-shot":
-        tuning = get_config_class(config.backend)()
+        tuning = make_config(config.backend, config.backend_options)
         trainer = Trainer(scorer, task, tuning, config.training, train, dev, demonstrations=demos)
         if progress and main_process:
             share = 100 * trainer.trainable / trainer.total
@@ -159,20 +173,10 @@ def run_experiment(
     }
     if not main_process:
         return metrics
-    if trainer is not None:
-        _save_state(out / "state", trainer, config)
-    labels = list(task.labels)
+    if trainer is not None:  # only what was trained, with the config that reloads it
+        save_state(out / "state", trainer.trainable_state(), trainer.saved_tuning, config.to_dict())
     atomic_write_jsonl(
-        out / "predictions.jsonl",
-        [
-            {
-                "source": e.source,
-                "label": e.label,
-                "prediction": p,
-                "scores": {label: float(np.exp(test_scores[i, j])) for j, label in enumerate(labels)},
-            }
-            for i, (e, p) in enumerate(zip(test, test_result.predictions, strict=True))
-        ],
+        out / "predictions.jsonl", prediction_records(task, test, test_scores, test_result.predictions)
     )
     atomic_write_text(
         out / "results.md",
@@ -183,15 +187,19 @@ def run_experiment(
     return metrics
 
 
-def _save_state(folder: Path, trainer: Trainer, config: ExperimentConfig) -> None:
-    """Only what was trained, as safetensors, with the configuration that reloads it."""
-    from safetensors.torch import save
-
-    tensors = {name: p.detach().contiguous() for name, p in trainer.trainable_state().items()}
-    atomic_write_bytes(folder / "trained.safetensors", save(tensors))
-    atomic_write_json(
-        folder / "config.json", {"backend": trainer.tuning.to_dict(), "experiment": config.to_dict()}
-    )
+def prediction_records(task, examples, log_scores: np.ndarray, predictions: list) -> list[dict]:
+    """One JSON line per example: its source (file:line), gold label (None when unlabelled),
+    prediction and label probabilities."""
+    labels = list(task.labels)
+    return [
+        {
+            "source": e.source,
+            "label": e.label,
+            "prediction": p,
+            "scores": {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)},
+        }
+        for i, (e, p) in enumerate(zip(examples, predictions, strict=True))
+    ]
 
 
 def experiment_folder(out: str | os.PathLike, method: str, seed: int) -> Path:

@@ -184,7 +184,9 @@ class Trainer:
         self.model, self.task, self.tuning, self.args = prompt_model, task, tuning, args
         self.train_examples, self.dev_examples = list(train), list(dev or [])
         self.demonstrations = demonstrations
-        tuning.apply(prompt_model.lm)
+        self.param_groups = tuning.apply(prompt_model.lm)
+        tuning.prepare(prompt_model)
+        self.saved_tuning = tuning  # replaced by tuning.export() (folded) when training ends
         # In named_parameters order (tied weights once), the order checkpoints name them in.
         self.params = list(self.trainable_state().values())
         self.trainable, self.total = trainable_summary(prompt_model.lm)
@@ -238,8 +240,12 @@ class Trainer:
         accelerator = Accelerator()
         base = self.model.lm
         base.to(accelerator.device)
-        lr = args.learning_rate if args.learning_rate is not None else self.tuning.learning_rate
-        optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=args.weight_decay)
+        # Each backend (each part of a combination) at its own rate unless --learning-rate overrides.
+        groups = [
+            {**g, "lr": args.learning_rate if args.learning_rate is not None else g["lr"]}
+            for g in self.param_groups
+        ]
+        optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
         warmup = int(args.warmup_ratio * args.max_steps)
         encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
         embeddings = (
@@ -313,6 +319,7 @@ class Trainer:
             loop.best_step = args.max_steps
         self.model.lm = base
         self.model.lm.eval()
+        self.saved_tuning = self.tuning.export(base)
         return TrainResult(loop.best_step, loop.best_dev, loop.history, self.trainable, self.total)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:

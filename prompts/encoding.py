@@ -57,16 +57,25 @@ class PromptEncoder:
         self.slot_length = slot_length
         self.field_limits = dict(field_limits or {})
         self.truncate_side = dict(truncate_side or {})
+        # Prompt tuning (Lester et al. 2021): positions right after the leading special tokens whose
+        # embeddings the soft prompt replaces; the ids there are placeholders (the pad id).
+        self.virtual_tokens = 0
         probe = {name: "x" for name in template.fields}
         before, _ = template.render_parts(probe)
         # Decided once per template so every example's label words share one tokenization.
         self.slot_after_space = before != "" and before[-1].isspace()
 
+    @property
+    def lead(self) -> int:
+        """Tokens before the rendered text: leading special tokens, then virtual tokens."""
+        return len(self.adapter.leading_ids) + self.virtual_tokens
+
     def _encode_rendered(self, fields: Mapping[str, str]) -> tuple[list[int], list[int]]:
         before, after = self.template.render_parts(fields)
         if self.slot_after_space:
             before = before.rstrip()
-        prefix = self.adapter.leading_ids + self.adapter.encode_piece(before)
+        virtual = [self.adapter.pad_token_id] * self.virtual_tokens
+        prefix = self.adapter.leading_ids + virtual + self.adapter.encode_piece(before)
         suffix = self.adapter.encode_piece(after) + self.adapter.trailing_ids
         return prefix, suffix
 
@@ -91,7 +100,7 @@ class PromptEncoder:
         if not demonstrations:
             return PromptEncoding(prefix, suffix, self.slot_after_space, truncated)
         separator = self.adapter.separator_ids
-        lead = len(self.adapter.leading_ids)
+        lead = self.lead
         left = self.max_length - len(prefix) - self.slot_length - len(suffix)
         full = [self._demonstration(f, ids, None) for f, ids in demonstrations]
         budgets = share_budget({i: len(ids) + len(separator) for i, ids in enumerate(full)}, left)
@@ -112,12 +121,11 @@ class PromptEncoder:
         self, fields: Mapping[str, str], word_ids: Sequence[int], budget: int | None
     ) -> list[int]:
         """A demonstration's ids (no special tokens), within ``budget`` tokens; [] when it cannot fit."""
-        specials = len(self.adapter.leading_ids) + len(self.adapter.trailing_ids)
+        lead, trail = self.lead, len(self.adapter.trailing_ids)
         try:
-            prefix, suffix, _ = self._fit(fields, (budget or 10**9) + specials, len(word_ids))
+            prefix, suffix, _ = self._fit(fields, (budget or 10**9) + lead + trail, len(word_ids))
         except PromptTooLong:
             return []
-        lead, trail = len(self.adapter.leading_ids), len(self.adapter.trailing_ids)
         return prefix[lead:] + list(word_ids) + suffix[: len(suffix) - trail]
 
     def _fit(

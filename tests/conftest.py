@@ -194,3 +194,16 @@ def shared_task_dir(task: str) -> Path:
             f"real benchmark data is absent: {folder} (../shared/data is only on developer and CI machines)"
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def fresh_model(bert_tokenizer, gpt_tokenizer):
+    """A factory: ``fresh_model("bert" | "gpt")`` -> (new model, tokenizer, kind); the same random
+    weights on every call, so two calls give two copies of one frozen base."""
+
+    def make(name: str):
+        if name == "bert":
+            return tiny_bert(bert_tokenizer), bert_tokenizer, "masked"
+        return tiny_gpt(gpt_tokenizer), gpt_tokenizer, "causal"
+
+    return make

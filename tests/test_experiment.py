@@ -141,3 +141,47 @@ def test_data_parallel_training_under_torchrun(split, bert_dir, tmp_path):
     assert done.stdout.count("parameters train") == 1
     assert json.loads((out / "metrics.json").read_text())["best_step"] in (2, 4)
     shutil.rmtree(out)
+
+
+@pytest.mark.parametrize(("backend", "method"), [("prefix+ln", "prompt"), ("prompt", "prompt-demos")])
+def test_predict_with_saved_states_is_bit_identical_to_the_run(
+    backend, method, split, gpt_dir, tmp_path, capsys
+):
+    """`lmbff train --backend ...` saves only the trained tensors; `lmbff predict --state` reloads them on
+    one base model (two states here) and reproduces the run's test scores exactly."""
+    runs = []
+    for name, options in (("a", "--prefix-length 3"), ("b", "--seed 7")):
+        out = tmp_path / name
+        extra = options if "prefix" in backend or "prefix" not in options else ""
+        command = (
+            f"train --task {REVIEWS} --data-dir {split} --model {gpt_dir} --method {method} "
+            f"--backend {backend} --out {out} {FAST} {extra}"
+        )
+        assert lmbff(command) == 0
+        runs.append(out)
+    saved = json.loads((runs[0] / "state" / "config.json").read_text())
+    assert saved["backend"]["backend"] == backend
+    if backend == "prefix+ln":
+        assert saved["backend"]["parts"][0]["length"] == 3 and saved["backend"]["parts"][0]["mlp_hidden"] == 0
+    states = " ".join(f"--state {r / 'state'}" for r in runs)
+    assert lmbff(f"predict {states} --out {tmp_path / 'predicted'}") == 0
+    for run in runs:
+        expected = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+        got = [
+            json.loads(line)
+            for line in (tmp_path / "predicted" / run.name / "predictions.jsonl").read_text().splitlines()
+        ]
+        assert got == expected
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_backend_errors_are_clear(split, gpt_dir, tmp_path, capsys):
+    base = f"train --task {REVIEWS} --data-dir {split} --model {gpt_dir} --out {tmp_path / 'x'} {FAST}"
+    assert lmbff(base + " --backend prefx") == 2
+    assert "unknown tuning backend 'prefx'" in capsys.readouterr().out
+    assert lmbff(base + " --backend ln --prefix-length 3") == 2
+    assert "which backend 'ln' does not use" in capsys.readouterr().out
+    assert lmbff(base + " --backend lora --method finetune") == 2
+    assert "applies to the prompt methods" in capsys.readouterr().out
+    assert lmbff(f"predict --state {tmp_path / 'nothing'} --out {tmp_path / 'p'}") == 2
+    assert "no config.json" in capsys.readouterr().out

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import TuningConfig, register
+from .base import ParamGroups, TuningConfig, group, register
 
 
 @register
@@ -15,7 +15,5 @@ class FullConfig(TuningConfig):
     backend = "full"
     learning_rate: float = 1e-5  # LM-BFF's default (Gao et al. 2021)
 
-    def apply(self, model: nn.Module) -> list[nn.Parameter]:
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return [p for p in model.parameters() if p.requires_grad]
+    def apply(self, model: nn.Module) -> ParamGroups:
+        return group(list(model.parameters()), self.learning_rate)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import TuningConfig, register
+from .base import ParamGroups, TuningConfig, freeze, group, register
 
 
 def is_norm_layer(module: nn.Module) -> bool:
@@ -37,12 +37,9 @@ class LNConfig(TuningConfig):
     # Norm gains and biases start at their pre-trained values and move little at LM-BFF's 1e-5.
     learning_rate: float = 1e-3
 
-    def apply(self, model: nn.Module) -> list[nn.Parameter]:
-        for p in model.parameters():
-            p.requires_grad_(False)
+    def apply(self, model: nn.Module) -> ParamGroups:
+        freeze(model)
         params = norm_parameters(model)
         if not params:
             raise ValueError(f"{type(model).__name__} has no normalisation layers for LN-tuning")
-        for p in params:
-            p.requires_grad_(True)
-        return params
+        return group(params, self.learning_rate)
