@@ -31,7 +31,15 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=32, help="LM-BFF: 1000; 32 fits 2 CPU cores")
     parser.add_argument("--eval-every", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=1e-5, help="LM-BFF's default for full tuning")
+    parser.add_argument(
+        "--backends", default="full", help="tuning backends for the prompt methods, e.g. full,ln,prefix+ln"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="default: LM-BFF's 1e-5 for full tuning and the baselines, each other backend's own",
+    )
     parser.add_argument("--demo-inference-sets", type=int, default=4, help="LM-BFF: 16 (MNLI, SNLI, QQP: 4)")
     parser.add_argument("--max-length", type=int, default=256, help="query + two demonstrations")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/few_shot"))
@@ -40,7 +48,15 @@ def main(argv=None) -> int:
         print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
         return 2
     for task in args.tasks.split(","):
-        for method in args.methods.split(","):
+        runs = [
+            (method, backend)
+            for method in args.methods.split(",")
+            for backend in (args.backends.split(",") if method.startswith("prompt") else ["full"])
+        ]
+        for method, backend in runs:
+            rate = (
+                args.learning_rate if args.learning_rate is not None else 1e-5 if backend == "full" else None
+            )
             for seed in args.seeds.split(","):
                 # One process per run: peak memory is then the run's own, not the high-water mark left
                 # by the run before it in the same process.
@@ -67,8 +83,9 @@ def main(argv=None) -> int:
                     str(args.eval_every),
                     "--batch-size",
                     str(args.batch_size),
-                    "--learning-rate",
-                    str(args.learning_rate),
+                    "--backend",
+                    backend,
+                    *(["--learning-rate", str(rate)] if rate is not None else []),
                     "--demo-inference-sets",
                     str(args.demo_inference_sets),
                     "--max-length",

@@ -395,9 +395,8 @@ def cmd_run(args) -> int:
                 )
         for method in methods:
             console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
-            config = _experiment_config(
-                args, method, str(folder), str(experiment_folder(out, method, seed)), seed
-            )
+            config = _experiment_config(args, method, str(folder), "", seed)
+            config.out = str(experiment_folder(out, method, seed, config.backend))
             runs.append(run_experiment(config, resume=True))
     _print_metrics(runs)
     # Every finished run under --out, not only this invocation's: seeds run as separate processes

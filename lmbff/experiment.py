@@ -168,6 +168,7 @@ def run_experiment(
         "trainable_parameters": trainer.trainable if trainer else 0,
         "total_parameters": trainer.total if trainer else sum(p.numel() for p in loaded.model.parameters()),
         "train_seconds": train_seconds,
+        "seconds_per_step": result.seconds_per_step if result else 0.0,
         "seconds": time.perf_counter() - started,
         "peak_memory_mb": memory.peak_mb(),
     }
@@ -175,6 +176,7 @@ def run_experiment(
         return metrics
     if trainer is not None:  # only what was trained, with the config that reloads it
         save_state(out / "state", trainer.trainable_state(), trainer.saved_tuning, config.to_dict())
+        metrics["state_bytes"] = (out / "state" / "trained.safetensors").stat().st_size
     atomic_write_jsonl(
         out / "predictions.jsonl", prediction_records(task, test, test_scores, test_result.predictions)
     )
@@ -202,5 +204,7 @@ def prediction_records(task, examples, log_scores: np.ndarray, predictions: list
     ]
 
 
-def experiment_folder(out: str | os.PathLike, method: str, seed: int) -> Path:
-    return Path(out) / method / f"seed-{seed}"
+def experiment_folder(out: str | os.PathLike, method: str, seed: int, backend: str = "full") -> Path:
+    """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full."""
+    name = method if backend == "full" else f"{method}-{backend}"
+    return Path(out) / name / f"seed-{seed}"

@@ -48,6 +48,10 @@ def summarize(runs: list[dict]) -> list[dict]:
             "seconds_per_seed": float(np.mean([m["seconds"] for m in members])),
             "peak_memory_mb": float(max(m["peak_memory_mb"] for m in members)),
             "per_seed": {m["seed"]: m["test"][m["metric"]] for m in members},
+            "trainable_parameters": members[0].get("trainable_parameters", 0),
+            "total_parameters": members[0].get("total_parameters", 0),
+            "seconds_per_step": float(np.mean([m.get("seconds_per_step", 0.0) for m in members])),
+            "state_bytes": members[0].get("state_bytes", 0),
         }
         for name in metric_names:
             values = np.array([m["test"][name] for m in members], dtype=float)
@@ -76,19 +80,61 @@ def write_report(rows: list[dict], out: str | os.PathLike) -> list[Path]:
             for r in rows
         ],
     )
+    cost = _cost_table(rows)
     details = "".join(
         f"\n### {r['task']} / {r['method']} / {r['backend']}\n\n"
         + markdown_table(["metric", "mean", "std"], [[n, r["mean"][n], r["std"][n]] for n in r["mean"]])
         for r in rows
     )
     atomic_write_text(
-        out / "report.md", "# Results over seeds (test set; mean (std) x 100)\n\n" + table + details
+        out / "report.md",
+        "# Results over seeds (test set; mean (std) x 100)\n\n" + table + cost + details,
     )
     atomic_write_json(out / "report.json", rows)
     written = [out / "report.md", out / "report.json"]
     if rows:
         written.append(_plot(rows, out / "report.png"))
     return written
+
+
+def _cost_table(rows: list[dict]) -> str:
+    """What each trained method costs, relative to full prompt-based fine-tuning of the same task in
+    the same report (ratios: the machine is noisy, the same run's reference is not)."""
+    trained = [r for r in rows if r.get("trainable_parameters")]
+    if not trained:
+        return ""
+    reference = {r["task"]: r for r in trained if r["method"] == "prompt" and r["backend"] == "full"}
+
+    def ratio(r: dict, key: str, fmt: str) -> str:
+        ref = reference.get(r["task"])
+        value = format(r[key], fmt)
+        return f"{value} ({r[key] / ref[key]:.2f}x)" if ref and ref[key] else value
+
+    table = markdown_table(
+        [
+            "task",
+            "method",
+            "backend",
+            "trainable (% of model)",
+            "state MB",
+            "s / step (x full)",
+            "peak MB (x full)",
+        ],
+        [
+            [
+                r["task"],
+                r["method"],
+                r["backend"],
+                f"{r['trainable_parameters']:,} "
+                f"({100 * r['trainable_parameters'] / r['total_parameters']:.3f}%)",
+                f"{r['state_bytes'] / 2**20:.2f}",
+                ratio(r, "seconds_per_step", ".2f"),
+                ratio(r, "peak_memory_mb", ".0f"),
+            ]
+            for r in trained
+        ],
+    )
+    return "\n## Cost of training (x full: relative to prompt / full of the same task)\n\n" + table
 
 
 def _plot(rows: list[dict], path: Path) -> Path:

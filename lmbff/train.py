@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class TrainResult:
     history: list[dict]
     trainable_parameters: int
     total_parameters: int
+    seconds_per_step: float = 0.0  # optimizer steps only (no evaluation, no checkpoints), this process
 
 
 @dataclass
@@ -280,7 +282,9 @@ class Trainer:
             initial=loop.step,
             total=args.max_steps,
         )
+        step_seconds: list[float] = []
         for step in bar:
+            step_started = time.perf_counter()
             loss_value = 0.0
             for _ in range(args.gradient_accumulation_steps):
                 if len(loop.order) < args.batch_size:  # epochs: reshuffle when the current one is used up
@@ -296,6 +300,7 @@ class Trainer:
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
+            step_seconds.append(time.perf_counter() - step_started)
             loop.step = step
             record = {"step": step, "loss": loss_value}
             bar.set_postfix(loss=f"{loss_value:.4f}")
@@ -320,7 +325,14 @@ class Trainer:
         self.model.lm = base
         self.model.lm.eval()
         self.saved_tuning = self.tuning.export(base)
-        return TrainResult(loop.best_step, loop.best_dev, loop.history, self.trainable, self.total)
+        return TrainResult(
+            loop.best_step,
+            loop.best_dev,
+            loop.history,
+            self.trainable,
+            self.total,
+            float(np.mean(step_seconds)) if step_seconds else 0.0,
+        )
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The trained parameters by name (what a saved state holds)."""

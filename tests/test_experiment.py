@@ -92,6 +92,15 @@ def test_report_arithmetic_by_hand(tmp_path):
     assert row["mean"]["f1"] == pytest.approx(0.6) and row["seconds_per_seed"] == pytest.approx(20.0)
     write_report([row], tmp_path)
     assert "| T | prompt | full | accuracy | 80.0 (8.2) | 13,21,42 |" in (tmp_path / "report.md").read_text()
+    # cost relative to prompt / full of the same task: 2 s vs 4 s per step, 50 vs 200 MB at peak
+    cost = {"trainable_parameters": 10, "total_parameters": 1000, "state_bytes": 2**20}
+    full = {**row, **cost, "trainable_parameters": 1000, "seconds_per_step": 4.0, "peak_memory_mb": 200.0}
+    ln = {**row, **cost, "backend": "ln", "seconds_per_step": 2.0, "peak_memory_mb": 50.0}
+    write_report([full, ln], tmp_path)
+    assert (
+        "| T | prompt | ln | 10 (1.000%) | 1.00 | 2.00 (0.50x) | 50 (0.25x) |"
+        in (tmp_path / "report.md").read_text()
+    )
 
 
 def test_report_command_merges_separate_runs(split, bert_dir, tmp_path, capsys):
