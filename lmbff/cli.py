@@ -81,28 +81,37 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=128, help="token budget per prompt")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--test-split", default="test")
-    for cls, prefix in ((TrainingArguments, ""), (DemonstrationConfig, "demo-")):
-        for f in fields(cls):
-            default = f.default
-            kind = {int: int, float: float, str: str}.get(type(default), float)
-            option = "--" + prefix + f.name.replace("_", "-")
-            dest = prefix.replace("-", "_") + f.name
-            if isinstance(default, bool):
-                p.add_argument(
-                    option,
-                    dest=dest,
-                    default=default,
-                    action=argparse.BooleanOptionalAction,
-                    help=f.metadata.get("help"),
-                )
-            else:
-                p.add_argument(
-                    option,
-                    dest=dest,
-                    type=kind,
-                    default=default,
-                    help=f"{f.metadata.get('help', '')} (default: {default})",
-                )
+    _add_dataclass_args(p, TrainingArguments)
+    _add_dataclass_args(p, DemonstrationConfig, "demo-")
+
+
+def _add_dataclass_args(p, cls, prefix: str = "") -> None:
+    """One option per field of a config dataclass: --<prefix><field>, its type, default and help."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        default = f.default
+        option = "--" + prefix + f.name.replace("_", "-")
+        dest = prefix.replace("-", "_") + f.name
+        help_text = f.metadata.get("help", "")
+        if isinstance(default, bool):
+            p.add_argument(
+                option, dest=dest, default=default, action=argparse.BooleanOptionalAction, help=help_text
+            )
+            continue
+        choices = (
+            typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
+        )
+        kind = {int: int, float: float, str: str}.get(type(default), float)
+        p.add_argument(
+            option,
+            dest=dest,
+            type=kind,
+            default=default,
+            choices=choices,
+            help=f"{help_text} (default: {default})",
+        )
 
 
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
@@ -223,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="base model (default: the one each state was trained on)")
     p.add_argument("--out", required=True, help="output folder: <run name>/predictions.jsonl per state")
 
+    p = sub.add_parser(
+        "search-labels", help="automatic label words (LM-BFF): rank words at the slot, then assignments"
+    )
+    _add_task_args(p)
+    _add_model_args(p)
+    from .label_search import LabelSearchConfig
+
+    _add_dataclass_args(p, LabelSearchConfig)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--rerank-steps", type=int, default=100, help="tuning steps per re-ranked assignment")
+    p.add_argument("--rerank-backend", default="full", help="tuning backend for re-ranking")
+    p.add_argument("--out", required=True, help="labels.json, labels.md and verbalizer.yaml go here")
+
     p = sub.add_parser("report", help="merge runs: mean (std) over seeds per method, markdown + JSON + plot")
     p.add_argument("runs", nargs="+", help="run folders (searched for metrics.json)")
     p.add_argument("--out", default=None, help="where report.md goes (default: the first folder)")
@@ -260,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "report": cmd_report,
         "predict": cmd_predict,
+        "search-labels": cmd_search_labels,
         "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
     }[args.command]
     try:
@@ -420,6 +443,79 @@ def cmd_predict(args) -> int:
         table.add_row(s["state"], s["task"], str(s["examples"]), metric, s["out"])
     console.print(table)
     return 0
+
+
+def cmd_search_labels(args) -> int:
+    from prompts.label_search import verbalizer_yaml
+
+    from .io import atomic_write_json, atomic_write_text, markdown_table
+    from .label_search import LabelSearchConfig, finetune_reranker, search_label_words
+    from .model import PromptModel
+    from .pretrained import load_model
+    from .train import TrainingArguments
+    from .tuning import make_config
+
+    task_file = load_task(args.task)
+    task, prompt = task_file.task, task_file.prompt(args.template)
+    config = LabelSearchConfig(**{f.name: getattr(args, f.name) for f in fields(LabelSearchConfig)})
+    data_dir = _data_dir(args, task_file)
+    train = _read(data_dir, "train", task_file, args.skip_bad)
+    dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
+    with console.status(f"loading {args.model}..."):
+        loaded = load_model(args.model, kind=args.model_kind)
+    scorer = PromptModel.for_task(
+        loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
+    )
+    rerank = None
+    if config.rerank == "finetune":
+        steps = args.rerank_steps
+        rerank = finetune_reranker(
+            scorer,
+            task,
+            train,
+            dev,
+            make_config(args.rerank_backend),
+            TrainingArguments(max_steps=steps, eval_every=0),
+        )
+    result = search_label_words(scorer, task, train, dev, config, rerank_with=rerank)
+    out = Path(args.out)
+    rows = [
+        [
+            i + 1,
+            ", ".join(f"{k}: {v}" for k, v in r.words.items()),
+            r.train_accuracy,
+            r.dev_accuracy,
+            r.finetuned_dev_accuracy,
+        ]
+        for i, r in enumerate(result.ranked)
+    ]
+    table = markdown_table(
+        ["rank", "label words", "train acc", "dev acc (zero-shot)", "dev acc (tuned)"], rows
+    )
+    atomic_write_json(out / "labels.json", result.to_dict())
+    atomic_write_text(
+        out / "labels.md", f"# Label words for {task.name} ({prompt.name}, {config.criterion})\n\n" + table
+    )
+    yaml_block = verbalizer_yaml(result.best.words, prompt.name)
+    atomic_write_text(out / "verbalizer.yaml", yaml_block)
+    shown = Table(title=f"{task.name}: best label words ({config.criterion}; {result.seconds:.0f} s)")
+    for column in ("rank", "label words", "train acc", "dev acc"):
+        shown.add_column(column)
+    for row in rows[:10]:
+        shown.add_row(str(row[0]), row[1], f"{row[2]:.3f}", "" if row[3] is None else f"{row[3]:.3f}")
+    console.print(shown)
+    console.print(f"winner as YAML ({out / 'verbalizer.yaml'}):\n{yaml_block}")
+    return 0
+
+
+def _has(data_dir: Path, split: str) -> bool:
+    from .data import find_split
+
+    try:
+        find_split(data_dir, split)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def cmd_report(args) -> int:

@@ -208,14 +208,7 @@ class PromptModel(nn.Module):
     def collate(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
         """Dynamic padding: rows are padded to the longest row of this batch (right padding)."""
         if self.fast_path:
-            if self.mode == "mask":
-                rows = [[*e.prefix_ids, self.adapter.mask_token_id, *e.suffix_ids] for e in encodings]
-                positions = [len(e.prefix_ids) for e in encodings]
-            else:
-                rows = [list(e.prefix_ids) for e in encodings]
-                positions = [len(e.prefix_ids) - 1 for e in encodings]
-            ids, mask = self._pad(rows)
-            return ScoringBatch(ids, mask, len(encodings), positions=torch.tensor(positions))
+            return self._slot_batch(encodings)
         rows, entry_row, entry_pos, entry_target, entry_word = [], [], [], [], []
         n_words = len(self.words.word_ids)
         for example_index, enc in enumerate(encodings):
@@ -237,6 +230,46 @@ class PromptModel(nn.Module):
             entry_target=as_long(entry_target),
             entry_word=as_long(entry_word),
         )
+
+    def _slot_batch(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
+        """One row per example, read at the slot: the mask, or the last token before the slot."""
+        if self.mode == "mask":
+            rows = [[*e.prefix_ids, self.adapter.mask_token_id, *e.suffix_ids] for e in encodings]
+            positions = [len(e.prefix_ids) for e in encodings]
+        else:
+            rows = [list(e.prefix_ids) for e in encodings]
+            positions = [len(e.prefix_ids) - 1 for e in encodings]
+        ids, mask = self._pad(rows)
+        return ScoringBatch(ids, mask, len(encodings), positions=torch.tensor(positions))
+
+    @torch.inference_mode()
+    def slot_log_probs(self, examples: Sequence[Example], batch_size: int = 16) -> np.ndarray:
+        """Log-probabilities of every vocabulary token at the slot (N, V), float32: what automatic
+        label-word search ranks words by. One forward pass per example.
+
+        Raises:
+            ValueError: the template has text after the slot and the LM is causal (``sequence`` mode),
+                where a word's score is not a single next-token distribution.
+        """
+        if self.mode == "sequence":
+            raise ValueError(
+                f"template {self.template.name!r} has text after the slot; on a causal LM a word is then "
+                "scored with that text, not at one position. Search label words with a template that ends "
+                "at the slot"
+            )
+        was_training = self.lm.training
+        self.lm.eval()
+        out = []
+        encodings = self.encode(examples)
+        for start in range(0, len(encodings), batch_size):
+            batch = self._slot_batch(encodings[start : start + batch_size]).to(self.device)
+            with _features_before_output_layer(self.base_lm) as box:
+                self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            features = box["features"]
+            picked = features[torch.arange(features.shape[0], device=features.device), batch.positions]
+            out.append(self._output_logits(picked).float().log_softmax(-1).cpu().numpy())
+        self.lm.train(was_training)
+        return np.concatenate(out)
 
     def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(r) for r in rows)
