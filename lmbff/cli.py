@@ -245,6 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank-backend", default="full", help="tuning backend for re-ranking")
     p.add_argument("--out", required=True, help="labels.json, labels.md and verbalizer.yaml go here")
 
+    p = sub.add_parser(
+        "search-templates", help="automatic templates: T5 span filling (LM-BFF) or a pool, ranked on dev"
+    )
+    _add_task_args(p)
+    _add_model_args(p)
+    from .template_search import TemplateSearchConfig
+
+    _add_dataclass_args(p, TemplateSearchConfig)
+    p.add_argument("--generator", default=None, help="a T5-style model folder or name (default: pool mode)")
+    p.add_argument(
+        "--pool", default=None, help="YAML list of candidate templates (default: the built-in pool)"
+    )
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--out", required=True, help="templates.json, templates.md and templates.yaml go here")
+
     p = sub.add_parser("report", help="merge runs: mean (std) over seeds per method, markdown + JSON + plot")
     p.add_argument("runs", nargs="+", help="run folders (searched for metrics.json)")
     p.add_argument("--out", default=None, help="where report.md goes (default: the first folder)")
@@ -283,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
         "predict": cmd_predict,
         "search-labels": cmd_search_labels,
+        "search-templates": cmd_search_templates,
         "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
     }[args.command]
     try:
@@ -506,6 +522,76 @@ def cmd_search_labels(args) -> int:
     console.print(shown)
     console.print(f"winner as YAML ({out / 'verbalizer.yaml'}):\n{yaml_block}")
     return 0
+
+
+def cmd_search_templates(args) -> int:
+    from prompts.template_search import templates_yaml
+
+    from .io import atomic_write_json, atomic_write_text, markdown_table
+    from .pretrained import load_generator, load_model
+    from .template_search import TemplateSearchConfig, search_templates
+
+    task_file = load_task(args.task)
+    task, prompt = task_file.task, task_file.prompt(args.template)
+    config = TemplateSearchConfig(**{f.name: getattr(args, f.name) for f in fields(TemplateSearchConfig)})
+    data_dir = _data_dir(args, task_file)
+    train = _read(data_dir, "train", task_file, args.skip_bad)
+    dev = _read(data_dir, "dev", task_file, args.skip_bad)
+    pool = _read_pool(Path(args.pool)) if args.pool else None
+    generator = generator_tokenizer = None
+    with console.status(f"loading {args.model}..."):
+        loaded = load_model(args.model, kind=args.model_kind)
+        if args.generator:
+            generator, generator_tokenizer = load_generator(args.generator)
+    best, seconds = search_templates(
+        loaded.model,
+        loaded.tokenizer,
+        loaded.kind,
+        task,
+        prompt.label_words,
+        train,
+        dev,
+        config,
+        generator=generator,
+        generator_tokenizer=generator_tokenizer,
+        pool=pool,
+        max_length=args.max_length,
+    )
+    out = Path(args.out)
+    rows = [[i + 1, c.text, c.score, c.source] for i, c in enumerate(best)]
+    atomic_write_json(
+        out / "templates.json",
+        {"task": task.name, "seconds": seconds, "templates": [c.__dict__ for c in best]},
+    )
+    atomic_write_text(
+        out / "templates.md",
+        f"# Templates for {task.name} (dev {task.metric}, zero-shot)\n\n"
+        + markdown_table(["rank", "template", f"dev {task.metric}", "source"], rows),
+    )
+    atomic_write_text(out / "templates.yaml", templates_yaml(best, prompt.label_words))
+    table = Table(title=f"{task.name}: best templates by dev {task.metric} ({seconds:.0f} s)")
+    for column in ("rank", "template", "dev"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row[0]), row[1], f"{row[2]:.4f}")
+    console.print(table)
+    console.print(f"as a task-file block: {out / 'templates.yaml'}")
+    return 0
+
+
+def _read_pool(path: Path) -> list[str]:
+    """A YAML list of template texts (or a mapping with a ``templates`` list)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not YAML ({error})") from error
+    if isinstance(data, dict):
+        data = data.get("templates")
+    if not isinstance(data, list) or not all(isinstance(t, str) for t in data) or not data:
+        raise ValueError(f"{path}: expected a list of template strings (or templates: [...])")
+    return data
 
 
 def _has(data_dir: Path, split: str) -> bool:

@@ -165,3 +165,15 @@ def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=N
     tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
     return LoadedModel(model, tokenizer, kind, name)
+
+
+def load_generator(name: str):
+    """A sequence-to-sequence model (T5-style span filler) and its tokenizer, for template generation.
+
+    Raises:
+        ModelNotFound: as :func:`load_model`.
+    """
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path, _ = _config(name)
+    return AutoModelForSeq2SeqLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
