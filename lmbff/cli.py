@@ -276,6 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*")
     p.add_argument("--model", default=None, help="also check how label words tokenize for this model")
     p.add_argument("--model-kind", choices=["masked", "causal"], default=None)
+    p.add_argument(
+        "--data-dir", default=None, help="also check that the data has the fields and labels each task reads"
+    )
+
+    p = templates.add_parser(
+        "preview", help="real examples through a template and a model: label probabilities, prediction"
+    )
+    _add_task_args(p, data_required=False)
+    _add_model_args(p)
+    p.add_argument("--split", default="train")
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=128)
+
+    p = templates.add_parser("new", help="write a commented task file to start from")
+    p.add_argument("--task", required=True, help="the task's name")
+    p.add_argument("--fields", required=True, help="comma-separated data columns, e.g. text_a,text_b")
+    p.add_argument("--labels", required=True, help="comma-separated labels")
+    p.add_argument("--metric", default="accuracy")
+    p.add_argument("--out", default=None, help="default: templates/<task>.yaml")
 
     p = templates.add_parser("render", help="show rendered prompts for real examples")
     _add_task_args(p, data_required=False)
@@ -299,7 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         "predict": cmd_predict,
         "search-labels": cmd_search_labels,
         "search-templates": cmd_search_templates,
-        "templates": lambda a: {"lint": cmd_lint, "render": cmd_render}[a.templates_command](a),
+        "templates": lambda a: {
+            "lint": cmd_lint,
+            "render": cmd_render,
+            "preview": cmd_preview,
+            "new": cmd_new,
+        }[a.templates_command](a),
     }[args.command]
     try:
         return handler(args) or 0
@@ -658,6 +682,8 @@ def cmd_lint(args) -> int:
             words_table.add_column(column)
     for path in files:
         issues, words = lint_file(path, tokenizer, kind)
+        if args.data_dir:
+            issues += _lint_data(path, Path(args.data_dir))
         for issue in issues:
             color = {"error": "red", "warning": "yellow", "info": "blue"}[issue.severity]
             console.print(f"[{color}]{issue}[/]", soft_wrap=True)
@@ -671,6 +697,31 @@ def cmd_lint(args) -> int:
         console.print(words_table)
     console.print(f"{len(files)} file(s), {errors} error(s)")
     return 1 if errors else 0
+
+
+def _lint_data(path: Path, data_dir: Path) -> list:
+    """Whether the data's train split has every field the task declares and only its labels."""
+    from prompts.library import parse_task_file
+    from prompts.lint import LintIssue
+
+    parsed, _ = parse_task_file(path)
+    if parsed is None:
+        return []
+    try:
+        load_split(data_dir, "train", parsed.task)
+    except (DataError, FileNotFoundError) as error:
+        return [
+            LintIssue(
+                "error",
+                str(path),
+                None,
+                None,
+                f"the data in {data_dir} does not fit this task: {error}",
+                f"the task reads fields {list(parsed.task.fields)} and labels {list(parsed.task.labels)}; "
+                "rename the data's columns or change task.fields / task.labels",
+            )
+        ]
+    return []
 
 
 def cmd_render(args) -> int:
@@ -709,6 +760,57 @@ def cmd_render(args) -> int:
                 f"[dim]{total} tokens (max {encoder.max_length}); slot at token {len(enc.prefix_ids)}; "
                 f"truncated: {cut}[/]"
             )
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from .model import PromptModel
+    from .pretrained import load_model
+    from .preview import preview
+
+    task_file = load_task(args.task)
+    task, prompt = task_file.task, task_file.prompt(args.template)
+    examples = _read(_data_dir(args, task_file), args.split, task_file, args.skip_bad, require_label=False)
+    with console.status(f"loading {args.model}..."):
+        loaded = load_model(args.model, kind=args.model_kind)
+    scorer = PromptModel.for_task(
+        loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
+    )
+    rows = preview(scorer, examples[: args.n])
+    words = ", ".join(f"{label}: {'/'.join(w)}" for label, w in prompt.label_words.items())
+    table = Table(title=f"{task.name} / {prompt.name}: {prompt.template.text!r}  ({words})", show_lines=True)
+    for column in ("example", "prompt as the model reads it", "gold", "prediction", *task.labels):
+        table.add_column(column)
+    for r in rows:
+        cut = ", ".join(f"{k} -{v}" for k, v in r.truncated.items())
+        text = f"{r.before}[reverse] {'/'.join(task.labels)} [/]{r.after}\n[dim]{r.tokens} tokens"
+        text += f"; truncated: {cut}[/]" if cut else "[/]"
+        style = "green" if r.gold == r.prediction else "red" if r.gold is not None else None
+        table.add_row(
+            r.source,
+            text,
+            r.gold or "",
+            f"[{style}]{r.prediction}[/]" if style else r.prediction,
+            *[f"{r.probabilities[label]:.3f}" for label in task.labels],
+        )
+    console.print(table)
+    correct = [r for r in rows if r.gold is not None]
+    if correct:
+        console.print(f"{sum(r.gold == r.prediction for r in correct)} of {len(correct)} right (zero-shot)")
+    return 0
+
+
+def cmd_new(args) -> int:
+    from prompts.scaffold import scaffold_task_file
+
+    out = Path(args.out or Path("templates") / f"{args.task}.yaml")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another --out")
+    text = scaffold_task_file(args.task, _comma_list(args.fields), _comma_list(args.labels), args.metric)
+    from .io import atomic_write_text
+
+    atomic_write_text(out, text)
+    console.print(f"wrote {out}; next: lmbff templates lint {out} --model <model>")
     return 0
 
 

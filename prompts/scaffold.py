@@ -1,0 +1,48 @@
+"""``lmbff templates new``: a commented task file to start from, valid as written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from .library import METRICS
+
+
+def scaffold_task_file(
+    name: str, fields: Sequence[str], labels: Sequence[str], metric: str = "accuracy"
+) -> str:
+    """The text of a new task file. Raises ValueError for an empty or repeated field or label, or an
+    unknown metric."""
+    for kind, values in (("field", fields), ("label", labels)):
+        if not values or any(not v.strip() for v in values):
+            raise ValueError(f"give at least one non-empty {kind}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"a {kind} is repeated: {list(values)}")
+    if not all(f.isidentifier() for f in fields):
+        raise ValueError(f"fields must be identifiers (letters, digits, _), got {list(fields)}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    q = json.dumps  # YAML accepts JSON strings: safe quoting for any label or name
+    slots = " ".join("{{ " + f + " }}" for f in fields)
+    words = "\n".join(
+        f"      {q(label)}: {q(label.lower())}  # a word the model reads for this label" for label in labels
+    )
+    return f"""# {name} — describe the task and cite its data here.
+# Check it with: lmbff templates lint <this file> --model <model>
+# See it on real examples: lmbff templates preview --task <this file> --data-dir <data> --model <model>
+task:
+  name: {q(name)}
+  description: {q("what the task is")}
+  fields: [{", ".join(fields)}]  # the columns of the data files the templates read
+  labels: [{", ".join(q(label) for label in labels)}]
+  metric: {metric}  # one of: {", ".join(METRICS)}
+default_template: first
+templates:
+  first:
+    # Jinja: the fields as {{{{ name }}}}, and {{{{ mask }}}} exactly once, where the label word goes.
+    # Filters: strip_final_punct, lower_first, upper_first. Rendered in a sandbox.
+    text: {q(slots + " It was {{ mask }}.")}
+    label_words:  # one word (or a list of words) per label; single-token words score fastest
+{words}
+    reference: {q("where this template comes from")}
+"""
