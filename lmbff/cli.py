@@ -81,6 +81,11 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=128, help="token budget per prompt")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--test-split", default="test")
+    p.add_argument(
+        "--template-ensemble",
+        default=None,
+        help="names (a,b,c) or topN (auto_1..auto_N from search-templates): one model per template, averaged",
+    )
     _add_dataclass_args(p, TrainingArguments)
     _add_dataclass_args(p, DemonstrationConfig, "demo-")
 
@@ -149,6 +154,7 @@ def _backend_options(args) -> dict[str, dict]:
 
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
     from .demonstrations import DemonstrationConfig
+    from .ensemble import resolve_ensemble
     from .experiment import ExperimentConfig
     from .train import TrainingArguments
 
@@ -173,6 +179,9 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         training=training,
         demonstrations=demos,
         test_split=args.test_split,
+        template_ensemble=(
+            resolve_ensemble(args.template_ensemble, load_task(args.task)) if args.template_ensemble else []
+        ),
     )
 
 
@@ -431,8 +440,8 @@ def _print_metrics(runs: list[dict]) -> None:
             str(m["seed"]),
             m["metric"],
             f"{m['test'][m['metric']]:.4f}",
-            f"{m['dev'][m['metric']]:.4f}",
-            str(m["best_step"]),
+            f"{m['dev'][m['metric']]:.4f}" if "dev" in m else "",
+            str(m.get("best_step", "")),
             f"{m['seconds']:.0f}",
         )
     console.print(table)

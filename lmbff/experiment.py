@@ -53,6 +53,7 @@ class ExperimentConfig:
     training: TrainingArguments = field(default_factory=TrainingArguments)
     demonstrations: DemonstrationConfig = field(default_factory=DemonstrationConfig)
     test_split: str = "test"
+    template_ensemble: list[str] = field(default_factory=list)  # template names; one run each, averaged
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -89,6 +90,10 @@ def run_experiment(
         FileExistsError: the output folder holds a completed or started run and ``resume`` is not set.
         ValueError: ``resume`` was asked for a folder made with another configuration.
     """
+    if config.template_ensemble:
+        from .ensemble import run_ensemble
+
+        return run_ensemble(config, resume=resume, progress=progress)
     out = Path(config.out)
     saved_config = out / "config.json"
     if saved_config.exists():

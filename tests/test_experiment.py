@@ -194,3 +194,28 @@ def test_backend_errors_are_clear(split, gpt_dir, tmp_path, capsys):
     assert "applies to the prompt methods" in capsys.readouterr().out
     assert lmbff(f"predict --state {tmp_path / 'nothing'} --out {tmp_path / 'p'}") == 2
     assert "no config.json" in capsys.readouterr().out
+
+
+def test_template_ensemble_averages_its_members(split, bert_dir, tmp_path, capsys):
+    out = tmp_path / "ensemble"
+    command = (
+        f"train --task {REVIEWS} --data-dir {split} --model {bert_dir} --out {out} {FAST} "
+        "--template-ensemble it_was,review_verdict"
+    )
+    assert lmbff(command) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "prompt-ensemble" and set(metrics["members"]) == {"it_was", "review_verdict"}
+    members = [
+        [json.loads(line) for line in (out / "members" / name / "predictions.jsonl").read_text().splitlines()]
+        for name in ("it_was", "review_verdict")
+    ]
+    ensemble = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    for i, row in enumerate(ensemble):
+        for label, p in row["scores"].items():
+            assert p == pytest.approx((members[0][i]["scores"][label] + members[1][i]["scores"][label]) / 2)
+        assert row["prediction"] == max(row["scores"], key=row["scores"].get)
+    accuracy = sum(r["prediction"] == r["label"] for r in ensemble) / len(ensemble)
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
+    assert lmbff(command + " --resume") == 0
+    assert lmbff(command.replace("it_was,review_verdict", "top3")) == 2
+    assert "templates named auto_<rank>" in capsys.readouterr().out

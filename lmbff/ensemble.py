@@ -1,0 +1,99 @@
+"""Template ensembles (LM-BFF, Gao et al. 2021): one model tuned per template, their label
+probabilities averaged on test.
+
+Each member is an ordinary run in ``<out>/members/<template>/`` (resumable on its own); the ensemble's
+``metrics.json`` holds the averaged test metrics and every member's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from prompts.library import TaskFile, load_task
+
+from .data import load_split
+from .evaluate import results_markdown, score_examples
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+
+def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
+    """Template names from ``a,b,c`` or ``topN`` (the first N templates named ``auto_<rank>``, as
+    ``lmbff search-templates`` writes them). Raises KeyError naming what the task file has."""
+    names = list(task_file.prompts)
+    top = re.fullmatch(r"top(\d+)", spec.strip())
+    if top:
+        ranked = sorted((n for n in names if re.fullmatch(r"auto_\d+", n)), key=lambda n: int(n[5:]))
+        wanted = int(top.group(1))
+        if len(ranked) < wanted:
+            raise KeyError(
+                f"--template-ensemble {spec}: {task_file.path} has {len(ranked)} templates named auto_<rank> "
+                "(paste the templates.yaml of lmbff search-templates into the task file)"
+            )
+        return ranked[:wanted]
+    chosen = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in task_file.prompts]
+    if unknown or len(chosen) < 2:
+        raise KeyError(f"--template-ensemble needs two or more of {names}; got {chosen}")
+    return chosen
+
+
+def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict:
+    """Run every member (``config.template_ensemble``), then average their test probabilities."""
+    from .experiment import ExperimentConfig, prediction_records, run_experiment
+
+    out = Path(config.out)
+    saved = out / "config.json"
+    if saved.exists():
+        if not resume:
+            raise FileExistsError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        if json.loads(saved.read_text()) != json.loads(json.dumps(config.to_dict())):
+            raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
+        if (out / "metrics.json").exists():
+            return json.loads((out / "metrics.json").read_text())
+    atomic_write_json(saved, config.to_dict())
+    started = time.perf_counter()
+    members = []
+    for name in config.template_ensemble:
+        member: ExperimentConfig = replace(
+            config, template=name, template_ensemble=[], out=str(out / "members" / name)
+        )
+        members.append(run_experiment(member, resume=True, progress=progress))
+    task = load_task(config.task).task
+    test = load_split(config.data_dir, config.test_split, task).examples
+    probabilities = np.zeros((len(test), len(task.labels)))
+    for name in config.template_ensemble:
+        lines = (out / "members" / name / "predictions.jsonl").read_text().splitlines()
+        probabilities += np.array(
+            [[json.loads(line)["scores"][label] for label in task.labels] for line in lines]
+        )
+    log_scores = np.log(probabilities / len(config.template_ensemble))
+    result = score_examples(task, test, log_scores, f"ensemble of {len(members)} templates")
+    metrics = {
+        "task": task.name,
+        "method": f"{config.method}-ensemble",
+        "backend": config.backend,
+        "model": config.model,
+        "template": "+".join(config.template_ensemble),
+        "seed": config.training.seed,
+        "metric": task.metric,
+        "test": result.metrics,
+        "members": {m["template"]: m["test"][task.metric] for m in members},
+        "trainable_parameters": sum(m["trainable_parameters"] for m in members),
+        "total_parameters": members[0]["total_parameters"],
+        "seconds": time.perf_counter() - started + sum(m["seconds"] for m in members),
+        "peak_memory_mb": max(m["peak_memory_mb"] for m in members),
+    }
+    atomic_write_jsonl(
+        out / "predictions.jsonl", prediction_records(task, test, log_scores, result.predictions)
+    )
+    atomic_write_text(out / "results.md", results_markdown(task, [result], f"{task.name}: template ensemble"))
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
