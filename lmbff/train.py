@@ -53,7 +53,9 @@ class TrainResult:
     history: list[dict]
     trainable_parameters: int
     total_parameters: int
-    seconds_per_step: float = 0.0  # optimizer steps only (no evaluation, no checkpoints), this process
+    # median time of an optimizer step (no evaluation, no checkpoints; robust to the first step's
+    # warm-up), over the steps this process ran
+    seconds_per_step: float = 0.0
 
 
 @dataclass
@@ -331,7 +333,7 @@ class Trainer:
             loop.history,
             self.trainable,
             self.total,
-            float(np.mean(step_seconds)) if step_seconds else 0.0,
+            float(np.median(step_seconds)) if step_seconds else 0.0,
         )
 
     def trainable_state(self) -> dict[str, torch.Tensor]:

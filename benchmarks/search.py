@@ -1,0 +1,140 @@
+"""Automatic label words and templates against the manual ones, zero-shot on test, LM-BFF's splits.
+
+    python benchmarks/search.py --data-root ../shared/data --tasks SST-2,MR --out benchmarks/results/search
+
+Per task and seed: the label words found on the seed's train split (LM-BFF's criterion, ranked by
+training accuracy, the best kept), and the template found on its dev split (generator-free pool
+mode, the task's manual label words), each scored zero-shot on the full test set with the embedded
+model, against the manual template and words. Prints and writes mean (std) over seeds and the
+search time (results.md, results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lmbff.data import load_split
+from lmbff.evaluate import score_examples
+from lmbff.io import atomic_write_json, atomic_write_text, markdown_table
+from lmbff.label_search import LabelSearchConfig, search_label_words
+from lmbff.model import PromptModel
+from lmbff.pretrained import load_model
+from lmbff.splits import split_folder
+from lmbff.template_search import TemplateSearchConfig, search_templates
+from prompts.library import load_task
+from prompts.template import Template
+from prompts.verbalizer import Verbalizer
+
+
+def zero_shot(loaded, task, template: Template, label_words: dict, examples) -> float:
+    scorer = PromptModel(
+        loaded.model,
+        loaded.tokenizer,
+        template,
+        Verbalizer(label_words, task.labels),
+        kind=loaded.kind,
+        field_limits=task.field_limits,
+        truncate_side=task.truncate_side,
+    )
+    scorer.task = task
+    return score_examples(task, examples, scorer.predict_log_scores(examples, progress="test"), "test").score
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--tasks", default="SST-2")
+    parser.add_argument("--seeds", default="13,21,42,87,100")
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search"))
+    args = parser.parse_args(argv)
+    if not args.data_root.is_dir():
+        print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
+        return 2
+    loaded = load_model(args.model)
+    results = []
+    for name in args.tasks.split(","):
+        task_file = load_task(name)
+        task, manual = task_file.task, task_file.prompt()
+        test = load_split(args.data_root / name, "test", task).examples
+        manual_score = zero_shot(loaded, task, manual.template, manual.label_words, test)
+        for seed in map(int, args.seeds.split(",")):
+            folder = split_folder(args.data_root / name, 16, seed)
+            train = load_split(folder, "train", task).examples
+            dev = load_split(folder, "dev", task).examples
+            scorer = PromptModel.for_task(loaded.model, loaded.tokenizer, task, manual, kind=loaded.kind)
+            found = search_label_words(scorer, task, train, dev, LabelSearchConfig(top_k=args.top_k))
+            labels_score = zero_shot(loaded, task, manual.template, found.best.words, test)
+            started = time.perf_counter()
+            [best_template], _ = search_templates(
+                loaded.model,
+                loaded.tokenizer,
+                loaded.kind,
+                task,
+                manual.label_words,
+                train,
+                dev,
+                TemplateSearchConfig(top=1),
+            )
+            template_seconds = time.perf_counter() - started
+            template_score = zero_shot(
+                loaded, task, Template(best_template.text, name="found"), manual.label_words, test
+            )
+            results.append(
+                {
+                    "task": name,
+                    "seed": seed,
+                    "manual": manual_score,
+                    "auto_labels": labels_score,
+                    "label_words": found.best.words,
+                    "label_search_seconds": found.seconds,
+                    "auto_template": template_score,
+                    "template": best_template.text,
+                    "template_search_seconds": template_seconds,
+                }
+            )
+            print(json.dumps(results[-1]), flush=True)
+            atomic_write_json(args.out / "results.json", results)
+    rows = []
+    for name in args.tasks.split(","):
+        mine = [r for r in results if r["task"] == name]
+
+        def cell(key, mine=mine):
+            values = 100 * np.array([r[key] for r in mine])
+            return f"{values.mean():.1f} ({values.std():.1f})"
+
+        rows.append(
+            [
+                name,
+                cell("manual"),
+                cell("auto_labels"),
+                f"{np.mean([r['label_search_seconds'] for r in mine]):.0f}",
+                cell("auto_template"),
+                f"{np.mean([r['template_search_seconds'] for r in mine]):.0f}",
+            ]
+        )
+    table = markdown_table(
+        ["task", "manual", "auto label words", "label search s", "auto template (pool)", "template search s"],
+        rows,
+    )
+    details = markdown_table(
+        ["task", "seed", "label words found", "template found"],
+        [[r["task"], r["seed"], r["label_words"], r["template"]] for r in results],
+    )
+    atomic_write_text(
+        args.out / "results.md",
+        f"# Zero-shot test accuracy x100, mean (std) over seeds ({args.model})\n\n{table}\n\n{details}",
+    )
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
