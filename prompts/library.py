@@ -107,7 +107,7 @@ class TaskFile:
         return self.prompts[key]
 
 
-class _Lines:
+class YamlLines:
     """Line numbers of the keys of a YAML document, looked up by key path."""
 
     def __init__(self, node: yaml.Node | None):
@@ -147,7 +147,7 @@ class _Lines:
 class _Problems:
     """Collects located problems: ``problem(key_path, message, suggestion)``."""
 
-    def __init__(self, file: str, lines: _Lines, errors: list[TaskFileError]):
+    def __init__(self, file: str, lines: YamlLines, errors: list[TaskFileError]):
         self.file, self.lines, self.errors = file, lines, errors
 
     def __call__(
@@ -178,7 +178,7 @@ def parse_task_file(path: str | os.PathLike) -> tuple[TaskFile | None, list[Task
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return None, [TaskFileError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]
-    lines = _Lines(node)
+    lines = YamlLines(node)
     problem = _Problems(file, lines, errors)
 
     if not isinstance(data, dict):
@@ -307,7 +307,7 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
 
 
 def _parse_prompt(
-    name: str, spec: Any, task: Task | None, file: str, lines: _Lines, problem: _Problems
+    name: str, spec: Any, task: Task | None, file: str, lines: YamlLines, problem: _Problems
 ) -> PromptSpec | None:
     key = ("templates", name)
     if not isinstance(spec, dict):
