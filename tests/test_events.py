@@ -140,3 +140,68 @@ def test_cross_event_gives_a_shared_argument_corresponding_roles():
     # Victim+Target = -1.1 beats Agent+Attacker = -1.2
     for method in ("exact", "greedy"):
         assert solve(slots, ACE, Switches(), method=method).roles == ["Victim", "Target"]
+
+
+def test_event_prompts_are_checked(tmp_path):
+    from prompts.event_prompts import load_event_prompts
+    from prompts.template import TemplateError
+
+    prompts = load_event_prompts()
+    assert "and any other" in prompts.passage.text
+    bad = tmp_path / "events.yaml"
+    bad.write_text(
+        "prefix: 'x {{ event }}'\npassage: '{{ before }} {{ argument }} {{ nope }} {{ mask }}'\ntyping: '{{ mask }}'\n"
+    )
+    with pytest.raises(TemplateError, match="reads \\['nope'\\]"):
+        load_event_prompts(bad)
+    bad.write_text("prefix: 'x {{ mask }}'\npassage: '{{ mask }}'\ntyping: '{{ mask }}'\n")
+    with pytest.raises(TemplateError, match="must not have"):
+        load_event_prompts(bad)
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt"])
+def test_role_passages_and_scores_on_a_tiny_model(family, fresh_model):
+    from lmbff.events.scoring import RoleScorer, passage_fields
+    from prompts.event_prompts import load_event_prompts
+
+    model, tokenizer, kind = fresh_model(family)
+    prompts = load_event_prompts()
+    sentences = read_events(FIXTURE)
+    fields = passage_fields(sentences[0], sentences[0].events[1], "e4", prompts, ACE)
+    passage = prompts.passage.render(fields, mask="victim")
+    assert passage == (
+        'This is a injure event whose occurrence is most clearly expressed by "wounding". '
+        "Rebels attacked the convoy near Kabul , wounding two soldiers and any other victim ."
+    )
+    scorer = RoleScorer(model, tokenizer, kind, ACE, prompts)
+    slots = scorer.slots(sentences)
+    assert [len(s) for s in slots] == [6, 4, 3]
+    first = slots[0][3]  # the Injure event's first argument
+    assert (first.event, first.event_type, first.entity_id) == (1, "Life:Injure", "e1")
+    assert first.roles == tuple(ACE.events["Life:Injure"].roles)
+    assert np.exp(first.scores).sum() == pytest.approx(1.0, abs=1e-5)
+    types = scorer.entity_types(sentences)
+    assert set(types[0]) == {"e1", "e2", "e3", "e4"} and set(types[0]["e1"]) == set(ACE.entity_types)
+
+
+def test_events_command_with_ablation(gpt_dir, tmp_path, capsys):
+    from lmbff.cli import main
+
+    out = tmp_path / "events"
+    assert main(f"events --data {FIXTURE} --model {gpt_dir} --ablation --out {out}".split()) == 0
+    import json
+
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["arguments"] == 13 and 0 <= summary["accuracy"] <= 1
+    settings = {(r["setting"], r["method"]) for r in summary["ablation"]}
+    assert ("no constraints", "-") in settings and ("all constraints", "greedy") in settings
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 13 and json.loads(lines[0])["gold"] == "Attacker"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(FIXTURE.read_text().replace("Conflict:Attack", "Conflict:Raid"))
+    assert main(f"events --data {bad} --model {gpt_dir} --out {tmp_path / 'x'}".split()) == 2
+    assert "Conflict:Raid" in capsys.readouterr().out
+    assert (
+        main(f"events --data {bad} --model {gpt_dir} --ontology-from-data --out {tmp_path / 'y'}".split())
+        == 0
+    )
