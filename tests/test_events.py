@@ -150,7 +150,9 @@ def test_event_prompts_are_checked(tmp_path):
     assert "and any other" in prompts.passage.text
     bad = tmp_path / "events.yaml"
     bad.write_text(
-        "prefix: 'x {{ event }}'\npassage: '{{ before }} {{ argument }} {{ nope }} {{ mask }}'\ntyping: '{{ mask }}'\n"
+        "prefix: 'x {{ event }}'\n"
+        "passage: '{{ before }} {{ argument }} {{ nope }} {{ mask }}'\n"
+        "typing: '{{ mask }}'\n"
     )
     with pytest.raises(TemplateError, match="reads \\['nope'\\]"):
         load_event_prompts(bad)
