@@ -37,6 +37,9 @@ class LabelSearchConfig:
     criterion: Literal["lmbff", "petal"] = field(
         default="lmbff", metadata={"help": "lmbff: summed log-probability; petal: likelihood ratio"}
     )
+    petal_pool: int = field(
+        default=1000, metadata={"help": "petal: rank among each class's N likeliest words"}
+    )
     stop_words: bool = field(default=False, metadata={"help": "allow English stop words"})
     subwords: bool = field(default=False, metadata={"help": "allow pieces of words"})
     beam: int = field(
@@ -104,7 +107,7 @@ def search_label_words(
     started = time.perf_counter()
     train_lp = scorer.slot_log_probs(train)
     gold = _label_indices(task, train)
-    scores = class_word_scores(train_lp, gold, len(task.labels), config.criterion)
+    scores = class_word_scores(train_lp, gold, len(task.labels), config.criterion, config.petal_pool)
     accept = WordFilter(
         scorer.adapter,
         scorer.encoder.slot_after_space,

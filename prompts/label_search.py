@@ -4,7 +4,9 @@ the slot over the whole vocabulary (one forward pass per training example, compu
 1. Per class, rank words by a criterion and keep the top ``k`` candidate words:
    ``lmbff``: summed log-probability at the slot over the class's training examples (LM-BFF);
    ``petal``: the likelihood ratio log(mean P(w | x in class) / mean P(w | x not in class)), PETAL's
-   criterion (Schick et al. 2020) of words likely for one class relative to the others.
+   criterion (Schick et al. 2020) of words likely for one class relative to the others, among the
+   class's ``petal_pool`` most likely words (a ratio alone favours rare words whose probabilities
+   are tiny everywhere).
 2. Assignments (one distinct word per class) are ranked by zero-shot accuracy on the training
    examples; exhaustively when the product of candidate sets is small, else by beam search over the
    classes (partial assignments scored on the examples of the classes assigned so far).
@@ -41,9 +43,9 @@ class Assignment:
 
 
 def class_word_scores(
-    log_probs: np.ndarray, labels: np.ndarray, num_classes: int, criterion: Criterion
+    log_probs: np.ndarray, labels: np.ndarray, num_classes: int, criterion: Criterion, petal_pool: int = 1000
 ) -> np.ndarray:
-    """(classes, vocabulary) scores of every word for every class."""
+    """(classes, vocabulary) scores of every word for every class (-inf: not a candidate)."""
     scores = np.empty((num_classes, log_probs.shape[1]), dtype=np.float64)
     for c in range(num_classes):
         inside = labels == c
@@ -54,7 +56,11 @@ def class_word_scores(
         elif criterion == "petal":
             if inside.all():
                 raise ValueError("the likelihood ratio needs examples of at least two classes")
-            scores[c] = _log_mean_exp(log_probs[inside]) - _log_mean_exp(log_probs[~inside])
+            likely = _log_mean_exp(log_probs[inside])
+            ratio = likely - _log_mean_exp(log_probs[~inside])
+            pool = np.argsort(-likely, kind="stable")[:petal_pool]
+            scores[c] = -np.inf
+            scores[c, pool] = ratio[pool]
         else:
             raise ValueError(f"unknown criterion {criterion!r}; one of lmbff, petal")
     return scores
@@ -109,6 +115,8 @@ def top_candidates(scores: np.ndarray, accept: WordFilter, k: int) -> list[list[
     for row in scores:
         chosen: list[tuple[int, str]] = []
         for token_id in np.argsort(-row, kind="stable"):
+            if not np.isfinite(row[token_id]):
+                break  # the rest are not candidates
             word = accept.word(int(token_id))
             if word is not None:
                 chosen.append((int(token_id), word))

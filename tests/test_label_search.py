@@ -86,6 +86,11 @@ def test_petal_likelihood_ratio_by_hand():
     assert scores[0, 0] == pytest.approx(np.log(0.4 / 0.1))  # mean(0.5, 0.3) / 0.1
     assert scores[1, 1] == pytest.approx(np.log(0.4 / 0.1))
     assert scores[0, 1] == pytest.approx(np.log(0.1 / 0.4))
+    # a rare word: a larger ratio, but outside the class's most likely words
+    rare = np.log(np.array([[0.5, 0.1, 1e-6], [0.3, 0.1, 1e-6], [0.1, 0.4, 1e-9]]))
+    pooled = class_word_scores(rare, labels, 2, "petal", petal_pool=2)
+    assert class_word_scores(rare, labels, 2, "petal")[0].argmax() == 2 and pooled[0].argmax() == 0
+    assert np.isneginf(pooled[0, 2])
     lmbff = class_word_scores(np.log(probs), labels, 2, "lmbff")
     assert lmbff[0, 0] == pytest.approx(np.log(0.5) + np.log(0.3))
 
