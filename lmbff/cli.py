@@ -658,10 +658,12 @@ def cmd_events(args) -> int:
     from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
     from .pretrained import load_model
 
-    sentences = read_events(args.data)[: args.limit]
+    everything = read_events(args.data)
+    # derived from the whole file, so --limit does not shrink the roles each event type may take
     ontology = (
-        pipeline.ontology_from_events(sentences) if args.ontology_from_data else load_ontology(args.ontology)
+        pipeline.ontology_from_events(everything) if args.ontology_from_data else load_ontology(args.ontology)
     )
+    sentences = everything[: args.limit]
     prompts = load_event_prompts(args.prompts)
     with console.status(f"loading {args.model}..."):
         loaded = load_model(args.model, kind=args.model_kind)
