@@ -106,6 +106,8 @@ def _cost_table(rows: list[dict]) -> str:
     reference = {r["task"]: r for r in trained if r["method"] == "prompt" and r["backend"] == "full"}
 
     def ratio(r: dict, key: str, fmt: str) -> str:
+        if not r[key]:
+            return "n/a"  # runs made before this was measured
         ref = reference.get(r["task"])
         value = format(r[key], fmt)
         return f"{value} ({r[key] / ref[key]:.2f}x)" if ref and ref[key] else value
@@ -127,7 +129,7 @@ def _cost_table(rows: list[dict]) -> str:
                 r["backend"],
                 f"{r['trainable_parameters']:,} "
                 f"({100 * r['trainable_parameters'] / r['total_parameters']:.3f}%)",
-                f"{r['state_bytes'] / 2**20:.2f}",
+                f"{r['state_bytes'] / 2**20:.2f}" if r["state_bytes"] else "n/a",
                 ratio(r, "seconds_per_step", ".2f"),
                 ratio(r, "peak_memory_mb", ".0f"),
             ]
