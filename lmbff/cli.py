@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", action="store_true", help="every constraint setting, exact and greedy")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
     p.add_argument("--max-length", type=int, default=256)
+    p.add_argument(
+        "--after-words", type=int, default=None, help="keep N words after the argument (default: all, GCP)"
+    )
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("report", help="merge runs: mean (std) over seeds per method, markdown + JSON + plot")
@@ -668,7 +671,13 @@ def cmd_events(args) -> int:
     with console.status(f"loading {args.model}..."):
         loaded = load_model(args.model, kind=args.model_kind)
     scorer = RoleScorer(
-        loaded.model, loaded.tokenizer, loaded.kind, ontology, prompts, max_length=args.max_length
+        loaded.model,
+        loaded.tokenizer,
+        loaded.kind,
+        ontology,
+        prompts,
+        max_length=args.max_length,
+        after_words=args.after_words,
     )
     scored = pipeline.score(scorer, sentences, typing=bool(ontology.entity_types), progress=True)
     switches = Switches(not args.no_cross_task, not args.no_cross_argument, not args.no_cross_event)

@@ -175,6 +175,8 @@ def test_role_passages_and_scores_on_a_tiny_model(family, fresh_model):
         'This is a injure event whose occurrence is most clearly expressed by "wounding". '
         "Rebels attacked the convoy near Kabul , wounding two soldiers and any other victim ."
     )
+    short = passage_fields(sentences[0], sentences[0].events[0], "e1", prompts, ACE, after_words=2)
+    assert short["after"] == " attacked the"  # two words after "Rebels"
     scorer = RoleScorer(model, tokenizer, kind, ACE, prompts)
     slots = scorer.slots(sentences)
     assert [len(s) for s in slots] == [6, 4, 3]

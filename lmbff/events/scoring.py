@@ -26,12 +26,22 @@ from .data import EventSentence
 from .ontology import Ontology
 
 
-def passage_fields(sentence: EventSentence, event, entity_id: str, prompts: EventPrompts, ontology) -> dict:
+def passage_fields(
+    sentence: EventSentence,
+    event,
+    entity_id: str,
+    prompts: EventPrompts,
+    ontology,
+    after_words: int | None = None,
+) -> dict:
+    """The passage's fields; ``after_words`` keeps only that many words after the argument (a causal
+    LM scores every token after the role words, so this bounds the cost per candidate role)."""
     entity = sentence.entities[entity_id]
     words = ontology.events[event.type].words
     prefix = prompts.prefix.render({"event": words, "trigger": event.trigger})
     before = " ".join(sentence.tokens[: entity.start])
-    after = " ".join(sentence.tokens[entity.end :])
+    rest = sentence.tokens[entity.end :]
+    after = " ".join(rest if after_words is None else rest[:after_words])
     return {
         "prefix": prefix,
         "before": before + " " if before else "",
@@ -42,10 +52,19 @@ def passage_fields(sentence: EventSentence, event, entity_id: str, prompts: Even
 
 class RoleScorer:
     def __init__(
-        self, lm, tokenizer, kind, ontology: Ontology, prompts: EventPrompts, *, max_length: int = 256
+        self,
+        lm,
+        tokenizer,
+        kind,
+        ontology: Ontology,
+        prompts: EventPrompts,
+        *,
+        max_length: int = 256,
+        after_words: int | None = None,
     ):
         self.lm, self.tokenizer, self.kind = lm, tokenizer, kind
         self.ontology, self.prompts, self.max_length = ontology, prompts, max_length
+        self.after_words = after_words
 
     def _scorer(self, template, labels: Sequence[str], words: dict[str, str], fields) -> PromptModel:
         task = Task(name="events", fields=tuple(fields), labels=tuple(labels))
@@ -77,7 +96,9 @@ class RoleScorer:
         for si, sentence in enumerate(sentences):
             for ei, event in enumerate(sentence.events):
                 for arg in event.arguments:
-                    fields = passage_fields(sentence, event, arg.entity_id, self.prompts, self.ontology)
+                    fields = passage_fields(
+                        sentence, event, arg.entity_id, self.prompts, self.ontology, self.after_words
+                    )
                     by_type[event.type].append((si, ei, arg.entity_id, Example(fields)))
         out: list[list[Slot]] = [[] for _ in sentences]
         order: list[list[tuple[int, int]]] = [[] for _ in sentences]
