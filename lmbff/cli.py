@@ -133,9 +133,11 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
             group.add_argument(
                 f"--{backend}-{f.name.replace('_', '-')}",
                 dest=f"backend__{backend}__{f.name}",
+                metavar="A,B" if is_list else f.name.upper(),
                 type=kind,
                 default=None,
-                help=f"{f.metadata.get('help', '')} (default: {f.default})",
+                help=f.metadata.get("help", "")
+                + ("" if "default:" in f.metadata.get("help", "") else f" (default: {f.default})"),
             )
 
 
@@ -300,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=30, help="LN-tuning steps")
     p.add_argument("--out", default="runs/demo")
 
-    templates = sub.add_parser("templates", help="lint and render templates").add_subparsers(
+    templates = sub.add_parser("templates", help="write, lint, render and preview templates").add_subparsers(
         dest="templates_command", required=True
     )
     p = templates.add_parser("lint", help="validate task files (all of templates/ when none are given)")
