@@ -188,7 +188,11 @@ class Trainer:
         self.model, self.task, self.tuning, self.args = prompt_model, task, tuning, args
         self.train_examples, self.dev_examples = list(train), list(dev or [])
         self.demonstrations = demonstrations
-        self.param_groups = tuning.apply(prompt_model.lm)
+        # What a backend adds (MLPs, adapters, LoRA, gates) is initialised from the run's seed, without
+        # touching the global random state: the same seed gives the same start, also on resume.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            self.param_groups = tuning.apply(prompt_model.lm)
         tuning.prepare(prompt_model)
         self.saved_tuning = tuning  # replaced by tuning.export() (folded) when training ends
         # In named_parameters order (tied weights once), the order checkpoints name them in.

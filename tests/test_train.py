@@ -8,7 +8,7 @@ import torch
 from lmbff.data import Example
 from lmbff.model import PromptModel
 from lmbff.train import Trainer, TrainingArguments
-from lmbff.tuning import FullConfig, LNConfig
+from lmbff.tuning import FullConfig, LNConfig, make_config
 from lmbff.tuning.ln import norm_parameters
 from prompts.library import load_task
 
@@ -76,22 +76,26 @@ def fresh(model_and_tokenizer):
     return prompt_model(copy, tokenizer, "masked")
 
 
-def test_resume_after_interruption_ends_like_an_uninterrupted_run(bert, tmp_path):
+@pytest.mark.parametrize(("backend", "rate"), [("full", 5e-3), ("prefix+ln", None)])
+def test_resume_after_interruption_ends_like_an_uninterrupted_run(backend, rate, bert, tmp_path):
+    """Also for a combination: two parameter groups at their own rates, a reparameterised prefix."""
     data = toy(6)
     args = TrainingArguments(
-        max_steps=8, batch_size=4, eval_every=3, learning_rate=5e-3, gradient_accumulation_steps=2
+        max_steps=8, batch_size=4, eval_every=3, learning_rate=rate, gradient_accumulation_steps=2
     )
     whole = fresh(bert)
-    expected = Trainer(whole, TASK_FILE.task, FullConfig(), args, data, dev=data).train(progress=False)
+    expected = Trainer(whole, TASK_FILE.task, make_config(backend), args, data, dev=data).train(
+        progress=False
+    )
 
-    first = Interrupted(fresh(bert), TASK_FILE.task, FullConfig(), args, data, dev=data)
+    first = Interrupted(fresh(bert), TASK_FILE.task, make_config(backend), args, data, dev=data)
     first.stop_after = 2 * 7  # interrupted during step 8, after the checkpoint of step 6
     with pytest.raises(KeyboardInterrupt):
         first.train(progress=False, checkpoint_dir=tmp_path / "checkpoint")
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 6
 
     resumed_model = fresh(bert)
-    resumed = Trainer(resumed_model, TASK_FILE.task, FullConfig(), args, data, dev=data)
+    resumed = Trainer(resumed_model, TASK_FILE.task, make_config(backend), args, data, dev=data)
     result = resumed.train(progress=False, checkpoint_dir=tmp_path / "checkpoint", resume=True)
     assert result.history == expected.history and result.best_step == expected.best_step
     for (name, a), (_, b) in zip(

@@ -293,3 +293,16 @@ def test_state_of_another_model_is_refused(fresh_model, tmp_path):
     assert not hasattr(gpt, "lmbff_tuning")
     with pytest.raises(StateError, match=r"no config\.json"):
         TrainedState.load(tmp_path / "missing")
+
+
+def test_added_modules_start_from_the_runs_seed(fresh_model):
+    def start(seed: int) -> dict:
+        model, tokenizer, kind = fresh_model("bert")
+        torch.manual_seed(1000 + seed)  # the global state must not matter
+        args = TrainingArguments(max_steps=1, seed=seed)
+        Trainer(scorer(model, tokenizer, kind), TASK_FILE.task, make_config("unipelt"), args, toy())
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    a, b, c = start(1), start(1), start(2)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert any(not torch.equal(a[n], c[n]) for n in a)
