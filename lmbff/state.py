@@ -63,7 +63,11 @@ class TrainedState:
 
     def attach(self, scorer) -> AttachedState:
         """Put this state on the scorer's (frozen) language model. Raises StateError when the tensors
-        do not match what the backend trains on this model (another base model, another config)."""
+        do not match what the backend trains on this model (another base model, another config).
+
+        The base's own tensors that the state replaces (norms for ln, biases for bitfit, everything for
+        full) are copied first so that ``detach`` can restore them: for ``full`` that is a second copy
+        of the model in memory."""
         model = scorer.base_lm
         base = {name: p for name, p in model.named_parameters()}
         self.tuning.apply(model)

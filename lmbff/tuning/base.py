@@ -71,7 +71,9 @@ def group(params: list[nn.Parameter], lr: float) -> ParamGroups:
 @dataclass
 class CombinedConfig(TuningConfig):
     """Several backends at once (``prefix+ln``, ``adapter+prefix+ln``: LN-tuning's unified framework,
-    Qi et al. 2022): the union of what each trains, each part at its own learning rate."""
+    Qi et al. 2022): the union of what each trains, each part at its own learning rate (the
+    combination's own ``learning_rate`` is the smallest of them, for display; ``--learning-rate``
+    sets one rate for all parts)."""
 
     parts: list[TuningConfig] = field(default_factory=list)
 
