@@ -45,20 +45,13 @@ def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
 
 def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict:
     """Run every member (``config.template_ensemble``), then average their test probabilities."""
-    from .experiment import ExperimentConfig, prediction_records, run_experiment
+    from .experiment import ExperimentConfig, finished_run, prediction_records, run_experiment
 
     out = Path(config.out)
-    saved = out / "config.json"
-    if saved.exists():
-        if not resume:
-            raise FileExistsError(
-                f"{out} already holds a run; pass --resume to continue it or choose another --out"
-            )
-        if json.loads(saved.read_text()) != json.loads(json.dumps(config.to_dict())):
-            raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
-        if (out / "metrics.json").exists():
-            return json.loads((out / "metrics.json").read_text())
-    atomic_write_json(saved, config.to_dict())
+    finished = finished_run(config, resume)
+    if finished is not None:
+        return finished
+    atomic_write_json(out / "config.json", config.to_dict())
     started = time.perf_counter()
     members = []
     for name in config.template_ensemble:

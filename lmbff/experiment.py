@@ -78,6 +78,28 @@ class ExperimentConfig:
         return cls(**data)
 
 
+def finished_run(config: ExperimentConfig, resume: bool) -> dict | None:
+    """The metrics of the run already in ``config.out`` when it finished, else None.
+
+    Raises:
+        FileExistsError: the folder holds a run and ``resume`` is not set.
+        ValueError: the folder holds a run of another configuration.
+    """
+    out = Path(config.out)
+    if not (out / "config.json").exists():
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    saved = ExperimentConfig.from_dict(json.loads((out / "config.json").read_text())).to_dict()
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
+        raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
+    if (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    return None
+
+
 def run_experiment(
     config: ExperimentConfig, *, resume: bool = False, progress: bool = True, loaded=None
 ) -> dict:
@@ -96,16 +118,9 @@ def run_experiment(
         return run_ensemble(config, resume=resume, progress=progress)
     out = Path(config.out)
     saved_config = out / "config.json"
-    if saved_config.exists():
-        if not resume:
-            raise FileExistsError(
-                f"{out} already holds a run; pass --resume to continue it or choose another --out"
-            )
-        saved = ExperimentConfig.from_dict(json.loads(saved_config.read_text())).to_dict()
-        if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
-            raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
-        if (out / "metrics.json").exists():
-            return json.loads((out / "metrics.json").read_text())
+    finished = finished_run(config, resume)
+    if finished is not None:
+        return finished
     # Under `accelerate launch` / torchrun every process runs this; only the main one writes files.
     from accelerate import Accelerator
 

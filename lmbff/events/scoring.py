@@ -101,7 +101,6 @@ class RoleScorer:
                     )
                     by_type[event.type].append((si, ei, arg.entity_id, Example(fields)))
         out: list[list[Slot]] = [[] for _ in sentences]
-        order: list[list[tuple[int, int]]] = [[] for _ in sentences]
         for event_type, items in by_type.items():
             roles = list(self.ontology.events[event_type].roles)
             words = {r: self.ontology.role_words(r) for r in roles}
@@ -113,12 +112,8 @@ class RoleScorer:
                 out[si].append(
                     Slot(ei, event_type, entity_id, tuple(roles), np.asarray(row, dtype=np.float64))
                 )
-                order[si].append((ei, len(order[si])))
-        # slots in event order, arguments in their data order
-        return [
-            [slots[k] for _, k in sorted(keys, key=lambda p: (p[0], p[1]))]
-            for slots, keys in zip(out, order, strict=True)
-        ]
+        # Event order; an event's arguments were appended in data order and the sort is stable.
+        return [sorted(slots, key=lambda slot: slot.event) for slots in out]
 
     def entity_types(self, sentences: Sequence[EventSentence], progress: bool = False) -> list[dict]:
         """Per sentence: argument entity -> {entity type: log-score} from the typing prompt."""
