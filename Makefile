@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint format bench-zero-shot clean
+.PHONY: setup browser demo test lint format bench-zero-shot clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/lmbff demo
 
-test: setup
+# The studio's browser tests drive Debian's chromium through Playwright (Playwright's own browser
+# download needs the internet). Installed here when missing and we are root; otherwise they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is missing and could not be installed (needs root): browser tests will skip"
+
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -302,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=30, help="LN-tuning steps")
     p.add_argument("--out", default="runs/demo")
 
+    p = sub.add_parser("studio", help="a local web page to write templates against real data and a model")
+    _add_model_args(p)
+    p.add_argument("--task", default=None, help="the task the page opens with")
+    p.add_argument(
+        "--data-dir", default=None, help="data folder (or a folder of task folders, e.g. ../shared/data)"
+    )
+    p.add_argument("--workspace", default="studio-workspace", help="where saved task files go")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (the page has no login: loopback by default)",
+    )
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--max-length", type=int, default=256)
+
     templates = sub.add_parser("templates", help="write, lint, render and preview templates").add_subparsers(
         dest="templates_command", required=True
     )
@@ -352,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "search-labels": cmd_search_labels,
         "events": cmd_events,
         "search-templates": cmd_search_templates,
+        "studio": cmd_studio,
         "templates": lambda a: {
             "lint": cmd_lint,
             "render": cmd_render,
@@ -935,6 +951,31 @@ def cmd_new(args) -> int:
 
     atomic_write_text(out, text)
     console.print(f"wrote {out}; next: lmbff templates lint {out} --model <model>")
+    return 0
+
+
+def cmd_studio(args) -> int:
+    import uvicorn
+
+    from .studio.loading import ModelHolder
+    from .studio.server import Studio, create_app
+    from .studio.workspace import Workspace
+
+    holder = ModelHolder(args.model, args.model_kind)
+    studio = Studio(
+        Workspace(args.workspace),
+        holder,
+        Path(args.data_dir) if args.data_dir else None,
+        max_length=args.max_length,
+    )
+    url = f"http://{args.host}:{args.port}/" + (f"?task={args.task}" if args.task else "")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]listening on {args.host}: anyone who reaches it can read and save templates[/]"
+        )
+    console.print(f"lmbff studio: {url}  (workspace: {studio.workspace.root}; Ctrl-C stops)")
+    holder.start()
+    uvicorn.run(create_app(studio), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

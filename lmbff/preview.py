@@ -1,4 +1,5 @@
-"""``lmbff templates preview``: real examples through a template and a model, as a person reads them."""
+"""``lmbff templates preview`` and the studio: real examples through a template and a model, as a
+person reads them."""
 
 from __future__ import annotations
 
@@ -12,37 +13,52 @@ from .model import PromptModel
 
 
 @dataclass
-class PreviewRow:
+class RenderedPrompt:
+    """An example as the model reads it: the text around the slot after truncation."""
+
     source: str
     before: str  # rendered text before the slot (after truncation)
     after: str
     gold: str | None
-    prediction: str
-    probabilities: dict[str, float]
     tokens: int
     truncated: dict[str, int]
 
 
-def preview(scorer: PromptModel, examples: Sequence[Example]) -> list[PreviewRow]:
-    """Each example rendered as the model sees it, with the label probabilities and the prediction."""
-    encodings = scorer.encode(examples)
-    probabilities = np.exp(scorer.predict_log_scores(examples))
+@dataclass
+class PreviewRow(RenderedPrompt):
+    prediction: str = ""
+    probabilities: dict[str, float] | None = None
+
+
+def render(scorer: PromptModel, examples: Sequence[Example]) -> list[RenderedPrompt]:
+    """Each example rendered and truncated as it would be scored (the tokenizer only, no model pass)."""
+    lead = scorer.encoder.lead
+    trail = len(scorer.adapter.trailing_ids)
     rows = []
-    for example, enc, probs in zip(examples, encodings, probabilities, strict=True):
-        lead = scorer.encoder.lead
-        trail = len(scorer.adapter.trailing_ids)
-        before = scorer.tokenizer.decode(enc.prefix_ids[lead:])
-        after = scorer.tokenizer.decode(enc.suffix_ids[: len(enc.suffix_ids) - trail])
+    for example, enc in zip(examples, scorer.encode(examples), strict=True):
         rows.append(
-            PreviewRow(
+            RenderedPrompt(
                 example.source,
-                before,
-                after,
+                scorer.tokenizer.decode(enc.prefix_ids[lead:]),
+                scorer.tokenizer.decode(enc.suffix_ids[: len(enc.suffix_ids) - trail]),
                 None if example.label is None else str(example.label),
-                scorer.labels[int(probs.argmax())],
-                {label: float(p) for label, p in zip(scorer.labels, probs, strict=True)},
                 enc.length(scorer.encoder.slot_length),
                 dict(enc.truncated),
+            )
+        )
+    return rows
+
+
+def preview(scorer: PromptModel, examples: Sequence[Example]) -> list[PreviewRow]:
+    """Each example rendered as the model sees it, with the label probabilities and the prediction."""
+    probabilities = np.exp(scorer.predict_log_scores(examples))
+    rows = []
+    for shown, probs in zip(render(scorer, examples), probabilities, strict=True):
+        rows.append(
+            PreviewRow(
+                **vars(shown),
+                prediction=scorer.labels[int(probs.argmax())],
+                probabilities={label: float(p) for label, p in zip(scorer.labels, probs, strict=True)},
             )
         )
     return rows

@@ -166,12 +166,16 @@ def _str_list(value: Any) -> list[str] | None:
 
 def parse_task_file(path: str | os.PathLike) -> tuple[TaskFile | None, list[TaskFileError]]:
     """Read a task file and collect every problem in it (nothing is raised)."""
-    file = str(path)
-    errors: list[TaskFileError] = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [TaskFileError(file, None, "", f"cannot read: {exc}")]
+        return None, [TaskFileError(str(path), None, "", f"cannot read: {exc}")]
+    return parse_task_text(text, str(path))
+
+
+def parse_task_text(text: str, file: str) -> tuple[TaskFile | None, list[TaskFileError]]:
+    """Parse the text of a task file (``file`` names it in messages) and collect every problem."""
+    errors: list[TaskFileError] = []
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from .library import PromptSpec, Task, TaskFile, parse_task_file
+from .library import PromptSpec, Task, TaskFile, TaskFileError, parse_task_file, parse_task_text
 from .template import MASK, TemplateError
 from .tokenization import ModelKind, TokenizerAdapter
 
@@ -146,7 +146,31 @@ def lint_file(
     path: str | os.PathLike, tokenizer=None, kind: ModelKind = "masked"
 ) -> tuple[list[LintIssue], list[WordReport]]:
     """Lint one task file; with a tokenizer, also check how every label word tokenizes."""
-    parsed, errors = parse_task_file(path)
+    return _lint_parsed(*parse_task_file(path), tokenizer, kind)
+
+
+def lint_text(
+    text: str, file: str, tokenizer=None, kind: ModelKind = "masked"
+) -> tuple[list[LintIssue], list[WordReport]]:
+    """Lint the text of a task file before it is written (``file`` names it in the issues)."""
+    return _lint_parsed(*parse_task_text(text, file), tokenizer, kind)
+
+
+def lint_prompt(
+    task_file: TaskFile, spec: PromptSpec, tokenizer=None, kind: ModelKind = "masked"
+) -> tuple[list[LintIssue], list[WordReport]]:
+    """Lint one template of a parsed task file (e.g. a draft held in memory, not yet in the file)."""
+    issues: list[LintIssue] = []
+    words: list[WordReport] = []
+    _lint_prompt(task_file, spec, issues)
+    if tokenizer is not None:
+        _lint_words(task_file, spec, TokenizerAdapter(tokenizer, kind), issues, words)
+    return issues, words
+
+
+def _lint_parsed(
+    parsed: TaskFile | None, errors: list[TaskFileError], tokenizer, kind: ModelKind
+) -> tuple[list[LintIssue], list[WordReport]]:
     issues = [
         LintIssue(
             "error",
@@ -161,11 +185,10 @@ def lint_file(
     words: list[WordReport] = []
     if parsed is None:
         return issues, words
-    adapter = TokenizerAdapter(tokenizer, kind) if tokenizer is not None else None
     for spec in parsed.prompts.values():
-        _lint_prompt(parsed, spec, issues)
-        if adapter is not None:
-            _lint_words(parsed, spec, adapter, issues, words)
+        found, reports = lint_prompt(parsed, spec, tokenizer, kind)
+        issues += found
+        words += reports
     return issues, words
 
 
