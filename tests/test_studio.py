@@ -296,13 +296,40 @@ def test_superseded_evaluation_stops_between_batches(client, studio):
     seen = []
     original = studio.lock.run
 
-    async def slow_run(function, *args):
+    async def slow_run(function, *args, ticket=None):
         seen.append(len(seen))
         if len(seen) == 2:  # while the second batch is due, the page sends a newer edit
             studio.revisions.claim("page", "evaluate", 2)
-        return await original(function, *args)
+            return await original(function, *args)  # the batch already under way finishes
+        return await original(function, *args, ticket=ticket)
 
     studio.lock.run = slow_run
     lines = [json.loads(x) for x in client.post("/api/evaluate", json=body).text.splitlines()]
     assert lines[-1] == {"type": "superseded"}
     assert len(seen) == 2  # no batch was scored after the newer edit arrived
+
+
+def test_a_request_superseded_while_waiting_for_the_model_is_dropped():
+    import anyio
+
+    from lmbff.studio.scoring import ModelLock
+
+    async def scenario() -> tuple[list, list]:
+        lock, revisions, ran, outcome = ModelLock(), Revisions(), [], []
+        waiting = revisions.claim("page", "score-A", 1)
+
+        async def request():
+            try:
+                await lock.run(ran.append, "batch", ticket=waiting)
+                outcome.append("ran")
+            except Superseded:
+                outcome.append("superseded")
+
+        # the model is busy with another batch while the request waits, and the page sends a newer edit
+        async with anyio.create_task_group() as group, lock._lock:
+            group.start_soon(request)
+            await anyio.sleep(0.05)
+            revisions.claim("page", "score-A", 2)
+        return ran, outcome
+
+    assert anyio.run(scenario) == ([], ["superseded"])

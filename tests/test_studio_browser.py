@@ -109,9 +109,9 @@ def test_type_see_examples_update_and_save(server, page, workspace):
     assert sum(probabilities) == pytest.approx(1.0, abs=2e-3)
     predicted = first.locator(".bar-row.predicted").get_attribute("data-label")
     gold = first.locator(".example-head").text_content().split("gold: ")[1]
-    expect(first.locator(".verdict")).to_have_text(
-        f"✓ right: {predicted}" if predicted == gold else f"✗ wrong: {predicted}"
-    )
+    words = {"negative": "bad / terrible", "positive": "great"}[predicted]
+    mark = "✓ right" if predicted == gold else "✗ wrong"
+    expect(first.locator(".verdict")).to_have_text(f"{mark}: {predicted} ({words})")
     screenshot(page, "studio.png")
 
     page.locator("#pane-A .save").click()

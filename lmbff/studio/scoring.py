@@ -64,8 +64,12 @@ class ModelLock:
     def __init__(self):
         self._lock = anyio.Lock()
 
-    async def run(self, function, *args):
+    async def run(self, function, *args, ticket: Ticket | None = None):
+        """Run ``function(*args)`` in a worker thread once the model is free; a request superseded
+        while it waited for the lock is dropped then, before it costs a batch."""
         async with self._lock:
+            if ticket is not None:
+                ticket.check()
             return await anyio.to_thread.run_sync(function, *args)
 
 
@@ -85,7 +89,8 @@ class BatchScoring:
         parts = [self.scores]
         for start in range(0, len(self.examples), BATCH):
             self.ticket.check()
-            parts.append(await self.lock.run(self._score, self.examples[start : start + BATCH]))
+            chunk = self.examples[start : start + BATCH]
+            parts.append(await self.lock.run(self._score, chunk, ticket=self.ticket))
             yield min(start + BATCH, len(self.examples))
         self.ticket.check()
         self.scores = np.concatenate(parts)

@@ -313,7 +313,8 @@ async def evaluate(request: Request) -> Response:
                     progress = {"type": "progress", "done": k * len(sample) + done, "total": total}
                     yield json.dumps(progress) + "\n"
                 results.append((run.scores, await content_free(scorer, studio.lock)))
-            yield json.dumps({"type": "result", **_evaluation(task_, sample, results)}) + "\n"
+            calibrated = bool(body.get("calibrate"))
+            yield json.dumps({"type": "result", **_evaluation(task_, sample, results, calibrated)}) + "\n"
         except Superseded:
             yield json.dumps({"type": "superseded"}) + "\n"
         except Exception as exc:  # the stream has started: the error goes in it
@@ -323,16 +324,17 @@ async def evaluate(request: Request) -> Response:
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-def _evaluation(task_, sample: list[Example], results: list) -> dict:
-    out = {"sample": len(sample), "prompts": []}
+def _evaluation(task_, sample: list[Example], results: list, calibrated: bool) -> dict:
+    """Metrics per template; with two, the examples they disagree on (with calibration when it is on)."""
+    out = {"sample": len(sample), "prompts": [], "calibrated": calibrated}
     predicted = []
     for scores, cf in results:
         out["prompts"].append(sample_metrics(task_, sample, scores, cf))
-        predicted.append((predictions(task_, scores), predictions(task_, apply_calibration(scores, cf))))
+        predicted.append(predictions(task_, apply_calibration(scores, cf) if calibrated else scores))
     if len(results) == 2:
         rows = []
         for i, example in enumerate(sample):
-            a, b = predicted[0][0][i], predicted[1][0][i]
+            a, b = predicted[0][i], predicted[1][i]
             if a != b:
                 rows.append(
                     {

@@ -355,13 +355,18 @@ function reading(pane, p, i) {
     }
     if (score.correct !== null) {
       bars.appendChild(el("div", `verdict ${score.correct ? "right" : "wrong"}`,
-        `${score.correct ? "✓ right" : "✗ wrong"}: ${labelName(score.prediction)}`));
+        `${score.correct ? "✓ right" : "✗ wrong"}: ${verdictLabel(p, score.prediction)}`));
     }
   } else {
     bars.appendChild(el("div", "muted", state.modelReady ? "scoring…" : "waiting for the model…"));
   }
   part.appendChild(bars);
   return part;
+}
+
+function verdictLabel(p, label) {
+  const name = state.task.label_names[label];
+  return name ? `${label} (${name})` : `${label} (${wordsOf(p, label)})`;
 }
 
 function wordsOf(p, label) {
@@ -439,7 +444,8 @@ function showEvaluation(panes, result) {
   const details = $("disagreements");
   if (!result.disagreements) { details.hidden = true; return; }
   details.hidden = false;
-  details.querySelector("summary").textContent = `A and B disagree on ${result.disagreements.length} of ${result.sample}`;
+  details.querySelector("summary").textContent = `A and B disagree on ${result.disagreements.length} of ` +
+    `${result.sample}${result.calibrated ? " (calibrated)" : ""}`;
   const rows = details.querySelector("tbody");
   rows.replaceChildren();
   for (const d of result.disagreements) {
