@@ -333,3 +333,37 @@ def test_a_request_superseded_while_waiting_for_the_model_is_dropped():
         return ran, outcome
 
     assert anyio.run(scenario) == ([], ["superseded"])
+
+
+def test_the_studio_command_serves_the_page_and_loads_the_model(bert_dir, workspace):
+    """`lmbff studio` end to end: prints its URL, serves the page at once, loads the model behind it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "lmbff.cli", "studio", "--model", str(bert_dir), "--port", str(port)]
+    command += ["--workspace", str(workspace), "--data-dir", str(REVIEWS), "--task", "reviews"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert f"http://127.0.0.1:{port}/?task=reviews" in server.stdout.readline()
+        status, deadline = {}, time.monotonic() + 120
+        while status.get("state") != "ready" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as answer:
+                    status = json.load(answer)
+            except OSError:
+                continue
+        assert status["state"] == "ready" and status["kind"] == "masked"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            assert "<title>lmbff studio</title>" in answer.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/studio.js", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
