@@ -305,12 +305,7 @@ class PromptModel(nn.Module):
             rows = torch.tensor([ids[0] for ids in self.words.word_ids], device=features.device)
             return self._output_logits(picked, rows)
         picked = features[batch.entry_row, batch.entry_pos]
-        logprobs = []
-        for start in range(0, picked.shape[0], _LOGSOFTMAX_CHUNK):
-            chunk = self._output_logits(picked[start : start + _LOGSOFTMAX_CHUNK]).float().log_softmax(-1)
-            targets = batch.entry_target[start : start + _LOGSOFTMAX_CHUNK]
-            logprobs.append(chunk.gather(1, targets[:, None]).squeeze(1))
-        token_logprobs = torch.cat(logprobs)
+        token_logprobs = self._target_log_probs(picked, batch.entry_target)
         total = torch.zeros(batch.num_examples * n_words, device=features.device, dtype=token_logprobs.dtype)
         total = total.index_add(0, batch.entry_word, token_logprobs)
         if self.mode == "mask":
@@ -321,9 +316,102 @@ class PromptModel(nn.Module):
             total = total.view(batch.num_examples, n_words) / lengths
         return total.view(batch.num_examples, n_words)
 
+    @property
+    def shares_prefix(self) -> bool:
+        """Whether inference may run the text before the slot once per example and every word's
+        continuation on its cached keys and values (causal LMs outside the one-position fast path).
+
+        Not with added modules in ``lmbff_tuning`` (soft prompts, prefixes, adapters and gates act on
+        whole sequences), and not past a sliding attention window."""
+        if self.kind != "causal" or self.fast_path or len(getattr(self.base_lm, "lmbff_tuning", ())):
+            return False
+        window = getattr(self.base_lm.config, "sliding_window", None)
+        return window is None or self.encoder.max_length + self.words.max_word_length <= window
+
+    def shared_prefix_log_scores(
+        self, encodings: Sequence[PromptEncoding], calibrate: bool = True
+    ) -> torch.Tensor:
+        """:meth:`class_log_scores` for a batch, computing the shared text before the slot once."""
+        return self._class_scores(self._shared_prefix_word_scores(encodings), calibrate)
+
+    def _shared_prefix_word_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
+        # Why by hand: the passages of one example differ only from the slot on (one per label word),
+        # so the text before it (demonstrations, event prefix, the sentence up to the argument) is run
+        # once, left-padded so that every prefix ends at the same position, and its key/value cache is
+        # repeated for the words' continuations. Same log-probabilities as the row-per-word path.
+        words = self.words.word_ids
+        n_words, device = len(words), self.device
+        lengths = [len(e.prefix_ids) for e in encodings]
+        if min(lengths) == 0:  # nothing before the slot to share (no BOS, slot first)
+            return self.word_scores(self.collate(encodings).to(device))
+        width = max(lengths)
+        ids = torch.full((len(encodings), width), self.adapter.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(encodings), width), dtype=torch.long)
+        for i, e in enumerate(encodings):
+            ids[i, width - lengths[i] :] = torch.tensor(e.prefix_ids, dtype=torch.long)
+            mask[i, width - lengths[i] :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        with _features_before_output_layer(self.base_lm) as box:
+            out = self.lm(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+                use_cache=True,
+            )
+        first = self._output_logits(box["features"][:, -1]).float().log_softmax(-1)
+        continuations = [
+            list(word) + (list(e.suffix_ids) if self.mode == "sequence" else [])
+            for e in encodings
+            for word in words
+        ]
+        rows = torch.arange(len(continuations), device=device)
+        targets = torch.tensor([c[0] for c in continuations], device=device)
+        total = first.repeat_interleave(n_words, dim=0)[rows, targets]
+        fed = [c[:-1] for c in continuations]  # the last token is only predicted
+        steps = max(len(f) for f in fed)
+        if steps:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n_words)
+            next_ids = torch.full((len(fed), steps), self.adapter.pad_token_id, dtype=torch.long)
+            next_mask = torch.zeros((len(fed), steps), dtype=torch.long)
+            for r, f in enumerate(fed):
+                next_ids[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+                next_mask[r, : len(f)] = 1
+            start = torch.tensor(lengths, dtype=torch.long).repeat_interleave(n_words)
+            positions = start[:, None] + torch.arange(steps)[None, :]
+            full_mask = torch.cat([mask.repeat_interleave(n_words, dim=0), next_mask.to(device)], dim=1)
+            with _features_before_output_layer(self.base_lm) as box:
+                self.lm(
+                    input_ids=next_ids.to(device),
+                    attention_mask=full_mask,
+                    position_ids=positions.to(device),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+            entry_row = [r for r, f in enumerate(fed) for _ in f]
+            entry_pos = [j for f in fed for j in range(len(f))]
+            entry_target = [continuations[r][j + 1] for r, f in enumerate(fed) for j in range(len(f))]
+            picked = box["features"][torch.tensor(entry_row), torch.tensor(entry_pos)]
+            as_long = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
+            total = total.index_add(
+                0, as_long(entry_row), self._target_log_probs(picked, as_long(entry_target)).to(total.dtype)
+            )
+        return total.view(len(encodings), n_words)
+
+    def _target_log_probs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log P(target) at each feature row, full-vocabulary log-softmax in chunks (bounds memory)."""
+        logprobs = []
+        for start in range(0, features.shape[0], _LOGSOFTMAX_CHUNK):
+            chunk = self._output_logits(features[start : start + _LOGSOFTMAX_CHUNK]).float().log_softmax(-1)
+            logprobs.append(chunk.gather(1, targets[start : start + _LOGSOFTMAX_CHUNK, None]).squeeze(1))
+        return torch.cat(logprobs) if logprobs else features.new_zeros(0)
+
     def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:
         """Log-probabilities over the labels (B, C); differentiable (used for training)."""
-        scores = self.word_scores(batch).float()
+        return self._class_scores(self.word_scores(batch), calibrate)
+
+    def _class_scores(self, word_scores: torch.Tensor, calibrate: bool) -> torch.Tensor:
+        scores = word_scores.float()
         labels = torch.tensor(self.words.word_label, device=scores.device)
         n_labels = self.words.num_labels
         per_label = []
@@ -409,10 +497,15 @@ def score_in_length_order(
     order = sorted(range(len(encodings)), key=lambda i: -scorer.row_length(encodings[i]))
     out = np.zeros((len(encodings), len(scorer.labels)), dtype=np.float32)
     desc = progress if isinstance(progress, str) else "scoring"
+    shared = getattr(scorer, "shares_prefix", False)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
         index = order[start : start + batch_size]
-        batch = scorer.collate([encodings[i] for i in index]).to(scorer.device)
-        out[index] = scorer.class_log_scores(batch, calibrate=calibrate).cpu().numpy()
+        chosen = [encodings[i] for i in index]
+        if shared:
+            scores = scorer.shared_prefix_log_scores(chosen, calibrate=calibrate)
+        else:
+            scores = scorer.class_log_scores(scorer.collate(chosen).to(scorer.device), calibrate=calibrate)
+        out[index] = scores.cpu().numpy()
     scorer.lm.train(was_training)
     return out
 

@@ -92,6 +92,44 @@ def test_causal_mid_prompt_slot_scores_the_filled_sequence(gpt):
         np.testing.assert_allclose(row, torch.tensor(expected).log_softmax(-1).numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Review: {{ text_a }} All in all it was {{ mask }} , said the critic .",
+        "{{ text_a }} It was {{ mask }}",
+    ],
+)
+def test_causal_shared_prefix_equals_one_row_per_word(gpt, text):
+    """Inference runs the text before the slot once (left-padded, cached) and every word's continuation
+    on it; the scores equal those of scoring each filled passage as its own row."""
+    model, tokenizer = gpt
+    verbalizer = Verbalizer(
+        {"neg": ["terrible", "dreadfully boring"], "pos": "greatness-filled"}, ["neg", "pos"]
+    )
+    pm = PromptModel(model, tokenizer, Template(text), verbalizer, kind="causal")
+    assert pm.shares_prefix and not pm.fast_path and max(len(w) for w in pm.words.word_ids) > 1
+    encodings = pm.encode(examples())  # prefixes of different lengths: the left padding is exercised
+    with torch.no_grad():
+        shared = pm.shared_prefix_log_scores(encodings).numpy()
+        rows = pm.class_log_scores(pm.collate(encodings)).numpy()
+    np.testing.assert_allclose(shared, rows, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(pm.predict_log_scores(examples(), batch_size=4), rows, rtol=1e-5, atol=1e-4)
+
+
+def test_no_shared_prefix_with_modules_that_act_on_whole_sequences(fresh_model):
+    from lmbff.tuning import make_config
+    from lmbff.tuning.injection import detach
+
+    model, tokenizer, kind = fresh_model("gpt")
+    verbalizer = Verbalizer({"neg": "dreadfully boring", "pos": "great"}, ["neg", "pos"])
+    pm = PromptModel(model, tokenizer, Template("{{ text_a }} It was {{ mask }} ."), verbalizer, kind=kind)
+    assert pm.shares_prefix
+    make_config("prompt").apply(model)
+    assert not pm.shares_prefix
+    detach(model)
+    assert pm.shares_prefix
+
+
 def test_multi_token_words_with_several_masks(bert):
     model, tokenizer = bert
     verbalizer = Verbalizer({"neg": "terrible", "pos": "greatness-filled"}, ["neg", "pos"])
