@@ -975,7 +975,8 @@ def cmd_studio(args) -> int:
         )
     console.print(f"lmbff studio: {url}  (workspace: {studio.workspace.root}; Ctrl-C stops)")
     holder.start()
-    uvicorn.run(create_app(studio), host=args.host, port=args.port, log_level="warning")
+    hosts = [args.host, "127.0.0.1", "localhost", "[::1]"] if args.host not in ("0.0.0.0", "::") else ["*"]
+    uvicorn.run(create_app(studio, hosts), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

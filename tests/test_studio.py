@@ -241,12 +241,25 @@ def test_data_files_outside_the_data_folder_are_refused(client):
 
 
 def test_oversized_and_malformed_requests_get_json_errors(client):
-    big = client.post("/api/render", content=b"{" + b" " * 300_000 + b"}")
+    as_json = {"Content-Type": "application/json"}
+    big = client.post("/api/render", content=b"{" + b" " * 300_000 + b"}", headers=as_json)
     assert big.status_code == 413 and big.json()["code"] == "too_large"
-    assert client.post("/api/render", content=b"not json").status_code == 400
+    assert client.post("/api/render", content=b"not json", headers=as_json).status_code == 400
     wrong = client.post("/api/render", json=draft(label_words=["terrible"]))
     assert wrong.status_code == 400 and "label_words" in wrong.json()["error"]
     assert client.post("/api/render", json=draft(n=1000)).json()["error"].startswith("field 'n'")
+
+
+def test_requests_a_foreign_page_could_send_are_refused(studio):
+    """A cross-site form or fetch can POST text/plain without a preflight; DNS rebinding sends a
+    foreign Host header. Neither reaches the workspace."""
+    client = TestClient(create_app(studio, ["127.0.0.1", "localhost"]), base_url="http://127.0.0.1:8765")
+    body = json.dumps(draft(name="planted", base_version=None)).encode()
+    plain = client.post("/api/save", content=body, headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415 and plain.json()["code"] == "media_type"
+    rebound = TestClient(create_app(studio, ["127.0.0.1", "localhost"]), base_url="http://evil.example")
+    assert rebound.get("/api/tasks").status_code == 400
+    assert "planted" not in (studio.workspace.root / "reviews.yaml").read_text()
 
 
 def test_unexpected_errors_never_show_a_stack_trace(client, studio, monkeypatch):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -117,6 +119,10 @@ class Studio:
 
 # ---- request bodies -------------------------------------------------------------------------------
 async def _body(request: Request) -> dict:
+    # A cross-site page can send a "simple" POST (text/plain) to localhost without asking; requiring
+    # JSON makes the browser ask first (CORS preflight), and this server answers no such question.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ApiError(415, "send the body as JSON (Content-Type: application/json)", "media_type")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes", "too_large")
@@ -402,8 +408,9 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     return _error(500, f"internal error ({type(exc).__name__}); details are in the server log", "internal")
 
 
-def create_app(studio: Studio) -> Starlette:
-    """The studio's ASGI application."""
+def create_app(studio: Studio, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The studio's ASGI application. ``allowed_hosts``: the Host headers it answers (the command
+    passes the address it listens on and the loopback names, against DNS rebinding)."""
     routes = [
         Route("/", index),
         Route("/api/status", status),
@@ -419,6 +426,7 @@ def create_app(studio: Studio) -> Starlette:
         exc: _on_error
         for exc in (ApiError, WorkspaceError, Superseded, ModelNotReady, DataError, HTTPException, Exception)
     }
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
     app.state.studio = studio
     return app
