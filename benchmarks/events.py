@@ -145,7 +145,12 @@ def run_events(name: str, extra: list[str], out: Path, model: str) -> dict:
     if not (folder / "metrics.json").exists():
         command = [sys.executable, "-m", "lmbff.cli", "events", *extra, "--ablation", "--model", model]
         subprocess.run([*command, "--out", str(folder)], check=True)
-    return json.loads((folder / "metrics.json").read_text())
+    summary = json.loads((folder / "metrics.json").read_text())
+    predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    labelled = [p for p in predictions if p["gold"]]
+    # What guessing uniformly among the event type's roles would score: the floor to read accuracy by.
+    summary["chance"] = sum(1 / len(p["scores"]) for p in labelled) / max(1, len(labelled))
+    return summary
 
 
 def main(argv=None) -> int:
@@ -199,12 +204,23 @@ def main(argv=None) -> int:
                     row["method"],
                     f"{100 * row['accuracy']:.1f}",
                     f"{100 * row['macro_f1']:.1f}",
+                    f"{100 * summary['chance']:.1f}",
                     f"{summary['arguments']}",
                     f"{summary['events']}",
                     f"{summary['seconds_per_event']:.2f}",
                 ]
             )
-    header = ["data", "constraints", "solver", "accuracy", "macro F1", "arguments", "events", "s / event"]
+    header = [
+        "data",
+        "constraints",
+        "solver",
+        "accuracy",
+        "macro F1",
+        "chance",
+        "arguments",
+        "events",
+        "s / event",
+    ]
     table = markdown_table(header, rows)
     atomic_write_text(args.out / "results.md", f"# Event argument roles, zero-shot ({args.model})\n\n{table}")
     print(table)
