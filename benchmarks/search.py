@@ -53,19 +53,35 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="13,21,42,87,100")
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument(
+        "--templates",
+        default="TREC=answer_type",
+        help="TASK=TEMPLATE,... the manual template per task (label search needs the slot at the end on a "
+        "causal LM: TREC's LM-BFF template starts with it)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search"))
     args = parser.parse_args(argv)
     if not args.data_root.is_dir():
         print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
         return 2
     loaded = load_model(args.model)
-    results = []
+    saved = args.out / "results.json"
+    # Resumable: a (task, seed) already in results.json is kept, not searched again.
+    results = json.loads(saved.read_text()) if saved.exists() else []
     for name in args.tasks.split(","):
         task_file = load_task(name)
-        task, manual = task_file.task, task_file.prompt()
+        templates = dict(pair.split("=", 1) for pair in args.templates.split(",") if pair)
+        task, manual = task_file.task, task_file.prompt(templates.get(name))
+        seeds = [
+            s
+            for s in map(int, args.seeds.split(","))
+            if (name, s) not in {(r["task"], r["seed"]) for r in results}
+        ]
+        if not seeds:
+            continue
         test = load_split(args.data_root / name, "test", task).examples
         manual_score = zero_shot(loaded, task, manual.template, manual.label_words, test)
-        for seed in map(int, args.seeds.split(",")):
+        for seed in seeds:
             folder = split_folder(args.data_root / name, 16, seed)
             train = load_split(folder, "train", task).examples
             dev = load_split(folder, "dev", task).examples
@@ -101,7 +117,7 @@ def main(argv=None) -> int:
                 }
             )
             print(json.dumps(results[-1]), flush=True)
-            atomic_write_json(args.out / "results.json", results)
+            atomic_write_json(saved, results)
     rows = []
     for name in args.tasks.split(","):
         mine = [r for r in results if r["task"] == name]
