@@ -271,13 +271,15 @@ class PromptModel(nn.Module):
         self.lm.train(was_training)
         return np.concatenate(out)
 
-    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, rows: list[list[int]], left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask of rows padded to the longest; on the left when ``left``."""
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.adapter.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = torch.tensor(row, dtype=torch.long)
+            mask[i, span] = 1
         return ids, mask
 
     # ---- scoring --------------------------------------------------------------------------------
@@ -344,12 +346,7 @@ class PromptModel(nn.Module):
         lengths = [len(e.prefix_ids) for e in encodings]
         if min(lengths) == 0:  # nothing before the slot to share (no BOS, slot first)
             return self.word_scores(self.collate(encodings).to(device))
-        width = max(lengths)
-        ids = torch.full((len(encodings), width), self.adapter.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(encodings), width), dtype=torch.long)
-        for i, e in enumerate(encodings):
-            ids[i, width - lengths[i] :] = torch.tensor(e.prefix_ids, dtype=torch.long)
-            mask[i, width - lengths[i] :] = 1
+        ids, mask = self._pad([list(e.prefix_ids) for e in encodings], left=True)
         ids, mask = ids.to(device), mask.to(device)
         with _features_before_output_layer(self.base_lm) as box:
             out = self.lm(
@@ -372,11 +369,7 @@ class PromptModel(nn.Module):
         if steps:
             cache = out.past_key_values
             cache.batch_repeat_interleave(n_words)
-            next_ids = torch.full((len(fed), steps), self.adapter.pad_token_id, dtype=torch.long)
-            next_mask = torch.zeros((len(fed), steps), dtype=torch.long)
-            for r, f in enumerate(fed):
-                next_ids[r, : len(f)] = torch.tensor(f, dtype=torch.long)
-                next_mask[r, : len(f)] = 1
+            next_ids, next_mask = self._pad(fed)
             start = torch.tensor(lengths, dtype=torch.long).repeat_interleave(n_words)
             positions = start[:, None] + torch.arange(steps)[None, :]
             full_mask = torch.cat([mask.repeat_interleave(n_words, dim=0), next_mask.to(device)], dim=1)
