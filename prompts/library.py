@@ -346,15 +346,23 @@ def _parse_prompt(
             continue
         label_words[str(label)] = [str(w) for w in group]
     if task is not None:
-        for label in label_words:
-            if label not in task.labels:
-                problem(
-                    (*key, "label_words", label), f"{label!r} is not a label of the task {list(task.labels)}"
-                )
-        for label in task.labels:
-            if label not in label_words:
-                problem((*key, "label_words"), f"label {label!r} has no label word")
+        for label, message in label_word_problems(task, label_words):
+            problem((*key, "label_words", *([label] if label is not None else [])), message)
     return PromptSpec(name, template, label_words, str(spec.get("reference", "")))
+
+
+def label_word_problems(task: Task, label_words: dict[str, list[str]]) -> list[tuple[str | None, str]]:
+    """(label the problem is under, or None; message) for each label without a word, after each word
+    group filed under a label the task does not have."""
+    problems: list[tuple[str | None, str]] = [
+        (label, f"{label!r} is not a label of the task {list(task.labels)}")
+        for label in label_words
+        if label not in task.labels
+    ]
+    problems += [
+        (None, f"label {label!r} has no label word") for label in task.labels if not label_words.get(label)
+    ]
+    return problems
 
 
 def load_task_file(path: str | os.PathLike) -> TaskFile:

@@ -160,11 +160,17 @@ def lint_prompt(
     task_file: TaskFile, spec: PromptSpec, tokenizer=None, kind: ModelKind = "masked"
 ) -> tuple[list[LintIssue], list[WordReport]]:
     """Lint one template of a parsed task file (e.g. a draft held in memory, not yet in the file)."""
+    return _lint_spec(task_file, spec, TokenizerAdapter(tokenizer, kind) if tokenizer is not None else None)
+
+
+def _lint_spec(
+    task_file: TaskFile, spec: PromptSpec, adapter: TokenizerAdapter | None
+) -> tuple[list[LintIssue], list[WordReport]]:
     issues: list[LintIssue] = []
     words: list[WordReport] = []
     _lint_prompt(task_file, spec, issues)
-    if tokenizer is not None:
-        _lint_words(task_file, spec, TokenizerAdapter(tokenizer, kind), issues, words)
+    if adapter is not None:
+        _lint_words(task_file, spec, adapter, issues, words)
     return issues, words
 
 
@@ -185,8 +191,9 @@ def _lint_parsed(
     words: list[WordReport] = []
     if parsed is None:
         return issues, words
+    adapter = TokenizerAdapter(tokenizer, kind) if tokenizer is not None else None  # once per file
     for spec in parsed.prompts.values():
-        found, reports = lint_prompt(parsed, spec, tokenizer, kind)
+        found, reports = _lint_spec(parsed, spec, adapter)
         issues += found
         words += reports
     return issues, words

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from prompts.library import PromptSpec, TaskFile
+from prompts.library import PromptSpec, TaskFile, label_word_problems
 from prompts.lint import LintIssue, lint_prompt
 from prompts.template import Template, TemplateError, TemplateLocation
 
@@ -68,17 +68,10 @@ def make_draft(
 
 
 def _label_issues(task_file: TaskFile, name: str, label_words: dict[str, list[str]]) -> list[LintIssue]:
-    labels = task_file.task.labels
-    issues = []
-    for label in labels:
-        if not label_words.get(label):
-            issues.append(LintIssue("error", EDITOR, None, name, f"label {label!r} has no label word"))
-    for label in label_words:
-        if label not in labels:
-            issues.append(
-                LintIssue("error", EDITOR, None, name, f"{label!r} is not a label of the task {list(labels)}")
-            )
-    return issues
+    return [
+        LintIssue("error", EDITOR, None, name, message)
+        for _, message in label_word_problems(task_file.task, label_words)
+    ]
 
 
 def scorer_for(draft: Draft, lm, tokenizer, kind: str, max_length: int) -> PromptModel:
