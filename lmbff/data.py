@@ -18,7 +18,7 @@ from pathlib import Path
 from prompts.library import Task
 
 LABEL_COLUMN = "label"
-_EXTENSIONS = (".tsv", ".csv", ".jsonl", ".json")
+EXTENSIONS = (".tsv", ".csv", ".jsonl", ".json")
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def read_examples(
         raise DataError(
             str(path),
             None,
-            f"unknown format; expected one of {', '.join(_EXTENSIONS)} "
+            f"unknown format; expected one of {', '.join(EXTENSIONS)} "
             "or a folder written by datasets' save_to_disk",
         )
     rename = dict(columns or {})
@@ -236,7 +236,7 @@ def find_split(data_dir: str | os.PathLike, split: str) -> Path:
         return direct
     if (directory / split).is_file():
         return directory / split
-    for ext in _EXTENSIONS:
+    for ext in EXTENSIONS:
         if (directory / f"{split}{ext}").is_file():
             return directory / f"{split}{ext}"
     if _is_datasets_dir(directory / split):

@@ -8,18 +8,17 @@ from pathlib import Path
 from prompts.library import TaskFile
 
 from ..cli import DATA_ENV
-from ..data import ReadReport, read_examples
+from ..data import EXTENSIONS, ReadReport, read_examples
 from .workspace import WorkspaceError
 
-_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json")
 _MAX_FILES = 200
 _MAX_DEPTH = 3
 _PREFERRED = ("dev", "validation", "train", "test")
 
 
-def data_folder(task_file: TaskFile, data_dir: Path | None) -> Path | None:
-    """Where a task's data is: <data-dir>/<task> or <data-dir> itself, $LMBFF_DATA/<task>, or the task
-    file's own folder when it holds data (as the command line looks)."""
+def data_folder(task_file: TaskFile, data_dir: Path | None) -> tuple[Path | None, list[str]]:
+    """Where a task's data is, and the data files there: <data-dir>/<task> or <data-dir> itself,
+    $LMBFF_DATA/<task>, or the task file's own folder when it holds data (as the command line looks)."""
     candidates: list[Path] = []
     if data_dir is not None:
         candidates += [data_dir / task_file.task.name, data_dir]
@@ -27,9 +26,10 @@ def data_folder(task_file: TaskFile, data_dir: Path | None) -> Path | None:
         candidates.append(Path(os.environ[DATA_ENV]) / task_file.task.name)
     candidates.append(Path(task_file.path).parent)
     for folder in candidates:
-        if folder.is_dir() and list_data_files(folder):
-            return folder.resolve()
-    return None
+        files = list_data_files(folder) if folder.is_dir() else []
+        if files:
+            return folder.resolve(), files
+    return None, []
 
 
 def list_data_files(folder: Path) -> list[str]:
@@ -40,7 +40,7 @@ def list_data_files(folder: Path) -> list[str]:
         depth = len(Path(current).parts) - root_depth
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if depth < _MAX_DEPTH else []
         for name in sorted(files):
-            if name.endswith(_SUFFIXES):
+            if name.endswith(EXTENSIONS):
                 found.append(str((Path(current) / name).relative_to(folder)))
                 if len(found) >= _MAX_FILES:
                     return found
@@ -61,7 +61,7 @@ def resolve_data_file(folder: Path, name: str) -> Path:
     path = (folder / name).resolve()
     if not path.is_relative_to(folder) or Path(name).is_absolute():
         raise WorkspaceError(f"data file {name!r} is outside the data folder", status=403)
-    if path.suffix not in _SUFFIXES or not path.is_file():
+    if path.suffix not in EXTENSIONS or not path.is_file():
         raise WorkspaceError(f"no data file {name!r} in {folder}", status=404)
     return path
 

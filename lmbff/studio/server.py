@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -28,7 +28,7 @@ from prompts.template import TemplateError
 from ..data import DataError, Example
 from ..evaluate import apply_calibration
 from ..preview import render
-from .datafiles import ExampleCache, data_folder, default_data_file, list_data_files, resolve_data_file
+from .datafiles import ExampleCache, data_folder, default_data_file, resolve_data_file
 from .drafts import Draft, make_draft, scorer_for
 from .loading import ModelHolder, ModelNotReady
 from .scoring import (
@@ -77,21 +77,20 @@ class Studio:
         if parsed is None:
             raise ApiError(422, f"{ref.name} does not parse: {errors[0]}", "bad_task_file")
         # Relative data folders are looked up beside the file itself.
-        parsed = TaskFile(
-            str(self.workspace.path_of(ref)), parsed.task, parsed.prompts, parsed.default_template
-        )
-        return parsed, text, version
-
-    def data_files(self, task_file: TaskFile) -> tuple[Path | None, list[str]]:
-        folder = data_folder(task_file, self.data_dir)
-        return folder, list_data_files(folder) if folder else []
+        return replace(parsed, path=str(self.workspace.path_of(ref))), text, version
 
     def read_examples(self, task_file: TaskFile, name: str) -> tuple[list[Example], int]:
-        folder, _ = self.data_files(task_file)
+        folder, _ = data_folder(task_file, self.data_dir)
         if folder is None:
             raise ApiError(404, f"no data for task {task_file.task.name}: start the studio with --data-dir")
         report = self.examples.read(resolve_data_file(folder, name), task_file)
         return report.examples, len(report.skipped)
+
+    def preview_examples(self, task_file: TaskFile, body: dict) -> tuple[list[Example], list[Example], int]:
+        """The examples the page shows (``n`` from ``start``), all of the file's, and the rows skipped."""
+        examples, skipped = self.read_examples(task_file, _string(body, "data"))
+        start = _int(body, "start", 0, 0, 10**9)
+        return examples[start : start + _int(body, "n", 8, 1, MAX_PREVIEW)], examples, skipped
 
     def draft(self, body: dict, task_file: TaskFile, prompt: dict | None = None) -> Draft:
         prompt = prompt or body
@@ -201,7 +200,7 @@ async def task(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     ref = TaskFileRef(request.query_params.get("source", ""), request.query_params.get("name", ""))
     task_file, text, version = studio.task_file(ref)
-    folder, files = studio.data_files(task_file)
+    folder, files = data_folder(task_file, studio.data_dir)
     t = task_file.task
     return JSONResponse(
         {
@@ -246,9 +245,7 @@ async def render_prompts(request: Request) -> Response:
     answer: dict = {"revision": ticket.revision, "issues": draft.issue_dicts(), "rows": [], "ok": draft.ok}
     if not draft.ok or not body.get("data"):
         return JSONResponse(answer)
-    examples, skipped = studio.read_examples(task_file, _string(body, "data"))
-    start = _int(body, "start", 0, 0, 10**9)
-    chosen = examples[start : start + _int(body, "n", 8, 1, MAX_PREVIEW)]
+    chosen, examples, skipped = studio.preview_examples(task_file, body)
     scorer = studio.scorer(draft, body, with_model=False)
     try:
         rows = render(scorer, chosen)
@@ -271,9 +268,7 @@ async def score_prompts(request: Request) -> Response:
     ticket = _ticket(studio, body, "score-" + _string(body, "pane", "A"))
     task_file, _, _ = studio.task_file(_file_ref(body))
     scorer = studio.scorer(studio.draft(body, task_file), body, with_model=True)
-    examples, _ = studio.read_examples(task_file, _string(body, "data"))
-    start = _int(body, "start", 0, 0, 10**9)
-    chosen = examples[start : start + _int(body, "n", 8, 1, MAX_PREVIEW)]
+    chosen, _, _ = studio.preview_examples(task_file, body)
     scores = await log_scores(scorer, chosen, studio.lock, ticket)
     cf = await content_free(scorer, studio.lock) if body.get("calibrate") else None
     if cf is not None:
