@@ -27,7 +27,7 @@ from lmbff.model import PromptModel
 from lmbff.pretrained import load_model
 from lmbff.splits import split_folder
 from lmbff.template_search import TemplateSearchConfig, search_templates
-from prompts.library import load_task
+from prompts.library import PromptSpec, load_task
 from prompts.template import Template
 from prompts.verbalizer import Verbalizer
 
@@ -44,6 +44,25 @@ def zero_shot(loaded, task, template: Template, label_words: dict, examples) -> 
     )
     scorer.task = task
     return score_examples(task, examples, scorer.predict_log_scores(examples, progress="test"), "test").score
+
+
+def known_scores(results: list[dict], manual: dict[str, PromptSpec]) -> dict[tuple, float]:
+    """Test scores already measured, by (task, template text, label words): zero-shot test accuracy is a
+    function of these alone, and seeds often find the same words or template, so each pair is scored
+    on the test set once (a slot-first template costs a causal LM a full-vocabulary row per token)."""
+    scores = {}
+    for r in results:
+        template = manual[r["task"]].template.text
+        # Records from before manual_label_words was written were made with the task file's words.
+        words = _key(r.get("manual_label_words", manual[r["task"]].label_words))
+        scores[(r["task"], template, words)] = r["manual"]
+        scores[(r["task"], r["template"], words)] = r["auto_template"]
+        scores[(r["task"], template, _key(r["label_words"]))] = r["auto_labels"]
+    return scores
+
+
+def _key(words: dict) -> tuple:
+    return tuple(sorted((label, tuple(w) if isinstance(w, list) else w) for label, w in words.items()))
 
 
 def main(argv=None) -> int:
@@ -68,10 +87,21 @@ def main(argv=None) -> int:
     saved = args.out / "results.json"
     # Resumable: a (task, seed) already in results.json is kept, not searched again.
     results = json.loads(saved.read_text()) if saved.exists() else []
+    templates = dict(pair.split("=", 1) for pair in args.templates.split(",") if pair)
+    prompts = {
+        name: load_task(name).prompt(templates.get(name))
+        for name in {*args.tasks.split(","), *(r["task"] for r in results)}
+    }
+    cache = known_scores(results, prompts)
+
+    def test_score(task, template_text: str, label_words: dict, test) -> float:
+        key = (task.name, template_text, _key(label_words))
+        if key not in cache:
+            cache[key] = zero_shot(loaded, task, Template(template_text, name="scored"), label_words, test)
+        return cache[key]
+
     for name in args.tasks.split(","):
-        task_file = load_task(name)
-        templates = dict(pair.split("=", 1) for pair in args.templates.split(",") if pair)
-        task, manual = task_file.task, task_file.prompt(templates.get(name))
+        task, manual = load_task(name).task, prompts[name]
         seeds = [
             s
             for s in map(int, args.seeds.split(","))
@@ -80,14 +110,14 @@ def main(argv=None) -> int:
         if not seeds:
             continue
         test = load_split(args.data_root / name, "test", task).examples
-        manual_score = zero_shot(loaded, task, manual.template, manual.label_words, test)
+        manual_score = test_score(task, manual.template.text, manual.label_words, test)
         for seed in seeds:
             folder = split_folder(args.data_root / name, 16, seed)
             train = load_split(folder, "train", task).examples
             dev = load_split(folder, "dev", task).examples
             scorer = PromptModel.for_task(loaded.model, loaded.tokenizer, task, manual, kind=loaded.kind)
             found = search_label_words(scorer, task, train, dev, LabelSearchConfig(top_k=args.top_k))
-            labels_score = zero_shot(loaded, task, manual.template, found.best.words, test)
+            labels_score = test_score(task, manual.template.text, found.best.words, test)
             started = time.perf_counter()
             [best_template], _ = search_templates(
                 loaded.model,
@@ -100,14 +130,13 @@ def main(argv=None) -> int:
                 TemplateSearchConfig(top=1),
             )
             template_seconds = time.perf_counter() - started
-            template_score = zero_shot(
-                loaded, task, Template(best_template.text, name="found"), manual.label_words, test
-            )
+            template_score = test_score(task, best_template.text, manual.label_words, test)
             results.append(
                 {
                     "task": name,
                     "seed": seed,
                     "manual": manual_score,
+                    "manual_label_words": manual.label_words,
                     "auto_labels": labels_score,
                     "label_words": found.best.words,
                     "label_search_seconds": found.seconds,
