@@ -65,6 +65,60 @@ def _key(words: dict) -> tuple:
     return tuple(sorted((label, tuple(w) if isinstance(w, list) else w) for label, w in words.items()))
 
 
+def write_tables(results: list[dict], out: Path, model: str) -> str:
+    """results.md from every record so far (written after each seed, so a stopped run still has one)."""
+    rows = []
+    for name in dict.fromkeys(r["task"] for r in results):
+        mine = [r for r in results if r["task"] == name]
+
+        def cell(key, mine=mine):
+            values = 100 * np.array([r[key] for r in mine])
+            return f"{values.mean():.1f} ({values.std():.1f})"
+
+        rows.append(
+            [
+                name,
+                ",".join(str(r["seed"]) for r in mine),
+                cell("manual"),
+                cell("auto_labels"),
+                f"{np.mean([r['label_search_seconds'] for r in mine]):.0f}",
+                cell("auto_template"),
+                f"{np.mean([r['template_search_seconds'] for r in mine]):.0f}",
+            ]
+        )
+    table = markdown_table(
+        [
+            "task",
+            "seeds",
+            "manual",
+            "auto label words",
+            "label search s",
+            "auto template (pool)",
+            "template search s",
+        ],
+        rows,
+    )
+    details = markdown_table(
+        ["task", "seed", "label words found", "acc.", "template found", "acc."],
+        [
+            [
+                r["task"],
+                r["seed"],
+                ", ".join(f"{label}: {word}" for label, word in r["label_words"].items()),
+                f"{100 * r['auto_labels']:.1f}",
+                f"`{r['template']}`",
+                f"{100 * r['auto_template']:.1f}",
+            ]
+            for r in results
+        ],
+    )
+    atomic_write_text(
+        out / "results.md",
+        f"# Zero-shot test accuracy x100, mean (std) over seeds ({model})\n\n{table}\n\n{details}\n",
+    )
+    return table
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
@@ -147,37 +201,8 @@ def main(argv=None) -> int:
             )
             print(json.dumps(results[-1]), flush=True)
             atomic_write_json(saved, results)
-    rows = []
-    for name in args.tasks.split(","):
-        mine = [r for r in results if r["task"] == name]
-
-        def cell(key, mine=mine):
-            values = 100 * np.array([r[key] for r in mine])
-            return f"{values.mean():.1f} ({values.std():.1f})"
-
-        rows.append(
-            [
-                name,
-                cell("manual"),
-                cell("auto_labels"),
-                f"{np.mean([r['label_search_seconds'] for r in mine]):.0f}",
-                cell("auto_template"),
-                f"{np.mean([r['template_search_seconds'] for r in mine]):.0f}",
-            ]
-        )
-    table = markdown_table(
-        ["task", "manual", "auto label words", "label search s", "auto template (pool)", "template search s"],
-        rows,
-    )
-    details = markdown_table(
-        ["task", "seed", "label words found", "template found"],
-        [[r["task"], r["seed"], r["label_words"], r["template"]] for r in results],
-    )
-    atomic_write_text(
-        args.out / "results.md",
-        f"# Zero-shot test accuracy x100, mean (std) over seeds ({args.model})\n\n{table}\n\n{details}",
-    )
-    print(table)
+            write_tables(results, args.out, args.model)
+    print(write_tables(results, args.out, args.model))
     return 0
 
 

@@ -69,4 +69,26 @@ def test_a_pair_is_scored_on_the_test_set_once_across_seeds_and_resumes(tmp_path
     again = json.loads((fresh / "results.json").read_text())[0]
     for key in ("manual", "auto_labels", "auto_template"):
         assert again[key] == results[2][key]
-    assert "SST-2" in (out / "results.md").read_text()
+    table = (out / "results.md").read_text()
+    assert "| SST-2 | 13,21,42 |" in table
+    assert table.count(f"`{results[0]['template']}`") == 3  # one detail row per seed
+
+
+def test_the_table_is_written_after_each_seed(tmp_path):
+    record = {
+        "task": "SST-2",
+        "manual": 0.5,
+        "auto_labels": 0.75,
+        "label_words": {"0": "bad", "1": "good"},
+        "label_search_seconds": 10.0,
+        "auto_template": 0.6,
+        "template": "{{ text_a | lower_first }} It was {{ mask }}.",
+        "template_search_seconds": 30.0,
+    }
+    results = [record | {"seed": 13}, record | {"seed": 21, "auto_labels": 0.85}]
+    table = search_benchmark.write_tables(results, tmp_path, "tiny")
+    written = (tmp_path / "results.md").read_text()
+    assert table in written
+    assert "| SST-2 | 13,21 | 50.0 (0.0) | 80.0 (5.0) | 10 | 60.0 (0.0) | 30 |" in table
+    assert "`{{ text_a \\| lower_first }} It was {{ mask }}.`" in written  # the pipe escaped
+    assert "0: bad, 1: good | 85.0 |" in written
