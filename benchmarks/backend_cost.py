@@ -7,6 +7,11 @@ applied, one warm-up step and ``--steps`` timed optimizer steps are taken on the
 (batch 8, LM-BFF's template), and the exported state is measured. Prints and writes a table with
 trainable parameters (% of the model), saved-state size, seconds per step and peak memory, each
 with its ratio to ``full`` (results/backend_cost/cost.md, cost.json).
+
+The table also gets each task's test accuracy per backend from the few-shot benchmark's finished runs
+(``benchmarks/few_shot.py --methods prompt --backends ...``, found under ``--accuracy-from``), with
+the difference to ``full`` in points. ``--table-only`` rebuilds the table from cost.json without
+measuring again (cost runs want the cores to themselves; accuracy runs take hours).
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ import time
 from pathlib import Path
 
 OUT = Path("benchmarks/results/backend_cost")
+COST_COLUMNS = [
+    "backend",
+    "trainable (% of model)",
+    "state MB (x full)",
+    "s / step (x full)",
+    "peak MB (x full)",
+]
 
 
 def measure(backend: str, model: str, steps: int, data_dir: Path) -> dict:
@@ -61,6 +73,59 @@ def measure(backend: str, model: str, steps: int, data_dir: Path) -> dict:
     }
 
 
+def prompt_accuracy(root: Path) -> dict[str, dict[str, dict]]:
+    """{task: {backend: summary row}} for the prompt-based runs under the few-shot results root."""
+    from lmbff.report import find_metrics, summarize
+
+    found: dict[str, dict[str, dict]] = {}
+    for row in summarize(find_metrics([root])):
+        if row["method"] == "prompt":
+            found.setdefault(row["task"], {})[row["backend"]] = row
+    return found
+
+
+def backend_table(cost: list[dict], accuracy: dict[str, dict[str, dict]]) -> str:
+    """One row per measured backend: its cost with ratios to ``full``, then per task the test accuracy
+    mean (std) over seeds and its difference to ``full`` in points (a seed count when not all five)."""
+    from lmbff.io import markdown_table
+
+    full = next((r for r in cost if r["backend"] == "full"), None)
+    tasks = sorted(accuracy)
+
+    def with_ratio(r: dict, key: str, fmt: str, scale: float = 1.0) -> str:
+        text = format(r[key] * scale, fmt)
+        return f"{text} ({r[key] / full[key]:.3g}x)" if full else text
+
+    def score(task: str, backend: str) -> str:
+        row = accuracy[task].get(backend)
+        if row is None:
+            return "n/a"
+        name = row["metric"]
+        text = f"{100 * row['mean'][name]:.1f} ({100 * row['std'][name]:.1f})"
+        reference = accuracy[task].get("full")
+        if reference is not None and backend != "full":
+            text += f" [{100 * (row['mean'][name] - reference['mean'][name]):+.1f}]"
+        if len(row["seeds"]) < 5:
+            text += f", {len(row['seeds'])} of 5 seeds"
+        return text
+
+    return markdown_table(
+        [*COST_COLUMNS, *(f"{task} accuracy [vs full]" for task in tasks)],
+        [
+            [
+                r["backend"],
+                f"{r['trainable_parameters']:,} "
+                f"({100 * r['trainable_parameters'] / r['total_parameters']:.3f}%)",
+                with_ratio(r, "state_bytes", ".2f", 2**-20),
+                with_ratio(r, "seconds_per_step", ".2f"),
+                with_ratio(r, "peak_memory_mb", ".0f"),
+                *(score(task, r["backend"]) for task in tasks),
+            ]
+            for r in cost
+        ],
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="full,ln,prompt,prefix,lora,adapter,prefix+ln,unipelt")
@@ -68,15 +133,17 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/SST-2/k-shot/16-42"))
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the per-backend worker
+    parser.add_argument("--accuracy-from", type=Path, default=Path("benchmarks/results/few_shot"))
+    parser.add_argument("--table-only", action="store_true", help="rebuild the table from cost.json")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one, args.model, args.steps, args.data_dir)))
         return 0
-    if not args.data_dir.is_dir():
+    if not args.table_only and not args.data_dir.is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir (a k-shot split of SST-2)", file=sys.stderr)
         return 2
-    rows = []
-    for backend in args.backends.split(","):
+    rows = json.loads((OUT / "cost.json").read_text()) if args.table_only else []
+    for backend in [] if args.table_only else args.backends.split(","):
         worker = [
             sys.executable,
             __file__,
@@ -93,30 +160,18 @@ def main(argv=None) -> int:
             return done.returncode
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    from lmbff.io import atomic_write_json, atomic_write_text, markdown_table
+    from lmbff.io import atomic_write_json, atomic_write_text
 
-    full = next((r for r in rows if r["backend"] == "full"), None)
-
-    def with_ratio(r: dict, key: str, fmt: str, scale: float = 1.0) -> str:
-        text = format(r[key] * scale, fmt)
-        return f"{text} ({r[key] / full[key]:.3g}x)" if full else text
-
-    table = markdown_table(
-        ["backend", "trainable (% of model)", "state MB (x full)", "s / step (x full)", "peak MB (x full)"],
-        [
-            [
-                r["backend"],
-                f"{r['trainable_parameters']:,} "
-                f"({100 * r['trainable_parameters'] / r['total_parameters']:.3f}%)",
-                with_ratio(r, "state_bytes", ".2f", 2**-20),
-                with_ratio(r, "seconds_per_step", ".2f"),
-                with_ratio(r, "peak_memory_mb", ".0f"),
-            ]
-            for r in rows
-        ],
+    if not args.table_only:
+        atomic_write_json(OUT / "cost.json", rows)
+    accuracy = prompt_accuracy(args.accuracy_from) if args.accuracy_from.is_dir() else {}
+    table = backend_table(rows, accuracy)
+    title = (
+        f"# Tuning backends on {args.model}\n\nCost: one SST-2 batch of 8, LM-BFF's template. Accuracy: "
+        "K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
+        f"{args.accuracy_from}.\n\n"
     )
-    atomic_write_json(OUT / "cost.json", rows)
-    atomic_write_text(OUT / "cost.md", f"# Tuning backends on {args.model}, batch 8, SST-2\n\n{table}\n")
+    atomic_write_text(OUT / "cost.md", f"{title}{table}\n")
     print(table)
     return 0
 

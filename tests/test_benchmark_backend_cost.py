@@ -1,0 +1,79 @@
+"""The backend benchmark's table: cost ratios to full, and accuracy merged from few-shot runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SPEC = importlib.util.spec_from_file_location(
+    "backend_cost", Path(__file__).resolve().parent.parent / "benchmarks" / "backend_cost.py"
+)
+backend_cost = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(backend_cost)
+
+
+def _cost(backend: str, trainable: int, state: int, step: float, peak: float) -> dict:
+    return {
+        "backend": backend,
+        "trainable_parameters": trainable,
+        "total_parameters": 1000,
+        "state_bytes": state,
+        "seconds_per_step": step,
+        "wall_seconds": 7 * step,
+        "peak_memory_mb": peak,
+    }
+
+
+def _run(root: Path, task: str, backend: str, seed: int, accuracy: float, method: str = "prompt") -> None:
+    folder = root / task / f"{method}-{backend}" / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    metrics = {
+        "task": task,
+        "method": method,
+        "backend": backend,
+        "seed": seed,
+        "metric": "accuracy",
+        "test": {"accuracy": accuracy},
+        "seconds": 10.0,
+        "peak_memory_mb": 100.0,
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_the_table_gives_cost_ratios_and_accuracy_differences_to_full(tmp_path):
+    for seed, value in zip([13, 21, 42, 87, 100], [0.80, 0.90, 0.85, 0.85, 0.85], strict=True):
+        _run(tmp_path, "SST-2", "full", seed, value)
+    for seed, value in zip([13, 21], [0.70, 0.80], strict=True):
+        _run(tmp_path, "SST-2", "ln", seed, value)
+    _run(tmp_path, "SST-2", "ln", 13, 0.10, method="prompt-demos")  # another method: not this table's
+    _run(tmp_path, "TREC", "full", 13, 0.5)
+
+    accuracy = backend_cost.prompt_accuracy(tmp_path)
+    assert sorted(accuracy) == ["SST-2", "TREC"]
+    assert sorted(accuracy["SST-2"]) == ["full", "ln"]
+    table = backend_cost.backend_table(
+        [_cost("full", 1000, 4 * 2**20, 4.0, 800.0), _cost("ln", 10, 2**20, 1.0, 200.0)], accuracy
+    )
+    lines = table.splitlines()
+    assert lines[0].split(" | ")[-2:] == ["SST-2 accuracy [vs full]", "TREC accuracy [vs full] |"]
+    full = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    ln = [cell.strip() for cell in lines[3].strip("|").split("|")]
+    assert full == [
+        "full",
+        "1,000 (100.000%)",
+        "4.00 (1x)",
+        "4.00 (1x)",
+        "800 (1x)",
+        "85.0 (3.2)",
+        "50.0 (0.0), 1 of 5 seeds",
+    ]
+    assert ln == [
+        "ln",
+        "10 (1.000%)",
+        "1.00 (0.25x)",
+        "1.00 (0.25x)",
+        "200 (0.25x)",
+        "75.0 (5.0) [-10.0], 2 of 5 seeds",
+        "n/a",
+    ]
