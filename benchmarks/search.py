@@ -78,6 +78,7 @@ def write_tables(results: list[dict], out: Path, model: str) -> str:
         rows.append(
             [
                 name,
+                load_task(name).task.metric,
                 ",".join(str(r["seed"]) for r in mine),
                 cell("manual"),
                 cell("auto_labels"),
@@ -89,6 +90,7 @@ def write_tables(results: list[dict], out: Path, model: str) -> str:
     table = markdown_table(
         [
             "task",
+            "metric",
             "seeds",
             "manual",
             "auto label words",
@@ -99,7 +101,7 @@ def write_tables(results: list[dict], out: Path, model: str) -> str:
         rows,
     )
     details = markdown_table(
-        ["task", "seed", "label words found", "acc.", "template found", "acc."],
+        ["task", "seed", "label words found", "score", "template found", "score"],
         [
             [
                 r["task"],
@@ -114,7 +116,8 @@ def write_tables(results: list[dict], out: Path, model: str) -> str:
     )
     atomic_write_text(
         out / "results.md",
-        f"# Zero-shot test accuracy x100, mean (std) over seeds ({model})\n\n{table}\n\n{details}\n",
+        f"# Zero-shot test score x100 (the task's metric), mean (std) over seeds ({model})\n\n"
+        f"{table}\n\n{details}\n",
     )
     return table
 

@@ -70,7 +70,7 @@ def test_a_pair_is_scored_on_the_test_set_once_across_seeds_and_resumes(tmp_path
     for key in ("manual", "auto_labels", "auto_template"):
         assert again[key] == results[2][key]
     table = (out / "results.md").read_text()
-    assert "| SST-2 | 13,21,42 |" in table
+    assert "| SST-2 | accuracy | 13,21,42 |" in table
     assert table.count(f"`{results[0]['template']}`") == 3  # one detail row per seed
 
 
@@ -89,6 +89,8 @@ def test_the_table_is_written_after_each_seed(tmp_path):
     table = search_benchmark.write_tables(results, tmp_path, "tiny")
     written = (tmp_path / "results.md").read_text()
     assert table in written
-    assert "| SST-2 | 13,21 | 50.0 (0.0) | 80.0 (5.0) | 10 | 60.0 (0.0) | 30 |" in table
+    assert "| SST-2 | accuracy | 13,21 | 50.0 (0.0) | 80.0 (5.0) | 10 | 60.0 (0.0) | 30 |" in table
     assert "`{{ text_a \\| lower_first }} It was {{ mask }}.`" in written  # the pipe escaped
     assert "0: bad, 1: good | 85.0 |" in written
+    cola = search_benchmark.write_tables([record | {"task": "CoLA", "seed": 13}], tmp_path, "tiny")
+    assert "| CoLA | mcc | 13 |" in cola  # CoLA is scored by Matthews correlation, and says so
