@@ -3,10 +3,11 @@
     python benchmarks/backend_cost.py --backends full,ln,prompt,prefix,lora,adapter,prefix+ln,unipelt
 
 Each backend runs in its own process (so peak memory is its own): the model is loaded, the backend
-applied, one warm-up step and ``--steps`` timed optimizer steps are taken on the same SST-2 batch
-(batch 8, LM-BFF's template), and the exported state is measured. Prints and writes a table with
-trainable parameters (% of the model), saved-state size, seconds per step and peak memory, each
-with its ratio to ``full`` (results/backend_cost/cost.md, cost.json).
+applied, ``--steps`` optimizer steps are taken on the same SST-2 batch (batch 8, LM-BFF's template;
+seconds per step is their median, which the first step's warm-up does not move), and the exported
+state is measured. Prints and writes a table with trainable parameters (% of the model), saved-state
+size, seconds per step and peak memory, each with its ratio to ``full`` (results/backend_cost/cost.md,
+cost.json).
 
 The table also gets each task's test accuracy per backend from the few-shot benchmark's finished runs
 (``benchmarks/few_shot.py --methods prompt --backends ...``, found under ``--accuracy-from``), with
