@@ -146,7 +146,7 @@ def test_data_parallel_training_under_torchrun(split, bert_dir, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     shards = [line.split("shard ")[1] for line in done.stdout.splitlines() if "shard rank=" in line]
-    assert sorted(set(shards)) == ["rank=0 size=2", "rank=1 size=2"] and len(shards) == 8
+    assert sorted(set(shards)) == ["rank=0 size=2", "rank=1 size=2"] and len(shards) == 8, done.stdout[-3000:]
     assert done.stdout.count("parameters train") == 1
     assert json.loads((out / "metrics.json").read_text())["best_step"] in (2, 4)
     shutil.rmtree(out)
