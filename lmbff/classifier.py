@@ -1,167 +1,482 @@
-"""An estimator over the same objects: ``fit``, ``predict``, ``predict_proba``, ``save``, ``load``.
+"""A scikit-learn estimator over the toolkit's objects.
 
-    clf = PromptClassifier("SST-2", backend="ln", max_steps=100)
-    clf.fit(["a gem", "a mess", ...], ["1", "0", ...])
-    clf.predict(["what a film"])          # -> ["1"]
-    clf.save("my-sst2")                   # the trained state only (safetensors + JSON)
+    clf = PromptClassifier("SST-2")                     # the 'fast' recipe: LN-tuning, 1e-2, 32 steps
+    clf.fit(["a gem", "a mess", ...], [1, 0, ...])     # labels: any values whose str() is a task label
+    clf.predict(["what a film"])                        # -> array([1])
+    clf.save("my-sst2")                                 # self-contained: safetensors + JSON
     PromptClassifier.load("my-sst2").predict_proba(["what a film"])
 
-Inputs are texts (one-field tasks), tuples (two-field tasks), field dicts, or :class:`Example` s.
+    PromptClassifier.zero_shot(labels=["World", "Sports"], template="{{ text }} Topic: {{ mask }}.")
+
+It follows scikit-learn's estimator contract (parameters stored as given, ``get_params``/``set_params``,
+``clone``, ``classes_``, ``score``, tags), so ``Pipeline``, ``cross_val_score`` and ``GridSearchCV``
+take it. The base model is shared, never copied: every classifier (and every clone) naming the same
+model scores on one loaded copy, onto which each attaches its trained state when it predicts and from
+which it detaches when another one needs the base (so fitting one never changes another's scores).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, fields
+import sys
+from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
-from prompts.library import load_task
+from prompts.library import PromptSpec, TaskFile, load_task, task_file_from_labels
+from prompts.template import Template, TemplateLocation
 
-from .data import Example
-from .demonstrations import DemonstrationConfig, Demonstrations
-from .model import PromptModel, regression_prediction
-from .pretrained import DEFAULT_MODEL, load_model
-from .state import TrainedState, save_state
-from .train import Trainer, TrainingArguments
-from .tuning import make_config
+from .defaults import PRESETS, resolve
+from .inputs import LabelCodec, to_examples, to_label_list
+from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
+from .state import AttachedState, ScoringSpec, TrainedState, base_identity, save_state
+from .train import TrainingArguments
+
+TEST_BATCH_SIZE = 16  # what runs score test with; batching is part of bit-identical scores
+_SHARED_BASES: dict[tuple, LoadedModel] = {}
+_FAST = PRESETS["fast"]
 
 
-class PromptClassifier:
+def shared_base(model: str | LoadedModel, kind: str | None = None) -> LoadedModel:
+    """The one loaded copy of ``model`` in this process (loaded on first use)."""
+    if isinstance(model, LoadedModel):
+        return model
+    key = (model, kind)
+    if key not in _SHARED_BASES:
+        _SHARED_BASES[key] = load_model(model, kind=kind)
+    return _SHARED_BASES[key]
+
+
+class PromptClassifier(ClassifierMixin, BaseEstimator):
+    """Prompt-based few-shot classification as a scikit-learn estimator.
+
+    Parameters:
+        task: a task name (``templates/<task>.yaml``, also looked up in ``./templates``), a path to a
+            task YAML, or a TaskFile (:meth:`zero_shot` builds one from labels and a template).
+        model: the base model: a name or folder, or an already loaded ``LoadedModel`` (shared).
+        template: the template name in the task file (default: its default).
+        method: ``prompt`` (tune on the examples given to ``fit``) or ``zero-shot`` (no training).
+        backend, learning_rate, max_steps, eval_every: the tuning recipe; None takes the ``fast`` preset
+            (``preset="lmbff"``: LM-BFF's full fine-tuning, 1e-5, 1000 steps).
+        calibrate: contextual calibration (Zhao et al. 2021); ``"auto"``: on for zero-shot, off after
+            tuning (LM-BFF does not calibrate tuned models).
+        columns: renames input columns to task fields (``{"sentence": "text_a"}``).
+        verbose: progress bars and the training plan (off: ``verbose=False``).
+        The rest are :class:`TrainingArguments` fields.
+    """
+
     def __init__(
         self,
-        task: str,
-        model: str = DEFAULT_MODEL,
+        task: str | TaskFile | None = None,
+        model: str | LoadedModel = DEFAULT_MODEL,
         *,
         template: str | None = None,
-        backend: str = "full",
+        method: str = "prompt",
+        preset: str | None = None,
+        backend: str | None = None,
         backend_options: dict | None = None,
         demonstrations: bool = False,
+        calibrate: bool | str = "auto",
         max_length: int = 128,
-        loaded=None,
-        **training,
+        columns: dict | None = None,
+        verbose: bool = True,
+        max_steps: int | None = None,
+        learning_rate: float | None = None,
+        eval_every: int | None = None,
+        batch_size: int = 8,
+        warmup_ratio: float = 0.0,
+        weight_decay: float = 0.0,
+        max_grad_norm: float = 1.0,
+        eval_batch_size: int = 32,
+        seed: int = 42,
+        gradient_accumulation_steps: int = 1,
+        model_kind: str | None = None,
     ):
-        """``training``: any :class:`TrainingArguments` field (max_steps, learning_rate, seed, ...).
+        self.task = task
+        self.model = model
+        self.template = template
+        self.method = method
+        self.preset = preset
+        self.backend = backend
+        self.backend_options = backend_options
+        self.demonstrations = demonstrations
+        self.calibrate = calibrate
+        self.max_length = max_length
+        self.columns = columns
+        self.verbose = verbose
+        self.max_steps = max_steps
+        self.learning_rate = learning_rate
+        self.eval_every = eval_every
+        self.batch_size = batch_size
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.model_kind = model_kind
+
+    # ---- scikit-learn plumbing -----------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+    # ---- zero-shot without a task file ------------------------------------------------------------
+    @classmethod
+    def zero_shot(
+        cls,
+        labels: list,
+        template: str = "{{ text }} It was {{ mask }}.",
+        label_words: dict | list | None = None,
+        *,
+        model: str | LoadedModel = DEFAULT_MODEL,
+        calibrate: bool = True,
+        name: str = "zero-shot",
+        **params,
+    ) -> PromptClassifier:
+        """A calibrated zero-shot classifier from labels and a template, ready to predict (no YAML).
+
+        ``label_words`` default to the labels themselves; a dict maps a label to its word(s), a list
+        gives them in label order. Labels keep their type in ``classes_`` and ``predict``.
 
         Raises:
-            TypeError: an unknown training argument. KeyError: an unknown task, template or backend.
+            TaskFileError / TemplateError: no or repeated labels, a template without exactly one
+                ``{{ mask }}`` or without a field, label words for unknown labels or empty ones.
         """
-        known = {f.name for f in fields(TrainingArguments)}
-        unknown = set(training) - known
-        if unknown:
-            raise TypeError(f"unknown training arguments {sorted(unknown)}; known: {sorted(known)}")
-        self.task_name, self.model_name, self.template = task, model, template
-        self.task_file = load_task(task)
-        self.task = self.task_file.task
-        self.prompt = self.task_file.prompt(template)
-        self.backend, self.backend_options = backend, dict(backend_options or {})
-        self.tuning = make_config(backend, self.backend_options)
-        self.use_demonstrations, self.max_length = demonstrations, max_length
-        self.args = TrainingArguments(**training)
-        self.loaded = loaded or load_model(model)
-        self.scorer = PromptModel.for_task(
-            self.loaded.model,
-            self.loaded.tokenizer,
-            self.task,
-            self.prompt,
-            kind=self.loaded.kind,
-            max_length=max_length,
+        task_file = task_file_from_labels([str(label) for label in labels], template, label_words, name=name)
+        clf = cls(task_file, model, method="zero-shot", calibrate=calibrate, **params)
+        return clf.fit(None, list(labels))
+
+    # ---- fitting ---------------------------------------------------------------------------------
+    def _task_file(self) -> TaskFile:
+        if isinstance(self.task, TaskFile):
+            return self.task
+        if not self.task:
+            raise ValueError("no task: pass task='SST-2' (a name or a YAML path), or use zero_shot()")
+        return load_task(str(self.task))
+
+    def _training_arguments(self) -> tuple[str, TrainingArguments]:
+        backend, learning_rate, max_steps, eval_every = resolve(
+            self.preset, self.backend, self.learning_rate, self.max_steps, self.eval_every
         )
-        self.demonstrations: Demonstrations | None = None
-        self._train: list[Example] = []
+        args = TrainingArguments(
+            max_steps=max_steps,
+            batch_size=self.batch_size,
+            learning_rate=learning_rate,
+            eval_every=eval_every,
+            warmup_ratio=self.warmup_ratio,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            eval_batch_size=self.eval_batch_size,
+            seed=self.seed,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+        )
+        return backend, args
 
-    def _examples(self, inputs, labels=None) -> list[Example]:
-        names = self.task.fields
-        out = []
-        for i, item in enumerate(inputs):
-            if isinstance(item, Example):
-                out.append(item)
-                continue
-            if isinstance(item, str):
-                values = (item,)
-            elif isinstance(item, dict):
-                values = tuple(item[name] for name in names)
-            else:
-                values = tuple(item)
-            if len(values) != len(names):
+    def _validate(self) -> None:
+        if self.method not in ("prompt", "zero-shot"):
+            raise ValueError(f"method must be 'prompt' or 'zero-shot', got {self.method!r}")
+        if self.calibrate not in (True, False, "auto"):
+            raise ValueError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
+        if not isinstance(self.max_length, int) or self.max_length < 8:
+            raise ValueError(f"max_length must be an integer of at least 8, got {self.max_length!r}")
+
+    def _labels(self, task, examples, y):
+        """Attach labels to examples (task labels) and return the codec; for regression, floats."""
+        values = to_label_list(y, len(examples))
+        if task.is_regression:
+            try:
+                floats = [float(v) for v in values]
+            except (TypeError, ValueError):
+                bad = next(i for i, v in enumerate(values) if not _is_number(v))
                 raise ValueError(
-                    f"input {i} has {len(values)} fields; task {self.task.name} reads {list(names)}"
-                )
-            label = None if labels is None else str(labels[i])
-            out.append(Example(dict(zip(names, values, strict=True)), label, source=f"input {i}"))
-        return out
+                    f"input {bad}: field 'label' is {values[bad]!r}; expected a number"
+                ) from None
+            return None, [e.__class__(e.fields, v, e.source) for e, v in zip(examples, floats, strict=True)]
+        codec = LabelCodec(task.labels, values)
+        encoded = codec.encode(values)
+        return codec, [e.__class__(e.fields, v, e.source) for e, v in zip(examples, encoded, strict=True)]
 
-    def fit(
-        self, inputs, labels: Sequence, dev_inputs=None, dev_labels: Sequence | None = None
-    ) -> PromptClassifier:
-        """Tune on the examples (best checkpoint on dev when given). Returns self."""
-        train = self._examples(inputs, labels)
-        dev = self._examples(dev_inputs, dev_labels) if dev_inputs is not None else None
-        self._train = train
-        if self.use_demonstrations:
-            self.demonstrations = Demonstrations(train, self.task, DemonstrationConfig())
-        trainer = Trainer(self.scorer, self.task, self.tuning, self.args, train, dev, self.demonstrations)
-        trainer.train(progress=False)
-        self._trainer = trainer
+    def fit(self, X, y=None, *, X_dev=None, y_dev=None) -> PromptClassifier:
+        """Tune on (X, y) and keep the best checkpoint on (X_dev, y_dev) when given; with
+        ``method="zero-shot"`` nothing trains (X and y, when given, are only checked). Returns self.
+
+        Everything is checked before the model loads: the task, the recipe, the inputs and the labels.
+
+        Raises:
+            TypeError / ValueError: bad inputs or labels (the message names the row and the field).
+        """
+        self._validate()
+        task_file = self._task_file()
+        task = task_file.task
+        prompt = task_file.prompt(self.template)
+        backend, args = self._training_arguments()
+        from .tuning import make_config
+
+        tuning = make_config(backend, dict(self.backend_options or {})) if self.method == "prompt" else None
+        train: list = []
+        codec = LabelCodec(task.labels, None)
+        if self.method == "prompt":
+            if X is None or y is None:
+                raise ValueError("fit(X, y) needs examples and their labels (or method='zero-shot')")
+            codec, train = self._labels(task, to_examples(X, task.fields, self.columns), y)
+        elif y is not None:  # zero-shot: only to know the label values (and check them)
+            values = to_label_list(y, len(y) if X is None else len(to_examples(X, task.fields, self.columns)))
+            if not task.is_regression:
+                codec = LabelCodec(task.labels, values)
+                codec.encode(values)
+        dev = None
+        if X_dev is not None:
+            _, dev = self._labels(task, to_examples(X_dev, task.fields, self.columns), y_dev)
+
+        base = shared_base(self.model, self.model_kind)
+        _release(base)  # the base as loaded: no other classifier's state on it
+        from .model import PromptModel
+
+        scorer = PromptModel.for_task(
+            base.model, base.tokenizer, task, prompt, kind=base.kind, max_length=self.max_length
+        )
+        demos = None
+        if self.demonstrations and train:
+            from .demonstrations import DemonstrationConfig, Demonstrations
+
+            demos = Demonstrations(train, task, DemonstrationConfig())
+        self.base_ = base
+        self.prompt_model_ = scorer
+        self.task_ = task
+        self.demonstrations_ = demos
+        self.state_ = None
+        self.training_ = None
+        self._attached: AttachedState | None = None
+        if self.method == "prompt":
+            self.state_, self.training_ = self._train(scorer, task, tuning, args, train, dev, demos, backend)
+        calibrate = self.calibrate if self.calibrate != "auto" else self.method == "zero-shot"
+        if calibrate:
+            self._activate()
+            scorer.calibrate()
+        self.classes_ = _as_array(codec.classes if not task.is_regression else list(task.labels))
+        self.fit_seed_ = args.seed
         return self
 
-    def predict_proba(self, inputs) -> np.ndarray:
-        """Label probabilities (N, labels), in the task's label order."""
-        scores = self.scorer.predict_log_scores(
-            self._examples(inputs), demonstrations=self.demonstrations, seed=self.args.seed
-        )
-        return np.exp(scores)
+    def _train(self, scorer, task, tuning, args, train, dev, demos, backend):
+        from .train import Trainer
 
-    def predict(self, inputs) -> list:
-        probabilities = self.predict_proba(inputs)
-        if self.task.is_regression:
-            return regression_prediction(np.log(probabilities), self.task.value_range).tolist()
-        return [self.task.labels[i] for i in probabilities.argmax(axis=1)]
-
-    def save(self, folder: str | os.PathLike) -> None:
-        """Only the trained parameters, and the configuration that rebuilds the classifier."""
-        if not hasattr(self, "_trainer"):
-            raise RuntimeError("fit the classifier before saving it")
-        settings = {
-            "task": self.task_name,
-            "model": self.model_name,
-            "template": self.template,
-            "backend": self.backend,
-            "backend_options": self.backend_options,
-            "max_length": self.max_length,
-            "training": asdict(self.args),
-            "demonstrations": self.use_demonstrations,
-            "train": [{"fields": e.fields, "label": e.label} for e in self._train]
-            if self.use_demonstrations
-            else [],
+        base_params = {name: p for name, p in scorer.base_lm.named_parameters()}
+        trainer, originals = None, {}
+        try:
+            trainer = Trainer(scorer, task, tuning, args, train, dev, demos)
+            originals = {
+                name: base_params[name].detach().clone()
+                for name, p in scorer.base_lm.named_parameters()
+                if p.requires_grad and name in base_params
+            }
+            if self.verbose:
+                print(
+                    f"PromptClassifier: {task.name}, {len(train)} examples; backend {backend} "
+                    f"({trainer.trainable:,} of {trainer.total:,} parameters train), learning rate "
+                    f"{args.learning_rate if args.learning_rate is not None else tuning.learning_rate}, "
+                    f"{args.max_steps} steps of batch {args.batch_size}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            result = trainer.train(progress=self.verbose)
+            tensors = {name: t.detach().clone() for name, t in trainer.trainable_state().items()}
+            state = TrainedState(Path("<memory>"), trainer.saved_tuning, {}, tensors)
+        finally:
+            # Whatever happened, the shared base goes back to what it was before training.
+            if trainer is not None:
+                AttachedState(scorer, originals).detach()
+                for p in scorer.base_lm.parameters():
+                    p.requires_grad_(False)
+        history = {
+            "best_step": result.best_step,
+            "best_dev": result.best_dev,
+            "history": result.history,
+            "seconds_per_step": result.seconds_per_step,
+            "trainable_parameters": result.trainable_parameters,
         }
-        save_state(
-            folder, self._trainer.trainable_state(), self._trainer.saved_tuning, {"classifier": settings}
+        return state, history
+
+    # ---- the shared base -------------------------------------------------------------------------
+    def _activate(self) -> None:
+        """Put this classifier's trained state on the shared base (taking it from any other)."""
+        holder = getattr(self.base_, "holder", None)
+        if holder is self:
+            return
+        _release(self.base_)
+        if self.state_ is not None:
+            self._attached = self.state_.attach(self.prompt_model_)
+        self.base_.holder = self
+
+    def _deactivate(self) -> None:
+        if getattr(self, "_attached", None) is not None:
+            self._attached.detach()
+            self._attached = None
+        if getattr(self.base_, "holder", None) is self:
+            self.base_.holder = None
+
+    def __getstate__(self):
+        if hasattr(self, "prompt_model_"):  # a fitted one holds a model: its file format is save()
+            raise TypeError("a fitted PromptClassifier is saved with .save(folder) (safetensors + JSON)")
+        return super().__getstate__()
+
+    # ---- predicting ------------------------------------------------------------------------------
+    def predict_proba(self, X) -> np.ndarray:
+        """Label probabilities (n, classes), columns in ``classes_`` order."""
+        check_is_fitted(self, "prompt_model_")
+        examples = to_examples(X, self.task_.fields, self.columns)
+        self._activate()
+        scores = self.prompt_model_.predict_log_scores(
+            examples,
+            batch_size=TEST_BATCH_SIZE,
+            demonstrations=self.demonstrations_,
+            seed=self.fit_seed_,
+            progress=self.verbose and f"{self.task_.name}: scoring",
         )
+        return np.exp(scores.astype(np.float64))
+
+    def predict(self, X) -> np.ndarray:
+        """Labels (in the type they were fitted with), or values for a regression task."""
+        probabilities = self.predict_proba(X)
+        if self.task_.is_regression:
+            from .model import regression_prediction
+
+            return regression_prediction(np.log(probabilities), self.task_.value_range)
+        return self.classes_[probabilities.argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (classification) or R² (regression), as scikit-learn's mixins define them."""
+        if getattr(self, "task_", None) is not None and self.task_.is_regression:
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(to_label_list(y, len(y)), self.predict(X), sample_weight=sample_weight))
+        return super().score(X, to_label_list(y, len(y)), sample_weight=sample_weight)
+
+    # ---- saving and loading ----------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write a self-contained state: the trained tensors (safetensors) and everything that scores
+        them (task, template, label words and their token ids, mode, limits, calibration, classes,
+        demonstration pool, recipe, base-model fingerprint) as JSON. Returns the folder.
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before fit. ValueError: labels that JSON cannot hold.
+        """
+        check_is_fitted(self, "prompt_model_")
+        classes = self.classes_.tolist()
+        if json.loads(json.dumps(classes, default=str)) != classes:
+            raise ValueError(f"labels {classes} cannot be saved as JSON; use strings or numbers")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("task", "model")}
+        settings = {
+            "task": self.task_.name,
+            "model": self.base_.name,
+            "params": params,
+            "classes": classes,
+            "training": self.training_,
+        }
+        spec = ScoringSpec.of(self.prompt_model_, self.task_, self.demonstrations_, self.fit_seed_)
+        tensors = self.state_.tensors if self.state_ is not None else {}
+        tuning = self.state_.tuning if self.state_ is not None else None
+        save_state(
+            folder, tensors, tuning, {"classifier": settings}, scoring=spec, base=base_identity(self.base_)
+        )
+        return Path(folder)
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, model: str | None = None, loaded=None) -> PromptClassifier:
-        """A saved classifier on a (possibly shared, already loaded) frozen base model."""
+    def load(
+        cls,
+        folder: str | os.PathLike,
+        model: str | LoadedModel | None = None,
+        loaded: LoadedModel | None = None,
+    ) -> PromptClassifier:
+        """A saved classifier on its base model (``model``: a name, folder or loaded base; default: the
+        one it was trained on). Reads no task file; works from any directory.
+
+        Raises:
+            StateError: not a saved classifier, or ``model`` is not the base it was trained on.
+        """
+        from .state import StateError
+
         state = TrainedState.load(folder)
         settings = state.experiment.get("classifier")
         if settings is None:
-            raise ValueError(
+            raise StateError(
                 f"{folder}: a run's state, not a saved PromptClassifier; use lmbff predict --state"
             )
-        clf = cls(
-            settings["task"],
-            model or settings["model"],
-            template=settings["template"],
-            backend=settings["backend"],
-            backend_options=settings["backend_options"],
-            demonstrations=settings["demonstrations"],
-            max_length=settings["max_length"],
-            loaded=loaded,
-            **settings["training"],
+        model = loaded or model
+        base = model if isinstance(model, LoadedModel) else shared_base(*state.base_name(model))
+        state.check_base(base)
+        _release(base)
+        scorer = state.prompt_model(base)
+        task = scorer.task
+        if "params" not in settings:  # saved by lmbff 0.1
+            params = {"template": settings.get("template"), "max_length": settings.get("max_length", 128)}
+            params.update({k: v for k, v in settings.get("training", {}).items()})
+            params["backend"], params["backend_options"] = (
+                settings.get("backend"),
+                settings.get("backend_options"),
+            )
+            params["demonstrations"] = settings.get("demonstrations", False)
+            classes = list(task.labels)
+        else:
+            params, classes = dict(settings["params"]), settings["classes"]
+        spec = state.scoring
+        task_file = _task_file_of(spec, state) if spec is not None else load_task(settings["task"])
+        known = set(cls().get_params(deep=False))
+        clf = cls(task_file, base, **{k: v for k, v in params.items() if k in known})
+        clf.base_, clf.prompt_model_, clf.task_ = base, scorer, task
+        clf.state_ = state if state.tuning is not None else None
+        clf.training_ = settings.get("training")
+        clf._attached = None
+        clf.demonstrations_ = spec.demonstration_pool() if spec is not None else None
+        clf.fit_seed_ = (
+            int(spec.demonstrations["seed"]) if spec and spec.demonstrations else int(params.get("seed", 42))
         )
-        clf.attached = state.attach(clf.scorer)
-        if settings["demonstrations"]:
-            clf._train = [Example(t["fields"], t["label"]) for t in settings["train"]]
-            clf.demonstrations = Demonstrations(clf._train, clf.task, DemonstrationConfig())
+        clf.classes_ = _as_array(classes)
         return clf
+
+
+def _task_file_of(spec: ScoringSpec, state: TrainedState) -> TaskFile:
+    """The task as the state carries it, as a TaskFile (refitting a loaded classifier reads no YAML)."""
+    where = str(state.folder / "config.json")
+    template = Template(spec.template_text, name=spec.template_name, location=TemplateLocation(where))
+    prompt = PromptSpec(spec.template_name, template, spec.label_words)
+    return TaskFile(where, spec.task, {spec.template_name: prompt}, spec.template_name)
+
+
+def _release(base: LoadedModel) -> None:
+    holder = getattr(base, "holder", None)
+    if holder is not None:
+        holder._deactivate()
+
+
+def _as_array(classes: list) -> np.ndarray:
+    """Classes as scikit-learn expects them: a typed array when they share a type, else objects."""
+    kinds = {type(c) for c in classes}
+    return (
+        np.array(classes)
+        if len(kinds) == 1 and kinds <= {int, str, float}
+        else np.array(classes, dtype=object)
+    )
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def training_arguments_fields() -> list[str]:
+    """The TrainingArguments fields (each one is a PromptClassifier parameter too; a test checks it)."""
+    return [f.name for f in fields(TrainingArguments)]
+
+
+__all__ = ["PromptClassifier", "shared_base"]

@@ -33,9 +33,34 @@ USER_ERRORS = (
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or any(not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds from 0 to 2**32-1, got {text!r}")
+    return seeds
+
+
+def _int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number in [minimum, maximum], checked when the option is parsed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+_port = _int_at_least(1, 65535)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -52,9 +77,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_task_args(p: argparse.ArgumentParser, data_required: bool = True) -> None:
+def _add_task_args(
+    p: argparse.ArgumentParser, data_required: bool = True, task_required: bool = True
+) -> None:
     p.add_argument(
-        "--task", required=True, help="task name (templates/<task>.yaml) or a path to a task YAML file"
+        "--task",
+        required=task_required,
+        default=None,
+        help="task name (templates/<task>.yaml, ./templates/<task>.yaml) or a path to a task YAML file",
     )
     p.add_argument(
         "--data-dir",
@@ -68,17 +98,27 @@ def _add_task_args(p: argparse.ArgumentParser, data_required: bool = True) -> No
 
 def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     """Options generated from the TrainingArguments and DemonstrationConfig dataclasses."""
+    from .defaults import DEFAULT_PRESET, PRESETS
     from .demonstrations import DemonstrationConfig
     from .train import TrainingArguments
     from .tuning import backend_names
 
     p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="the recipe that --backend, --learning-rate, --max-steps and --eval-every default to: "
+        + "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+        + f" (default: {DEFAULT_PRESET})",
+    )
+    p.add_argument(
         "--backend",
-        default="full",
-        help=f"which parameters train: {', '.join(backend_names())}, or several joined by + (prefix+ln)",
+        default=None,
+        help=f"which parameters train: {', '.join(backend_names())}, or several joined by + (prefix+ln) "
+        "(default: the preset's)",
     )
     _add_backend_options(p)
-    p.add_argument("--max-length", type=int, default=128, help="token budget per prompt")
+    p.add_argument("--max-length", type=_positive_int, default=128, help="token budget per prompt")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--test-split", default="test")
     p.add_argument(
@@ -88,6 +128,11 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     )
     _add_dataclass_args(p, TrainingArguments)
     _add_dataclass_args(p, DemonstrationConfig, "demo-")
+    # These three come from the preset unless given (help says so).
+    for action in p._actions:
+        if action.dest in ("max_steps", "eval_every", "learning_rate"):
+            action.default = None
+            action.help = action.help.rsplit(" (default:", 1)[0] + " (default: the preset's)"
 
 
 def _add_dataclass_args(p, cls, prefix: str = "") -> None:
@@ -155,12 +200,22 @@ def _backend_options(args) -> dict[str, dict]:
 
 
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
+    from .defaults import resolve
     from .demonstrations import DemonstrationConfig
     from .ensemble import resolve_ensemble
     from .experiment import ExperimentConfig
     from .train import TrainingArguments
 
-    training = TrainingArguments(**{f.name: getattr(args, f.name) for f in fields(TrainingArguments)})
+    backend, learning_rate, max_steps, eval_every = resolve(
+        args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every
+    )
+    values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments)}
+    values.update(max_steps=max_steps, eval_every=eval_every)
+    if method in ("prompt", "prompt-demos"):
+        values["learning_rate"] = learning_rate
+    else:  # the baselines: finetune trains everything (the check refuses another backend), zero-shot nothing
+        backend = (args.backend or "full") if method == "finetune" else "full"
+    training = TrainingArguments(**values)
     if seed is not None:
         training.seed = seed
     demos = DemonstrationConfig(
@@ -175,12 +230,13 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         model_kind=args.model_kind,
         template=args.template,
         # the baselines have nothing to choose: zero-shot trains nothing, finetune trains everything
-        backend=args.backend if method in ("prompt", "prompt-demos") or args.command == "train" else "full",
+        backend=backend,
         backend_options=_backend_options(args) if method in ("prompt", "prompt-demos") else {},
         max_length=args.max_length,
         training=training,
         demonstrations=demos,
         test_split=args.test_split,
+        skip_bad=args.skip_bad,
         template_ensemble=(
             resolve_ensemble(args.template_ensemble, load_task(args.task)) if args.template_ensemble else []
         ),
@@ -193,14 +249,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("zero-shot", help="score a split with a cloze prompt, no training")
-    _add_task_args(p)
+    p = sub.add_parser(
+        "zero-shot",
+        help="score data with a cloze prompt, no training (a task file, or just --labels and --template)",
+    )
+    _add_task_args(p, data_required=False, task_required=False)
     _add_model_args(p)
+    p.add_argument(
+        "--labels",
+        type=_comma_list,
+        default=None,
+        help="no task file: the labels (World,Sports,...); --template is then the template text, "
+        'e.g. "{{ text }} Topic: {{ mask }}." (default: "{{ text }} It was {{ mask }}.")',
+    )
+    p.add_argument(
+        "--label-words",
+        type=_comma_list,
+        default=None,
+        help="with --labels: one word per label, in the same order (default: the labels themselves)",
+    )
+    p.add_argument(
+        "--data-file", default=None, help="one data file (.csv, .tsv, .jsonl) instead of --data-dir"
+    )
+    p.add_argument(
+        "--text-column",
+        type=_comma_list,
+        default=None,
+        help="the column(s) holding the text, one per template field in order (default: the field names)",
+    )
+    p.add_argument(
+        "--label-column",
+        default="label",
+        help="the column of gold labels, when the file has one (then metrics are reported)",
+    )
     p.add_argument("--split", default="test", help="split name or file in --data-dir (default: test)")
     p.add_argument("--out", default=None, help="output folder (default: runs/zero-shot/<task>)")
-    p.add_argument("--max-length", type=int, default=128, help="token budget per prompt (LM-BFF: 128)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--limit", type=int, default=None, help="score only the first N examples")
+    p.add_argument(
+        "--max-length", type=_positive_int, default=128, help="token budget per prompt (LM-BFF: 128)"
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--limit", type=_positive_int, default=None, help="score only the first N examples")
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -209,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("split", help="write LM-BFF k-shot splits (K per class for train and dev, per seed)")
     _add_task_args(p)
-    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--k", type=_positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument("--out", required=True, help="output folder; gets <k>-<seed>/ per seed")
 
@@ -227,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(p)
     _add_model_args(p)
     _add_experiment_args(p)
-    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--k", type=_positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument(
         "--methods", default="prompt", help="comma-separated: zero-shot,finetune,prompt,prompt-demos"
@@ -251,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .label_search import LabelSearchConfig
 
     _add_dataclass_args(p, LabelSearchConfig)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--rerank-steps", type=int, default=100, help="tuning steps per re-ranked assignment")
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument(
+        "--rerank-steps", type=_positive_int, default=100, help="tuning steps per re-ranked assignment"
+    )
     p.add_argument("--rerank-backend", default="full", help="tuning backend for re-ranking")
     p.add_argument("--out", required=True, help="labels.json, labels.md and verbalizer.yaml go here")
 
@@ -268,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pool", default=None, help="YAML list of candidate templates (default: the built-in pool)"
     )
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=_positive_int, default=128)
     p.add_argument("--out", required=True, help="templates.json, templates.md and templates.yaml go here")
 
     p = sub.add_parser(
@@ -286,10 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cross-argument", action="store_true")
     p.add_argument("--no-cross-event", action="store_true")
     p.add_argument("--ablation", action="store_true", help="every constraint setting, exact and greedy")
-    p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
-    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sentences")
+    p.add_argument("--max-length", type=_positive_int, default=256)
     p.add_argument(
-        "--after-words", type=int, default=None, help="keep N words after the argument (default: all, GCP)"
+        "--after-words",
+        type=_non_negative_int,
+        default=None,
+        help="keep N words after the argument (default: all, GCP)",
     )
     p.add_argument("--out", required=True)
 
@@ -299,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: zero-shot, then LN-tuning on 16 examples per class")
     _add_model_args(p)
-    p.add_argument("--steps", type=int, default=30, help="LN-tuning steps")
+    p.add_argument("--steps", type=_positive_int, default=30, help="LN-tuning steps")
     p.add_argument("--out", default="runs/demo")
 
     p = sub.add_parser("studio", help="a local web page to write templates against real data and a model")
@@ -314,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="address to listen on (the page has no login: loopback by default)",
     )
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--port", type=_port, default=8765)
+    p.add_argument("--max-length", type=_positive_int, default=256)
 
     templates = sub.add_parser("templates", help="write, lint, render and preview templates").add_subparsers(
         dest="templates_command", required=True
@@ -334,23 +427,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task_args(p, data_required=False)
     _add_model_args(p)
     p.add_argument("--split", default="train")
-    p.add_argument("--n", type=int, default=8)
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--n", type=_positive_int, default=8)
+    p.add_argument("--max-length", type=_positive_int, default=128)
 
-    p = templates.add_parser("new", help="write a commented task file to start from")
+    p = templates.add_parser(
+        "new",
+        help="write a commented task file to start from (templates/<task>.yaml: --task <task> finds it)",
+    )
     p.add_argument("--task", required=True, help="the task's name")
-    p.add_argument("--fields", required=True, help="comma-separated data columns, e.g. text_a,text_b")
-    p.add_argument("--labels", required=True, help="comma-separated labels")
+    p.add_argument("--fields", default=None, help="comma-separated data columns, e.g. text_a,text_b")
+    p.add_argument("--labels", default=None, help="comma-separated labels")
+    p.add_argument(
+        "--from-labels",
+        default=None,
+        help="comma-separated labels that are their own label words (as zero-shot --labels); the fields "
+        "come from --template",
+    )
+    p.add_argument(
+        "--template",
+        default=None,
+        help='with --from-labels: the template text (default: "{{ text }} It was {{ mask }}.")',
+    )
     p.add_argument("--metric", default="accuracy")
-    p.add_argument("--out", default=None, help="default: templates/<task>.yaml")
+    p.add_argument("--out", default=None, help="default: templates/<task>.yaml (where --task <task> looks)")
+
+    p = sub.add_parser(
+        "upgrade-state",
+        help="re-save a state written by lmbff 0.1 as a self-contained one (from the task file it was "
+        "trained with)",
+    )
+    p.add_argument("--state", required=True, help="the state folder")
+    p.add_argument("--task", required=True, help="the task file the state was trained with")
+    p.add_argument("--model", default=None, help="its base model (default: the one the state names)")
 
     p = templates.add_parser("render", help="show rendered prompts for real examples")
     _add_task_args(p, data_required=False)
     p.add_argument("--split", default="train")
-    p.add_argument("--n", type=int, default=3)
+    p.add_argument("--n", type=_positive_int, default=3)
     p.add_argument("--model", default=None, help="also show token counts and truncation for this model")
     p.add_argument("--model-kind", choices=["masked", "causal"], default=None)
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=_positive_int, default=128)
     return parser
 
 
@@ -368,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": cmd_events,
         "search-templates": cmd_search_templates,
         "studio": cmd_studio,
+        "upgrade-state": cmd_upgrade_state,
         "templates": lambda a: {
             "lint": cmd_lint,
             "render": cmd_render,
@@ -406,18 +523,64 @@ def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, requi
             f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]; first: "
             f"{report.skipped[0]}"
         )
+    if report.blank:
+        console.print(
+            f"[yellow]{report.blank} example(s) of {report.path} have a blank text[/]: kept, scored with the "
+            "template's own words around it (as LM-BFF does)"
+        )
     return report.examples
 
 
 # ---- commands -----------------------------------------------------------------------------------
+def _zero_shot_task(args) -> TaskFile:
+    """The task file named by --task, or one made from --labels and --template (no YAML)."""
+    from prompts.library import task_file_from_labels
+
+    if args.labels:
+        if args.task:
+            raise ValueError("give --task (a task file) or --labels (no task file), not both")
+        template = args.template or "{{ text }} It was {{ mask }}."
+        return task_file_from_labels(args.labels, template, args.label_words, name="zero-shot")
+    if not args.task:
+        raise ValueError("give --task (a task file), or --labels and --template to classify without one")
+    if args.label_words:
+        raise ValueError("--label-words goes with --labels; a task file has its own label words")
+    return load_task(args.task)
+
+
+def _zero_shot_examples(args, task_file: TaskFile) -> list:
+    from .data import read_examples
+
+    task = task_file.task
+    if args.data_file:
+        columns = {args.label_column: "label"} if args.label_column != "label" else {}
+        if args.text_column:
+            if len(args.text_column) != len(task.fields):
+                raise ValueError(
+                    f"--text-column names {len(args.text_column)} column(s); the template reads "
+                    f"{len(task.fields)} field(s) {list(task.fields)}"
+                )
+            columns.update(dict(zip(args.text_column, task.fields, strict=True)))
+        report = read_examples(
+            args.data_file, task, skip_bad=args.skip_bad, require_label=False, columns=columns
+        )
+        if report.skipped:
+            console.print(f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]")
+        return report.examples
+    if not args.data_dir:
+        raise ValueError("give --data-dir (a folder with the split) or --data-file (one file)")
+    return _read(Path(args.data_dir), args.split, task_file, args.skip_bad, require_label=False)
+
+
 def cmd_zero_shot(args) -> int:
     from .evaluate import write_zero_shot, zero_shot
     from .model import PromptModel
     from .pretrained import load_model
 
-    task_file = load_task(args.task)
-    task, prompt = task_file.task, task_file.prompt(args.template)
-    examples = _read(Path(args.data_dir), args.split, task_file, args.skip_bad)
+    task_file = _zero_shot_task(args)
+    task = task_file.task
+    prompt = task_file.prompt(None if args.labels else args.template)
+    examples = _zero_shot_examples(args, task_file)
     if args.limit:
         examples = examples[: args.limit]
     with console.status(f"loading {args.model}..."):
@@ -425,9 +588,10 @@ def cmd_zero_shot(args) -> int:
     pm = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
     )
+    source = args.data_file or f"{args.data_dir} ({args.split})"
     console.print(
-        f"{task.name}: {len(examples)} examples from {args.data_dir} ({args.split}); "
-        f"template {prompt.name!r}; {loaded.kind} LM, scoring mode {pm.mode}"
+        f"{task.name}: {len(examples)} examples from {source}; template {prompt.template.text!r}; "
+        f"labels {list(task.labels)}; {loaded.kind} LM, scoring mode {pm.mode}"
     )
     run, log_scores = zero_shot(
         pm,
@@ -436,13 +600,25 @@ def cmd_zero_shot(args) -> int:
         batch_size=args.batch_size,
         model_name=args.model,
         template_name=prompt.name,
-        split=args.split,
+        split=args.split if not args.data_file else str(args.data_file),
     )
     out = Path(args.out or Path("runs") / "zero-shot" / task.name)
     write_zero_shot(run, task, examples, log_scores, out)
-    _print_results(task, run.results, highlight=1 if args.calibrate else 0)
+    if run.results:
+        _print_results(task, run.results, highlight=1 if args.calibrate else 0)
+    else:
+        _print_label_counts(task, run)
     console.print(f"{run.examples_per_second:.1f} examples/s; results in {out}/results.json and results.md")
     return 0
+
+
+def _print_label_counts(task, run) -> None:
+    table = Table(title=f"{task.name}: predicted labels (no gold labels in the data)")
+    for column in ("label", "raw", "calibrated"):
+        table.add_column(column, justify="right" if column != "label" else "left")
+    for label in task.labels:
+        table.add_row(label, str(run.label_counts["raw"][label]), str(run.label_counts["calibrated"][label]))
+    console.print(table)
 
 
 def _print_results(task, results, highlight: int = 0) -> None:
@@ -457,11 +633,26 @@ def _print_results(task, results, highlight: int = 0) -> None:
     console.print(table)
 
 
+def _print_plan(configs: list, preset: str) -> None:
+    """What will run and how long it should take, before anything loads (main process only)."""
+    from .defaults import plan_text
+
+    if os.environ.get("RANK", "0") == "0":
+        console.print(plan_text(configs, preset), soft_wrap=True)
+
+
 def cmd_train(args) -> int:
     from .experiment import run_experiment
 
     method = "prompt-demos" if args.demonstrations else args.method
     config = _experiment_config(args, method, args.data_dir, args.out)
+    _print_plan([config], args.preset)
+    if args.resume:
+        from .experiment import resume_note
+
+        note = resume_note(args.out)
+        if note:
+            console.print(f"[yellow]{note}[/]")
     metrics = run_experiment(config, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":
         return 0  # data-parallel workers: the main process reports
@@ -497,6 +688,9 @@ def cmd_run(args) -> int:
     task_file = load_task(args.task)
     data_dir, out = Path(args.data_dir), Path(args.out)
     runs = []
+    _print_plan(
+        [_experiment_config(args, m, str(data_dir), "", s) for s in args.seeds for m in methods], args.preset
+    )
     for seed in args.seeds:
         try:  # LM-BFF's own k-shot/<k>-<seed>/ folders, or folders made by `lmbff split`
             folder = split_folder(data_dir, args.k, seed)
@@ -941,16 +1135,42 @@ def cmd_preview(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from prompts.scaffold import scaffold_task_file
+    from prompts.scaffold import scaffold_from_labels, scaffold_task_file
 
     out = Path(args.out or Path("templates") / f"{args.task}.yaml")
     if out.exists():
         raise FileExistsError(f"{out} exists; choose another --out")
-    text = scaffold_task_file(args.task, _comma_list(args.fields), _comma_list(args.labels), args.metric)
+    if args.from_labels:
+        if args.fields or args.labels:
+            raise ValueError(
+                "--from-labels takes the labels and the fields (from --template): drop --fields/--labels"
+            )
+        text = scaffold_from_labels(
+            args.task,
+            _comma_list(args.from_labels),
+            args.template or "{{ text }} It was {{ mask }}.",
+            args.metric,
+        )
+    else:
+        if not (args.fields and args.labels):
+            raise ValueError("give --fields and --labels, or --from-labels (with --template)")
+        if args.template:
+            raise ValueError("--template goes with --from-labels")
+        text = scaffold_task_file(args.task, _comma_list(args.fields), _comma_list(args.labels), args.metric)
     from .io import atomic_write_text
 
     atomic_write_text(out, text)
     console.print(f"wrote {out}; next: lmbff templates lint {out} --model <model>")
+    if out.parent.resolve() == (Path.cwd() / "templates").resolve():
+        console.print(f"--task {args.task} finds it from this folder")
+    return 0
+
+
+def cmd_upgrade_state(args) -> int:
+    from .state import upgrade_legacy_state
+
+    path = upgrade_legacy_state(args.state, args.task, args.model)
+    console.print(f"re-saved {path}: the state now carries its task, template and label words")
     return 0
 
 
@@ -976,7 +1196,15 @@ def cmd_studio(args) -> int:
     console.print(f"lmbff studio: {url}  (workspace: {studio.workspace.root}; Ctrl-C stops)")
     holder.start()
     hosts = [args.host, "127.0.0.1", "localhost", "[::1]"] if args.host not in ("0.0.0.0", "::") else ["*"]
-    uvicorn.run(create_app(studio, hosts), host=args.host, port=args.port, log_level="warning")
+    # A render or scoring batch in a worker thread is bounded (render budget, one batch); SIGTERM does not
+    # wait for more than a second of it.
+    uvicorn.run(
+        create_app(studio, hosts),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
     return 0
 
 

@@ -42,16 +42,24 @@ class DataError(ValueError):
 
 @dataclass
 class ReadReport:
-    """Examples read from one file, and the rows skipped (with their errors) when skipping was asked."""
+    """Examples read from one file, the rows skipped (with their errors) when skipping was asked, and
+    how many examples have a blank text field (kept: see :func:`read_examples`)."""
 
     path: str
     examples: list[Example]
     skipped: list[DataError] = field(default_factory=list)
+    blank: int = 0
+
+
+def raw_lines(path: str | os.PathLike) -> list[bytes]:
+    """A file's lines as bytes, line endings kept: the one line reader of the toolkit (data readers and
+    ``lmbff split`` alike). Lines end at \\n, \\r\\n or \\r only: ``str.splitlines`` would also break a
+    text at U+2028, U+2029, U+0085 or a form feed, and every later line number would then be off."""
+    return Path(path).read_bytes().splitlines(keepends=True)
 
 
 def _decode_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
-    raw = path.read_bytes()
-    for number, line in enumerate(raw.splitlines(), start=1):
+    for number, line in enumerate((raw.rstrip(b"\r\n") for raw in raw_lines(path)), start=1):
         try:
             yield number, line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -139,10 +147,13 @@ def read_examples(
 ) -> ReadReport:
     """Read the examples of one file (or one `datasets` folder) for a task.
 
-    ``columns`` renames file columns to task fields (e.g. ``{"sentence": "text_a"}``).
+    ``columns`` renames file columns to task fields (e.g. ``{"sentence": "text_a"}``). A blank text
+    (empty, or only spaces) is kept, as LM-BFF keeps it: the example is scored with the template's own
+    words around an empty field (CR's official split has such a row); ``blank`` counts them.
 
     Raises:
-        DataError: the first bad row (unless ``skip_bad``), a missing column, or an unreadable file.
+        DataError: the first bad row (unless ``skip_bad``), a missing column, an unreadable file, or a
+            file with no example at all (empty, header only, or every row skipped).
     """
     path = Path(path)
     if not path.exists():
@@ -174,12 +185,23 @@ def read_examples(
             report.skipped.append(result)
         else:
             report.examples.append(result)
+            report.blank += any(not v.strip() for v in result.fields.values())
+    if not report.examples:
+        why = (
+            f"all {len(report.skipped)} rows were malformed and skipped (first: {report.skipped[0]})"
+            if report.skipped
+            else "the file is empty or has only a header"
+        )
+        raise DataError(str(path), None, f"no examples: {why}")
     return report
 
 
 def _example(
     row: dict, rename: dict, task: Task, path: Path, number: int, require_label: bool
 ) -> Example | DataError:
+    absent = [column for column in rename if column not in row]
+    if absent:  # a column named by the caller must exist: never fall back to another one silently
+        return DataError(str(path), number, f"no column {absent[0]!r} (columns: {sorted(row)})")
     row = {rename.get(k, k): v for k, v in row.items()}
     values: dict[str, str] = {}
     for name in task.fields:
@@ -188,8 +210,6 @@ def _example(
         value = row[name]
         if not isinstance(value, str):
             return DataError(str(path), number, f"expected text, got {type(value).__name__}", name)
-        if not value.strip():
-            return DataError(str(path), number, "empty text", name)
         values[name] = value
     label = row.get(LABEL_COLUMN)
     if label is None or (isinstance(label, str) and not label.strip()):

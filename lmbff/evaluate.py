@@ -81,6 +81,7 @@ class ZeroShotRun:
     seconds: float
     examples_per_second: float
     config: dict = field(default_factory=dict)
+    label_counts: dict = field(default_factory=dict)  # unlabelled data: {"raw"|"calibrated": {label: n}}
 
 
 def zero_shot(
@@ -102,12 +103,18 @@ def zero_shot(
         examples, batch_size=batch_size, progress=progress and "zero-shot"
     )
     seconds = time.perf_counter() - start
-    results = [
-        score_examples(task, examples, log_scores, "zero-shot"),
-        score_examples(
-            task, examples, apply_calibration(log_scores, content_free), "zero-shot + calibration"
-        ),
-    ]
+    calibrated = apply_calibration(log_scores, content_free)
+    results, counts = [], {}
+    if all(e.label is not None for e in examples):
+        results = [
+            score_examples(task, examples, log_scores, "zero-shot"),
+            score_examples(task, examples, calibrated, "zero-shot + calibration"),
+        ]
+    else:  # unlabelled data: predictions only, and how often each label is predicted
+        counts = {
+            name: {label: int((predicted_labels(task, scores) == label).sum()) for label in task.labels}
+            for name, scores in (("raw", log_scores), ("calibrated", calibrated))
+        }
     run = ZeroShotRun(
         task.name,
         model_name,
@@ -121,9 +128,19 @@ def zero_shot(
             "mode": prompt_model.mode,
             "max_length": prompt_model.encoder.max_length,
             "batch_size": batch_size,
+            "template_text": prompt_model.template.text,
+            "label_words": prompt_model.verbalizer.to_dict(),
         },
+        label_counts=counts,
     )
     return run, log_scores
+
+
+def predicted_labels(task: Task, log_scores: np.ndarray) -> np.ndarray:
+    """The predicted label of each row (classification), or the regression value."""
+    if task.is_regression:
+        return regression_prediction(log_scores, task.value_range)
+    return np.array(task.labels, dtype=object)[log_scores.argmax(axis=1)]
 
 
 def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> str:
@@ -163,17 +180,31 @@ def write_zero_shot(
         f"\n{len(examples)} examples in {run.seconds:.1f} s ({run.examples_per_second:.1f} examples/s); "
         f"content-free label probabilities: {[round(p, 4) for p in run.content_free_probs]}\n"
     )
-    atomic_write_text(out / "results.md", results_markdown(task, run.results, title) + footer)
+    if run.results:
+        body = results_markdown(task, run.results, title)
+    else:
+        body = f"## {title}\n\nNo gold labels: predicted labels per class.\n\n" + markdown_table(
+            ["label", "raw", "calibrated"],
+            [
+                [label, run.label_counts["raw"][label], run.label_counts["calibrated"][label]]
+                for label in task.labels
+            ],
+        )
+    atomic_write_text(out / "results.md", body + footer)
     labels = list(task.labels)
+    calibrated = apply_calibration(log_scores, np.array(run.content_free_probs))
+    raw_predictions = predicted_labels(task, log_scores).tolist()
+    calibrated_predictions = predicted_labels(task, calibrated).tolist()
     rows = []
     for i, example in enumerate(examples):
         row = {
             "source": example.source,
             "label": example.label,
-            "prediction": run.results[0].predictions[i],
-            "calibrated_prediction": run.results[1].predictions[i],
+            "prediction": raw_predictions[i],
+            "calibrated_prediction": calibrated_predictions[i],
         }
         row["scores"] = {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)}
+        row["calibrated_scores"] = {label: float(np.exp(calibrated[i, j])) for j, label in enumerate(labels)}
         rows.append(row)
     atomic_write_jsonl(out / "predictions.jsonl", rows)
     return [out / "results.json", out / "results.md", out / "predictions.jsonl"]

@@ -25,11 +25,11 @@ from prompts.library import load_task
 
 from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
-from .evaluate import results_markdown, score_examples
+from .evaluate import apply_calibration, results_markdown, score_examples
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
-from .state import save_state
+from .state import ScoringSpec, base_identity, save_state
 from .train import Trainer, TrainingArguments
 from .tuning import make_config
 
@@ -54,6 +54,7 @@ class ExperimentConfig:
     demonstrations: DemonstrationConfig = field(default_factory=DemonstrationConfig)
     test_split: str = "test"
     template_ensemble: list[str] = field(default_factory=list)  # template names; one run each, averaged
+    skip_bad: bool = False  # skip malformed rows of train, dev and test (and say how many)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -125,18 +126,24 @@ def run_experiment(
     from accelerate import Accelerator
 
     processes = Accelerator()  # (not PartialState(): only Accelerator reads ACCELERATE_USE_CPU)
+    started = time.perf_counter()
+    memory = PeakMemory()
+    # Everything that can be wrong with the inputs is found before the folder is claimed and before a
+    # model loads: a failed start leaves nothing behind that blocks the corrected rerun.
+    task_file = load_task(config.task)
+    task, prompt = task_file.task, task_file.prompt(config.template)
+    train, dev, test = (_read_split(config, split, task) for split in ("train", "dev", config.test_split))
+    if config.method != "zero-shot" and config.training.batch_size < processes.num_processes:
+        raise ValueError(
+            f"batch_size {config.training.batch_size} is smaller than the {processes.num_processes} "
+            "data-parallel processes; each process needs at least one example per step"
+        )
     processes.wait_for_everyone()  # every process has checked the folder before anything is written
     main_process = processes.is_main_process
     if main_process:
         atomic_write_json(saved_config, config.to_dict())
-    started = time.perf_counter()
-    memory = PeakMemory()
-    task_file = load_task(config.task)
-    task, prompt = task_file.task, task_file.prompt(config.template)
-    train = load_split(config.data_dir, "train", task).examples
-    dev = load_split(config.data_dir, "dev", task).examples
-    test = load_split(config.data_dir, config.test_split, task).examples
     loaded = loaded or load_model(config.model, kind=config.model_kind)
+    base = base_identity(loaded)  # before training changes any weight
     if config.method == "finetune":
         from .finetune import FineTuneClassifier
 
@@ -165,6 +172,10 @@ def run_experiment(
         result = trainer.train(progress=progress, checkpoint_dir=out / "checkpoint", resume=resume)
     train_seconds = time.perf_counter() - started
     seed = config.training.seed
+    content_free = None
+    if config.method == "zero-shot":  # raw and calibrated (Zhao et al. 2021), from one scoring pass
+        content_free = scorer.calibrate()
+        scorer.calibration = None
     dev_scores = scorer.predict_log_scores(dev, demonstrations=demos, seed=seed)
     test_scores = scorer.predict_log_scores(
         test, demonstrations=demos, seed=seed, progress=progress and "test"
@@ -172,6 +183,15 @@ def run_experiment(
     name = config.method if config.method != "prompt" else "prompt-based fine-tuning"
     test_result = score_examples(task, test, test_scores, name)
     dev_result = score_examples(task, dev, dev_scores, f"{name} (dev)")
+    calibrated_test = calibrated_results = None
+    if content_free is not None:
+        calibrated_test = apply_calibration(test_scores, content_free)
+        calibrated_results = [
+            score_examples(task, test, calibrated_test, f"{name} + calibration"),
+            score_examples(
+                task, dev, apply_calibration(dev_scores, content_free), f"{name} + calibration (dev)"
+            ),
+        ]
     metrics = {
         "task": task.name,
         "method": config.method,
@@ -192,36 +212,91 @@ def run_experiment(
         "seconds": time.perf_counter() - started,
         "peak_memory_mb": memory.peak_mb(),
     }
+    if calibrated_results is not None:
+        metrics["test_calibrated"] = calibrated_results[0].metrics
+        metrics["dev_calibrated"] = calibrated_results[1].metrics
+        metrics["content_free_probabilities"] = [float(p) for p in content_free]
     if not main_process:
         return metrics
-    if trainer is not None:  # only what was trained, with the config that reloads it
-        save_state(out / "state", trainer.trainable_state(), trainer.saved_tuning, config.to_dict())
+    if trainer is not None:  # what was trained, with everything that scores it (no task file needed)
+        scoring = ScoringSpec.of(scorer, task, demos, seed) if config.method != "finetune" else None
+        save_state(
+            out / "state",
+            trainer.trainable_state(),
+            trainer.saved_tuning,
+            {**config.to_dict(), "data_dir": str(Path(config.data_dir).resolve())},
+            scoring=scoring,
+            base=base,
+        )
         metrics["state_bytes"] = (out / "state" / "trained.safetensors").stat().st_size
     atomic_write_jsonl(
-        out / "predictions.jsonl", prediction_records(task, test, test_scores, test_result.predictions)
+        out / "predictions.jsonl",
+        prediction_records(
+            task,
+            test,
+            test_scores,
+            test_result.predictions,
+            calibrated_test,
+            calibrated_results[0].predictions if calibrated_results else None,
+        ),
     )
-    atomic_write_text(
-        out / "results.md",
-        results_markdown(task, [test_result, dev_result], f"{task.name}: {name}, seed {seed}"),
-    )
+    shown = [test_result, dev_result] + (calibrated_results or [])
+    atomic_write_text(out / "results.md", results_markdown(task, shown, f"{task.name}: {name}, seed {seed}"))
     atomic_write_json(out / "metrics.json", metrics)  # last: its presence marks the run complete
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
 
 
-def prediction_records(task, examples, log_scores: np.ndarray, predictions: list) -> list[dict]:
+def resume_note(out: str | os.PathLike) -> str | None:
+    """What ``--resume`` will do in ``out`` when it is not continuing a checkpoint (None when it is)."""
+    from .train import Checkpoint
+
+    out = Path(out)
+    if (out / "metrics.json").exists():
+        return f"--resume: {out} holds a finished run; its results are shown, nothing trains"
+    if Checkpoint(out / "checkpoint").exists():
+        return None
+    if (out / "config.json").exists():
+        return (
+            f"--resume: {out} has no checkpoint yet (none is written before the first evaluation); "
+            "training starts at step 0"
+        )
+    return f"--resume: nothing to resume in {out}; a new run starts"
+
+
+def _read_split(config: ExperimentConfig, split: str, task) -> list:
+    report = load_split(config.data_dir, split, task, skip_bad=config.skip_bad)
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} malformed rows of {report.path}; first: {report.skipped[0]}")
+    return report.examples
+
+
+def prediction_records(
+    task,
+    examples,
+    log_scores: np.ndarray,
+    predictions: list,
+    calibrated_scores: np.ndarray | None = None,
+    calibrated_predictions: list | None = None,
+) -> list[dict]:
     """One JSON line per example: its source (file:line), gold label (None when unlabelled),
-    prediction and label probabilities."""
+    prediction and label probabilities; with calibration, the calibrated ones beside them."""
     labels = list(task.labels)
-    return [
-        {
+    records = []
+    for i, (e, p) in enumerate(zip(examples, predictions, strict=True)):
+        record = {
             "source": e.source,
             "label": e.label,
             "prediction": p,
             "scores": {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)},
         }
-        for i, (e, p) in enumerate(zip(examples, predictions, strict=True))
-    ]
+        if calibrated_scores is not None:
+            record["calibrated_prediction"] = calibrated_predictions[i]
+            record["calibrated_scores"] = {
+                label: float(np.exp(calibrated_scores[i, j])) for j, label in enumerate(labels)
+            }
+        records.append(record)
+    return records
 
 
 def experiment_folder(out: str | os.PathLike, method: str, seed: int, backend: str = "full") -> Path:

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.library import load_task
-
 from .data import load_split
 from .demonstrations import Demonstrations
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig, prediction_records
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from .model import PromptModel, regression_prediction
-from .pretrained import LoadedModel, load_model
-from .state import TrainedState
+from .model import regression_prediction
+from .pretrained import LoadedModel
+from .state import StateError, TrainedState
 
 TEST_BATCH_SIZE = 16  # what run_experiment scores test with (batching is part of bit-identity)
 
@@ -36,35 +34,49 @@ def predict_with_states(
 ) -> list[dict]:
     """Score ``split`` of each state's task (from ``data_dir``, default: the state's own data) and write
     ``<out>/<name>/predictions.jsonl`` ``summary.json`` (with metrics when the data is labelled) and
-    ``results.md`` (labelled data). Base models are loaded once and shared by every state trained on them."""
+    ``results.md`` (labelled data). Base models are loaded once and shared by every state trained on them.
+
+    Each state scores with what it carries (task, template, label words, mode, limits, calibration,
+    demonstrations); no task file is read, so this works from any directory.
+
+    Raises:
+        StateError: a state that does not fit its base model, or cannot be scored on its own.
+    """
     loaded: dict[tuple, LoadedModel] = {}
     summaries = []
     names: set[str] = set()
-    for folder in states:
-        state = TrainedState.load(folder)
-        experiment = ExperimentConfig.from_dict(state.experiment)
-        key = (model or experiment.model, experiment.model_kind)
+    opened = [TrainedState.load(folder) for folder in states]  # every state checked before any model loads
+    for state in opened:
+        if state.experiment.get("method") == "finetune":
+            raise StateError(
+                f"{state.folder}: a --method finetune state (a classification head); lmbff predict scores "
+                "prompt-based states"
+            )
+    for folder, state in zip(states, opened, strict=True):
+        key = state.base_name(model)
         if key not in loaded:
-            loaded[key] = load_model(key[0], kind=key[1])
+            loaded[key] = state.load_base(model)
         base = loaded[key]
-        task_file = load_task(experiment.task)
-        task, prompt = task_file.task, task_file.prompt(experiment.template)
-        scorer = PromptModel.for_task(
-            base.model, base.tokenizer, task, prompt, kind=base.kind, max_length=experiment.max_length
-        )
-        source = data_dir or experiment.data_dir
+        state.check_base(base)
+        scorer = state.prompt_model(base)
+        task = scorer.task
+        source = data_dir or _own_data(state)
         examples = load_split(source, split, task, require_label=False).examples
-        demos = None
-        if experiment.method == "prompt-demos":
-            train = load_split(experiment.data_dir, "train", task).examples
-            demos = Demonstrations(train, task, experiment.demonstrations)
+        demos = state.scoring.demonstration_pool() if state.scoring is not None else None
+        if demos is None and state.experiment.get("method") == "prompt-demos":  # a 0.1 state
+            demos = Demonstrations(
+                load_split(state.experiment["data_dir"], "train", task).examples,
+                task,
+                ExperimentConfig.from_dict(state.experiment).demonstrations,
+            )
+        seed = _seed(state)
         attached = state.attach(scorer)
         try:
             log_scores = scorer.predict_log_scores(
                 examples,
                 batch_size=TEST_BATCH_SIZE,
                 demonstrations=demos,
-                seed=experiment.training.seed,
+                seed=seed,
                 progress=progress and f"{task.name} ({Path(folder)})",
             )
         finally:
@@ -79,8 +91,10 @@ def predict_with_states(
             "split": split,
             "examples": len(examples),
         }
+        method = state.experiment.get("method", "prompt")
+        backend = state.tuning.to_dict().get("backend", "")
         if labelled:
-            result = score_examples(task, examples, log_scores, f"{experiment.method} ({experiment.backend})")
+            result = score_examples(task, examples, log_scores, f"{method} ({backend})")
             predictions = result.predictions
             summary["metrics"] = result.metrics
             atomic_write_text(target / "results.md", results_markdown(task, [result], f"{task.name}: {name}"))
@@ -94,6 +108,25 @@ def predict_with_states(
         summary["out"] = str(target)
         summaries.append(summary)
     return summaries
+
+
+def _own_data(state: TrainedState) -> str:
+    """The data folder the state's run read (saved absolute since format 2; as typed before)."""
+    settings = state.experiment
+    folder = settings.get("data_dir")
+    if not folder or not Path(folder).exists():
+        raise StateError(
+            f"{state.folder}: the data the state was trained on ({folder!r}) is not found from here; "
+            "pass --data-dir"
+        )
+    return folder
+
+
+def _seed(state: TrainedState) -> int:
+    if state.scoring is not None and state.scoring.demonstrations is not None:
+        return int(state.scoring.demonstrations["seed"])
+    training = state.experiment.get("training") or state.experiment.get("classifier", {}).get("training", {})
+    return int(training.get("seed", 42))
 
 
 def _unique(name: str, taken: set[str]) -> str:

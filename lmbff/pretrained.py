@@ -27,10 +27,87 @@ class ModelNotFound(OSError):
 
 @dataclass
 class LoadedModel:
+    """A language model with its tokenizer, its kind and the name it was loaded by.
+
+    ``fingerprint`` identifies the base it is (see :func:`model_fingerprint`); :func:`load_model` takes it
+    before anything can change the weights, and saved states record it so that they are never put on
+    another base. A LoadedModel is shared, never copied: scikit-learn's ``clone`` deep-copies
+    parameters, and every clone of a classifier should score on the one loaded base."""
+
     model: object
     tokenizer: object
     kind: ModelKind
     name: str
+    path: str | None = None  # the absolute folder it was read from, when local
+    fingerprint: dict | None = None
+
+    def __post_init__(self):
+        if self.fingerprint is None:
+            self.fingerprint = model_fingerprint(self.model, self.tokenizer)
+
+    def __deepcopy__(self, memo) -> LoadedModel:
+        return self
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name!r}, kind={self.kind!r})"
+
+
+# Config keys that say how a model is run, not what it is (they change with the attention
+# implementation, dtype or library version, and some are set by the tuning backends).
+_RUNTIME_CONFIG_KEYS = {
+    "transformers_version",
+    "dtype",
+    "torch_dtype",
+    "use_cache",
+    "attn_implementation",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "name_or_path",
+    "architectures",
+}
+
+
+def _stable_config(value):
+    if isinstance(value, dict):
+        return {
+            k: _stable_config(v)
+            for k, v in sorted(value.items())
+            if not str(k).startswith("_") and k not in _RUNTIME_CONFIG_KEYS
+        }
+    if isinstance(value, (list, tuple)):
+        return [_stable_config(v) for v in value]
+    return value
+
+
+def model_fingerprint(model, tokenizer) -> dict:
+    """What identifies a base model: SHA-256 digests of its architecture config (without run-time
+    settings), of its tokenizer's vocabulary, and of a sample of its weights (the first rows of the
+    input embedding, rounded to bfloat16 so that an fp32 and a bf16 load of the same weights agree).
+
+    Two bases with the same three digests score a saved state the same way; any difference means the
+    state was trained on another model."""
+    import hashlib
+    import json
+
+    import torch
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    config = model.config.to_dict() if hasattr(model, "config") else {}
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    embedding = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else None
+    if embedding is not None:
+        with torch.no_grad():
+            sample = embedding[:8].detach().to("cpu", torch.bfloat16).view(torch.int16).numpy().tobytes()
+    else:
+        sample = b""
+    return {
+        "config": digest(json.dumps(_stable_config(config), sort_keys=True, default=str).encode()),
+        "vocabulary": digest(json.dumps(vocab, ensure_ascii=False).encode()),
+        "weights": digest(sample),
+    }
 
 
 def cache_dir() -> Path:
@@ -118,15 +195,68 @@ def _config(name: str):
     looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
     if looks_local and not Path(path).is_dir():
         raise ModelNotFound(f"model folder {name!r} does not exist; pass a folder that holds config.json")
+    hint = (
+        f"It is not a local folder with a config.json, and it could not be fetched from the Hugging Face "
+        f"hub (no network, or not in the local hub cache). Pass --model <folder> with a model saved by "
+        f"save_pretrained, or use the embedded default --model {DEFAULT_MODEL}."
+    )
+    if not Path(path).is_dir():
+        # A hub name: from the local cache when it is there, else only when the hub answers at once
+        # (transformers would otherwise retry an unreachable hub for about 20 s before failing).
+        if _in_hub_cache(path):
+            _LOCAL_ONLY.add(path)
+        elif not _hub_reachable():
+            raise ModelNotFound(
+                f"cannot load model {name!r}: not in the local hub cache and the hub is unreachable.\n{hint}"
+            )
+    kwargs = {"local_files_only": True} if path in _LOCAL_ONLY else {}
     try:
-        return path, AutoConfig.from_pretrained(path)
+        return path, AutoConfig.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelNotFound(
-            f"cannot load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}\n"
-            f"It is not a local folder with a config.json, and it could not be fetched from the Hugging Face "
-            f"hub (no network, or not in the local hub cache). Pass --model <folder> with a model saved by "
-            f"save_pretrained, or use the embedded default --model {DEFAULT_MODEL}."
+            f"cannot load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}\n{hint}"
         ) from None
+
+
+_LOCAL_ONLY: set[str] = set()  # hub names found in the local cache: loaded without asking the hub
+HUB_PROBE_SECONDS = 1.5
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repository name is simply not in the cache
+        return False
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether the hub's host accepts a connection within ``timeout`` seconds (False when offline mode
+    is set). One TCP connection, in a thread so that a slow name lookup cannot hold the caller."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            answered.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered)
 
 
 def load_tokenizer(name: str, kind: ModelKind | None = None):
@@ -161,10 +291,12 @@ def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=N
     kind = kind or detect_kind(config)
     auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    model = auto.from_pretrained(path, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    local = {"local_files_only": True} if path in _LOCAL_ONLY else {}
+    model = auto.from_pretrained(path, **kwargs, **local)
+    tokenizer = AutoTokenizer.from_pretrained(path, **local)
     model.eval()
-    return LoadedModel(model, tokenizer, kind, name)
+    folder = str(Path(path).resolve()) if Path(path).is_dir() else None
+    return LoadedModel(model, tokenizer, kind, name, path=folder)
 
 
 def load_generator(name: str):

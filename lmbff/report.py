@@ -14,7 +14,7 @@ import numpy as np
 
 from .io import atomic_write_json, atomic_write_text, markdown_table
 
-METHOD_ORDER = ["zero-shot", "finetune", "prompt", "prompt-demos"]
+METHOD_ORDER = ["zero-shot", "zero-shot + calibration", "finetune", "prompt", "prompt-demos"]
 
 
 def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
@@ -34,6 +34,9 @@ def summarize(runs: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         groups[(run["task"], run["method"], run.get("backend", ""))].append(run)
+        if "test_calibrated" in run:  # a zero-shot run reports its calibrated scores as a row of their own
+            twin = {**run, "method": f"{run['method']} + calibration", "test": run["test_calibrated"]}
+            groups[(run["task"], twin["method"], run.get("backend", ""))].append(twin)
     rows = []
     for (task, method, backend), members in groups.items():
         metric_names = sorted(set.intersection(*(set(m["test"]) for m in members)))

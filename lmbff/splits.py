@@ -22,7 +22,7 @@ import numpy as np
 
 from prompts.library import Task
 
-from .data import find_split, read_examples
+from .data import find_split, raw_lines, read_examples
 from .io import atomic_write_bytes, atomic_write_json
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
@@ -84,7 +84,7 @@ def make_splits(
     if train_path.is_dir():
         raise ValueError(f"{train_path}: splits are made from a train file (TSV, CSV or JSONL), not a folder")
     report = read_examples(train_path, task, skip_bad=skip_bad)
-    raw = train_path.read_bytes().decode("utf-8").splitlines(keepends=True)
+    raw = [line.decode("utf-8") for line in raw_lines(train_path)]  # the readers' own line numbering
     header = raw[0] if train_path.suffix in (".tsv", ".csv") else ""
     if train_path.suffix == ".csv" and len(raw) - 1 != len(report.examples) + len(report.skipped):
         raise ValueError(

@@ -27,6 +27,8 @@ from .evaluate import score_examples
 from .model import PromptModel, regression_targets
 from .tuning import TuningConfig, trainable_summary
 
+_TIMED_STEPS = 4  # steps timed before the remaining training time is estimated
+
 
 @dataclass
 class TrainingArguments:
@@ -44,6 +46,44 @@ class TrainingArguments:
     eval_batch_size: int = field(default=32, metadata={"help": "batch size for dev/test scoring"})
     seed: int = field(default=42, metadata={"help": "seed for sampling and initialisation"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+
+    def __post_init__(self):
+        """Checked here, so the command line and the Python API give the same message."""
+        positive = ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
+        for name in positive:
+            _whole(name, getattr(self, name), minimum=1)
+        _whole("eval_every", self.eval_every, minimum=0)
+        _whole("seed", self.seed, minimum=0, maximum=2**32 - 1)
+        if self.learning_rate is not None:
+            _number("learning_rate", self.learning_rate, low=0, low_open=True)
+        _number("warmup_ratio", self.warmup_ratio, low=0, high=1, high_open=True)
+        _number("weight_decay", self.weight_decay, low=0)
+        _number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
+
+
+def _whole(name: str, value, minimum: int, maximum: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+        raise ValueError(f"{name} must be a whole number {bound}, got {value!r}")
+
+
+def _number(
+    name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+) -> None:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low)
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
+        raise ValueError(
+            f"{name} must be in {left}{low}, {high if high is not None else 'inf'}{right}, got {value!r}"
+        )
 
 
 @dataclass
@@ -81,12 +121,34 @@ class Checkpoint:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
 
+    @property
+    def _old(self) -> Path:
+        return self.folder.with_name(self.folder.name + ".old")
+
+    def recover(self) -> None:
+        """Finish or undo an update that a crash interrupted, and remove its leftovers.
+
+        An update writes a staging folder, renames the checkpoint to ``<name>.old``, renames the staging
+        folder into place and removes ``.old``. A crash between the two renames leaves only ``.old``:
+        it is the last complete checkpoint and is put back. Staging folders are half-written: removed."""
+        if not self.folder.parent.is_dir():
+            return
+        if not (self.folder / "state.json").exists() and (self._old / "state.json").exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+            os.replace(self._old, self.folder)
+        shutil.rmtree(self._old, ignore_errors=True)
+        for staged in self.folder.parent.glob(f".{self.folder.name}.*"):
+            shutil.rmtree(staged, ignore_errors=True)
+
     def exists(self) -> bool:
+        self.recover()
         return (self.folder / "state.json").exists()
 
     def save(self, trainer: Trainer, optimizer: torch.optim.Optimizer, loop: _LoopState) -> None:
         from safetensors.torch import save_file
 
+        self.recover()
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
         names = [name for name, _ in trainer.trainable_state().items()]
         staged = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}."))
         try:
@@ -120,11 +182,10 @@ class Checkpoint:
                 "arguments": asdict(trainer.args),
             }
             (staged / "state.json").write_text(json.dumps(state))
-            old = self.folder.with_name(self.folder.name + ".old")
             if self.folder.exists():
-                os.replace(self.folder, old)
+                os.replace(self.folder, self._old)
             os.replace(staged, self.folder)
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(self._old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
@@ -307,6 +368,14 @@ class Trainer:
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step_seconds.append(time.perf_counter() - step_started)
+            remaining = args.max_steps - step
+            if (
+                len(step_seconds) == _TIMED_STEPS
+                and remaining >= 10
+                and progress
+                and accelerator.is_main_process
+            ):
+                self._say_estimate(step_seconds, remaining)
             loop.step = step
             record = {"step": step, "loss": loss_value}
             bar.set_postfix(loss=f"{loss_value:.4f}")
@@ -338,6 +407,18 @@ class Trainer:
             self.trainable,
             self.total,
             float(np.median(step_seconds)) if step_seconds else 0.0,
+        )
+
+    def _say_estimate(self, step_seconds: list[float], remaining: int) -> None:
+        """The remaining training time, from the median of the first steps (the first is warm-up)."""
+        from .defaults import format_duration
+
+        per_step = float(np.median(step_seconds[1:]))
+        evaluations = (remaining // self.args.eval_every if self.args.eval_every else 0) + 1
+        tqdm.write(
+            f"timing: {per_step:.2f} s/step over the first {len(step_seconds)} steps; about "
+            f"{format_duration(per_step * remaining)} for the remaining {remaining} steps, plus "
+            f"{evaluations} evaluation(s) on {len(self.dev_examples)} dev examples"
         )
 
     def trainable_state(self) -> dict[str, torch.Tensor]:

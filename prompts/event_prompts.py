@@ -7,9 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .library import bundled_templates_dir
+from .library import bundled_templates_dir, strict_yaml
 from .template import MASK, Template, TemplateError, TemplateLocation
 
 FIELDS = {
@@ -33,7 +31,12 @@ def load_event_prompts(path: str | os.PathLike | None = None) -> EventPrompts:
         TemplateError: a prompt is missing, reads a field it is not given, or lacks/misplaces the mask.
     """
     path = Path(path) if path is not None else bundled_templates_dir() / "events.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    _, data = strict_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = data or {}
+    if not isinstance(data, dict):
+        raise TemplateError(
+            "expected a mapping of prompts", template="events", location=TemplateLocation(str(path))
+        )
     templates = {}
     for name, (fields, needs_mask) in FIELDS.items():
         location = TemplateLocation(str(path), None)

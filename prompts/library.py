@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from .template import Template, TemplateError, TemplateLocation
+from .template import DEFAULT_BUDGET, RenderBudget, Template, TemplateError, TemplateLocation
 from .verbalizer import Verbalizer
 
 METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
@@ -65,6 +66,32 @@ class Task:
     def is_regression(self) -> bool:
         return self.type == "regression"
 
+    def to_dict(self) -> dict:
+        """Everything that defines the task, as JSON (what a saved state carries instead of the YAML)."""
+        return {
+            "name": self.name,
+            "fields": list(self.fields),
+            "labels": list(self.labels),
+            "metric": self.metric,
+            "type": self.type,
+            "description": self.description,
+            "positive_label": self.positive_label,
+            "value_range": list(self.value_range) if self.value_range is not None else None,
+            "split_threshold": self.split_threshold,
+            "field_limits": dict(self.field_limits),
+            "truncate_side": dict(self.truncate_side),
+            "label_names": dict(self.label_names),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Task:
+        values = dict(data)
+        values["fields"] = tuple(values["fields"])
+        values["labels"] = tuple(values["labels"])
+        if values.get("value_range") is not None:
+            values["value_range"] = tuple(float(v) for v in values["value_range"])
+        return cls(**values)
+
     def group_label(self, label: str | float) -> str:
         """The class an example counts as: its label, or for regression its pole (LM-BFF: a score
         below ``split_threshold``, default the middle of the range, is the low pole)."""
@@ -94,6 +121,11 @@ class TaskFile:
     task: Task
     prompts: dict[str, PromptSpec]
     default_template: str
+
+    def __deepcopy__(self, memo) -> TaskFile:
+        # Immutable once parsed (its compiled templates cannot be deep-copied anyway): scikit-learn's
+        # clone() deep-copies parameters, and a task file passed as one is shared, not copied.
+        return self
 
     def prompt(self, name: str | None = None) -> PromptSpec:
         """The named template (the file's default when ``name`` is None).
@@ -144,6 +176,52 @@ class YamlLines:
         return node.start_mark.line + (2 if style in ("|", ">") else 1)
 
 
+def _duplicate_keys(node, file: str) -> TaskFileError | None:
+    """The first key written twice in one mapping, anywhere in the document (PyYAML keeps the last
+    silently, so a second template of the same name would replace the first without a word)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict = {}
+            for key, value in current.value:
+                name = getattr(key, "value", None)
+                if isinstance(name, str) and name in seen:
+                    return TaskFileError(
+                        file,
+                        key.start_mark.line + 1,
+                        name,
+                        f"duplicate key (first written on line {seen[name]}); the second would silently "
+                        "replace the first",
+                        "rename or remove one of them",
+                    )
+                seen[name] = key.start_mark.line + 1
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return None
+
+
+def strict_yaml(text: str, file: str):
+    """(node tree, data) of a YAML document: safe loading, one document, no duplicate keys.
+
+    Raises:
+        TaskFileError: invalid YAML or a duplicated key, with the file and line.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicate = _duplicate_keys(node, file)
+        if duplicate is not None:
+            raise duplicate
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise TaskFileError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise TaskFileError(file, None, "", "invalid YAML: nested too deeply") from None
+    return node, data
+
+
 class _Problems:
     """Collects located problems: ``problem(key_path, message, suggestion)``."""
 
@@ -177,19 +255,18 @@ def parse_task_text(text: str, file: str) -> tuple[TaskFile | None, list[TaskFil
     """Parse the text of a task file (``file`` names it in messages) and collect every problem."""
     errors: list[TaskFileError] = []
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [TaskFileError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}")]
+        node, data = strict_yaml(text, file)
+    except TaskFileError as exc:
+        return None, [exc]
     lines = YamlLines(node)
     problem = _Problems(file, lines, errors)
 
     if not isinstance(data, dict):
         return None, [TaskFileError(file, 1, "", "expected a mapping with 'task' and 'templates'")]
     for key in data:
-        if key not in ("task", "templates", "default_template"):
-            problem((str(key),), "unknown key", "expected task, templates, default_template")
+        if key not in ("task", "templates", "default_template", "render_budget"):
+            problem((str(key),), "unknown key", "expected task, templates, default_template, render_budget")
+    budget = _parse_budget(data.get("render_budget"), problem)
     task_data = data.get("task")
     if not isinstance(task_data, dict):
         problem(("task",), "missing or not a mapping", "add a task block with name, fields, labels, metric")
@@ -203,7 +280,7 @@ def parse_task_text(text: str, file: str) -> tuple[TaskFile | None, list[TaskFil
         )
     else:
         for name, spec in templates_data.items():
-            parsed = _parse_prompt(str(name), spec, task, file, lines, problem)
+            parsed = _parse_prompt(str(name), spec, task, file, lines, problem, budget)
             if parsed is not None:
                 prompts[parsed.name] = parsed
     default = data.get("default_template")
@@ -310,8 +387,32 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
     )
 
 
+def _parse_budget(data: Any, problem: _Problems) -> RenderBudget:
+    """The task file's ``render_budget`` (any of its three keys), else the defaults."""
+    if data is None:
+        return DEFAULT_BUDGET
+    if not isinstance(data, dict):
+        problem(("render_budget",), "expected a mapping", "max_iterations, max_output_chars, timeout_seconds")
+        return DEFAULT_BUDGET
+    known = {f.name for f in dataclass_fields(RenderBudget)}
+    for key in data:
+        if key not in known:
+            problem(("render_budget", str(key)), "unknown key", f"one of {sorted(known)}")
+    try:
+        return RenderBudget(**{k: v for k, v in data.items() if k in known})
+    except ValueError as exc:
+        problem(("render_budget",), str(exc))
+        return DEFAULT_BUDGET
+
+
 def _parse_prompt(
-    name: str, spec: Any, task: Task | None, file: str, lines: YamlLines, problem: _Problems
+    name: str,
+    spec: Any,
+    task: Task | None,
+    file: str,
+    lines: YamlLines,
+    problem: _Problems,
+    budget: RenderBudget = DEFAULT_BUDGET,
 ) -> PromptSpec | None:
     key = ("templates", name)
     if not isinstance(spec, dict):
@@ -326,7 +427,7 @@ def _parse_prompt(
         return None
     location = TemplateLocation(file, lines.text_start(*key, "text"))
     try:
-        template = Template(text, name=name, location=location)
+        template = Template(text, name=name, location=location, budget=budget)
     except TemplateError as exc:
         problem((*key, "text"), exc.message, line=exc.file_line)
         return None
@@ -362,6 +463,11 @@ def label_word_problems(task: Task, label_words: dict[str, list[str]]) -> list[t
     problems += [
         (None, f"label {label!r} has no label word") for label in task.labels if not label_words.get(label)
     ]
+    problems += [
+        (label, f"label {label!r} has an empty label word: {words}")
+        for label, words in label_words.items()
+        if any(not str(word).strip() for word in words)
+    ]
     return problems
 
 
@@ -385,16 +491,20 @@ def bundled_templates_dir() -> Path:
 
 
 def template_dirs(extra: list[str | os.PathLike] | None = None) -> list[Path]:
-    """Where task files are looked up: ``extra``, then $LMBFF_TEMPLATES, then the bundled library."""
+    """Where task files are looked up: ``extra``, then $LMBFF_TEMPLATES, then ``./templates`` (where
+    ``lmbff templates new`` writes), then the bundled library."""
     dirs = [Path(p) for p in (extra or [])]
     dirs += [Path(p) for p in os.environ.get(TEMPLATES_ENV, "").split(os.pathsep) if p]
+    dirs.append(Path.cwd() / "templates")
     dirs.append(bundled_templates_dir())
     return dirs
 
 
 def iter_task_files(dirs: list[Path] | None = None) -> Iterator[Path]:
+    seen: set[Path] = set()
     for directory in dirs or template_dirs():
-        if directory.is_dir():
+        if directory.is_dir() and directory.resolve() not in seen:
+            seen.add(directory.resolve())
             yield from sorted(p for p in directory.glob("*.yaml") if p.stem != "events")
 
 
@@ -422,3 +532,65 @@ def find_task_file(name_or_path: str, dirs: list[Path] | None = None) -> Path:
 def load_task(name_or_path: str, dirs: list[Path] | None = None) -> TaskFile:
     """Find and read a task file by task name or path."""
     return load_task_file(find_task_file(name_or_path, dirs))
+
+
+def template_fields_in_order(template: Template) -> tuple[str, ...]:
+    """The fields a template reads, in the order they first appear in its text."""
+    import re
+
+    def first(name: str) -> int:
+        found = re.search(rf"\b{re.escape(name)}\b", template.text)
+        return found.start() if found else len(template.text)
+
+    return tuple(sorted(template.fields, key=lambda name: (first(name), name)))
+
+
+def task_file_from_labels(
+    labels: list[str],
+    template: str,
+    label_words: dict[str, str | list[str]] | list[str | list[str]] | None = None,
+    *,
+    name: str = "zero-shot",
+    metric: str = "accuracy",
+) -> TaskFile:
+    """A task defined in code, without a YAML file: its fields are the template's variables (in order
+    of appearance), its label words default to the labels themselves.
+
+    Raises:
+        TaskFileError: no labels, repeated labels, a template without exactly one ``{{ mask }}`` or
+            without a field, label words for unknown labels, or an empty label word.
+    """
+    where = f"<{name}>"
+
+    def fail(key: str, message: str, suggestion: str | None = None) -> TaskFileError:
+        return TaskFileError(where, None, key, message, suggestion)
+
+    names = [str(label) for label in labels] if labels is not None else []
+    if not names:
+        raise fail("labels", "give at least one label", "e.g. labels=['World', 'Sports']")
+    if len(set(names)) != len(names):
+        raise fail("labels", f"labels repeat: {names}")
+    if metric not in METRICS:
+        raise fail("metric", f"unknown metric {metric!r}", f"one of {', '.join(METRICS)}")
+    compiled = Template(template, name=name, location=TemplateLocation(where))
+    compiled.render_parts({f: "x" for f in compiled.fields})  # exactly one slot, or TemplateError
+    fields = template_fields_in_order(compiled)
+    if not fields:
+        raise fail("template", "reads no field", 'e.g. "{{ text }} Topic: {{ mask }}."')
+    if label_words is None:
+        words: dict[str, list[str]] = {label: [label] for label in names}
+    elif isinstance(label_words, dict):
+        words = {str(k): [v] if isinstance(v, str) else [str(w) for w in v] for k, v in label_words.items()}
+    else:
+        if len(label_words) != len(names):
+            raise fail("label_words", f"{len(label_words)} label words for {len(names)} labels")
+        words = {
+            label: [w] if isinstance(w, str) else [str(x) for x in w]
+            for label, w in zip(names, label_words, strict=True)
+        }
+    task = Task(name=name, fields=fields, labels=tuple(names), metric=metric)
+    problems = label_word_problems(task, words)
+    if problems:
+        raise fail("label_words", "; ".join(message for _, message in problems))
+    prompt = PromptSpec(name, compiled, words)
+    return TaskFile(where, task, {name: prompt}, name)

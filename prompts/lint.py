@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from .library import PromptSpec, Task, TaskFile, TaskFileError, parse_task_file, parse_task_text
+from .library import PromptSpec, Task, TaskFile, TaskFileError, parse_task_file, parse_task_text, strict_yaml
 from .template import MASK, TemplateError
 from .tokenization import ModelKind, TokenizerAdapter
 
@@ -82,11 +83,18 @@ def _lint_prompt(task_file: TaskFile, spec: PromptSpec, issues: list[LintIssue])
     seen: dict[str, str] = {}
     for label, words in spec.label_words.items():
         for word in words:
-            if word.strip() != word or not word:
+            if word.strip() and word.strip() != word:
                 issue(
                     "warning",
                     f"label word {word!r} of label {label!r} has surrounding spaces",
                     suggestion="spaces are added by the toolkit where the slot needs them",
+                )
+            if word.strip() and not word.strip().replace("-", "").isalnum():
+                issue(
+                    "warning",
+                    f"label word {word!r} of label {label!r} has characters other than letters and digits; "
+                    "it likely splits into several tokens",
+                    suggestion="check its token count with --model, or choose a plain word",
                 )
             other = seen.get(word.strip().lower())
             if other is not None and other != label:
@@ -128,16 +136,21 @@ def _lint_words(
                         "choose a word in the model's vocabulary",
                     )
                 )
-            elif len(ids) > 1 and adapter.kind == "masked":
+            elif len(ids) > 1:
+                how = (
+                    "it is scored with one mask per token"
+                    if adapter.kind == "masked"
+                    else "it is scored as a continuation of that many tokens, off the one-position fast path"
+                )
                 issues.append(
                     LintIssue(
                         "warning",
                         task_file.path,
                         line,
                         spec.name,
-                        f"label word {word!r} (label {label!r}) is {len(ids)} tokens {tokens}; "
-                        "it is scored with one mask per token",
-                        "a single-token word keeps LM-BFF's one-mask setting",
+                        f"label word {word!r} (label {label!r}) splits into {len(ids)} tokens "
+                        f"{tokens}; {how}",
+                        "a single-token word keeps LM-BFF's one-token setting and scores fastest",
                     )
                 )
 
@@ -145,8 +158,34 @@ def _lint_words(
 def lint_file(
     path: str | os.PathLike, tokenizer=None, kind: ModelKind = "masked"
 ) -> tuple[list[LintIssue], list[WordReport]]:
-    """Lint one task file; with a tokenizer, also check how every label word tokenizes."""
+    """Lint one file the library reads: a task file (with a tokenizer, also how every label word
+    tokenizes) or an event-prompts file (``templates/events.yaml``: its three sandboxed prompts)."""
+    if _is_event_prompts(path):
+        return _lint_event_prompts(path), []
     return _lint_parsed(*parse_task_file(path), tokenizer, kind)
+
+
+def _is_event_prompts(path: str | os.PathLike) -> bool:
+    """An event-prompts file: a mapping of the event prompt names, and no task block."""
+    from .event_prompts import FIELDS
+
+    try:
+        _, data = strict_yaml(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, TaskFileError):
+        return False  # reported by the task-file path
+    return isinstance(data, dict) and "task" not in data and bool(set(data) & set(FIELDS))
+
+
+def _lint_event_prompts(path: str | os.PathLike) -> list[LintIssue]:
+    from .event_prompts import load_event_prompts
+
+    try:
+        load_event_prompts(path)
+    except TemplateError as exc:
+        return [LintIssue("error", str(path), exc.file_line, exc.template, exc.message)]
+    except TaskFileError as exc:
+        return [LintIssue("error", exc.file, exc.line, None, exc.message, exc.suggestion)]
+    return []
 
 
 def lint_text(

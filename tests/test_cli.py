@@ -145,3 +145,106 @@ def test_installed_console_script():
     )
     for command in ("zero-shot", "split", "templates", "demo"):
         assert command in result.stdout
+
+
+def test_zero_shot_from_labels_and_a_data_file_without_a_yaml(bert_dir, tmp_path, capsys):
+    news = tmp_path / "news.csv"
+    news.write_text(
+        "text,topic\n"
+        '"The match ended in a draw",Sports\n'
+        '"Parliament passed the budget",World\n'
+        '"A late goal won the cup",Sports\n'
+    )
+    out = tmp_path / "zs"
+    command = [
+        "zero-shot", "--labels", "World,Sports", "--template", "{{ text }} Topic: {{ mask }}.",
+        "--label-words", "world,sports", "--data-file", str(news), "--text-column", "text",
+        "--label-column", "topic", "--model", str(bert_dir), "--out", str(out),
+    ]  # fmt: skip
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot + calibration" in printed and "['World', 'Sports']" in printed
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in rows] == ["Sports", "World", "Sports"]
+    assert all(set(r["calibrated_scores"]) == {"World", "Sports"} for r in rows)
+    # Without gold labels: predictions and counts per label, no metrics.
+    (tmp_path / "unlabelled.csv").write_text("text\nThe match ended in a draw\nParliament passed it\n")
+    out2 = tmp_path / "zs2"
+    command = [
+        "zero-shot", "--labels", "World,Sports", "--template", "{{ text }} Topic: {{ mask }}.",
+        "--data-file", str(tmp_path / "unlabelled.csv"), "--model", str(bert_dir), "--out", str(out2),
+    ]  # fmt: skip
+    assert main(command) == 0
+    assert "predicted labels" in capsys.readouterr().out
+    assert len((out2 / "predictions.jsonl").read_text().splitlines()) == 2
+    # Mistakes are one clear line.
+    assert main(["zero-shot", "--labels", "A,B", "--template", "{{ text }}", "--data-file", str(news)]) == 2
+    assert "no mask slot" in capsys.readouterr().out
+    assert main(["zero-shot", "--data-file", str(news)]) == 2
+    assert "give --task" in capsys.readouterr().out
+    bad_column = ["zero-shot", "--labels", "A,B", "--data-file", str(news), "--text-column", "body"]
+    assert main([*bad_column, "--model", str(bert_dir), "--out", str(tmp_path / "never")]) == 2
+    assert "news.csv:2: no column 'body' (columns: ['text', 'topic'])" in capsys.readouterr().out
+
+
+def test_templates_new_writes_a_file_that_task_then_finds(tmp_path, monkeypatch, capsys):
+    from prompts.library import load_task
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["templates", "new", "--task", "spam", "--fields", "text_a", "--labels", "ham,spam"]) == 0
+    assert "--task spam finds it" in capsys.readouterr().out
+    assert load_task("spam").task.labels == ("ham", "spam")
+    assert main(["templates", "lint", "templates/spam.yaml"]) == 0
+    command = ["templates", "new", "--task", "news", "--from-labels", "World,Sports",
+               "--template", "{{ text }} Topic: {{ mask }}."]  # fmt: skip
+    assert main(command) == 0
+    news = load_task("news")
+    assert news.task.fields == ("text",) and news.prompt().label_words == {
+        "World": ["World"],
+        "Sports": ["Sports"],
+    }
+    assert news.prompt().template.text == "{{ text }} Topic: {{ mask }}."
+    assert main(["templates", "new", "--task", "x", "--from-labels", "a,b", "--labels", "a,b"]) == 2
+
+
+def test_train_prints_its_plan_and_presets_set_the_recipe(capsys):
+    from lmbff.cli import _experiment_config, build_parser
+
+    args = build_parser().parse_args(["run", "--task", "SST-2", "--data-dir", "d", "--out", "o"])
+    fast = _experiment_config(args, "prompt", "d", "o", 13)
+    assert (fast.backend, fast.training.learning_rate, fast.training.max_steps) == ("ln", 1e-2, 32)
+    args = build_parser().parse_args(
+        ["run", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--preset", "lmbff"]
+    )
+    paper = _experiment_config(args, "prompt", "d", "o", 13)
+    assert (paper.backend, paper.training.learning_rate, paper.training.max_steps) == ("full", 1e-5, 1000)
+    assert paper.training.eval_every == 100
+    args = build_parser().parse_args(
+        ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--backend", "lora"]
+    )
+    lora = _experiment_config(args, "prompt", "d", "o")
+    assert lora.backend == "lora" and lora.training.learning_rate is None  # LoRA's own rate, not ln's
+    args = build_parser().parse_args(["train", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--backend", "ln"])
+    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # the table's ln
+    with pytest.raises(ValueError, match="--method finetune trains"):
+        _experiment_config(args, "finetune", "d", "o")
+
+
+def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
+    """Seen: a bare `lmbff run` meant 5 seeds x 1000 steps of full fine-tuning (about 10 hours on 2
+    cores) and nothing said so before it started."""
+    from lmbff.cli import _experiment_config, build_parser
+    from lmbff.defaults import plan_text
+
+    base = ["run", "--task", "SST-2", "--data-dir", "d", "--out", "o"]
+    args = build_parser().parse_args([*base, "--preset", "lmbff"])
+    configs = [_experiment_config(args, "prompt", "d", "o", s) for s in args.seeds]
+    text = plan_text(configs, "lmbff")
+    assert "5 x prompt: backend full, learning rate 1e-05, 1000 steps of batch 8" in text
+    assert "about 2.0 h of training each" in text and "about 10.2 h in all" in text
+    args = build_parser().parse_args(base)
+    text = plan_text([_experiment_config(args, "prompt", "d", "o", s) for s in args.seeds], "fast")
+    assert "backend ln, learning rate 0.01, 32 steps" in text and "about 87 s of training each" in text
+    args = build_parser().parse_args([*base, "--model", "some/folder"])
+    text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
+    assert "measured on the first steps" in text

@@ -42,7 +42,6 @@ def test_csv_jsonl_and_datasets_folder(tmp_path):
 @pytest.mark.parametrize(
     ("content", "line", "field", "message"),
     [
-        ("text_a\tlabel\ngood\t1\n\t0\n", 3, "text_a", "empty text"),
         ("text_a\tlabel\ngood\t7\n", 2, "label", "unknown label '7'"),
         ("text_a\tlabel\ngood\t1\nbad\n", 3, None, "1 columns, the header has 2"),
         ("text_a\tlabel\ngood\t\n", 2, "label", "missing label"),
@@ -69,8 +68,8 @@ def test_skip_bad_counts_and_keeps_the_rest(tmp_path):
     path = tmp_path / "d.tsv"
     path.write_bytes(b"text_a\tlabel\ngood\t1\n\t0\nbad \xff\t0\nfine\t0\nx\t9\n")
     report = read_examples(path, SST2, skip_bad=True)
-    assert [e.fields["text_a"] for e in report.examples] == ["good", "fine"]
-    assert [e.line for e in report.skipped] == [3, 4, 6]
+    assert [e.fields["text_a"] for e in report.examples] == ["good", "", "fine"]  # blank text is kept
+    assert [e.line for e in report.skipped] == [4, 6]
 
 
 def test_regression_labels(tmp_path):
@@ -101,3 +100,40 @@ def test_kshot_folder_finds_the_task_test_file(tmp_path):
     (task_dir / "k-shot" / "16-42" / "dev.tsv").write_text("text_a\tlabel\ny\t0\n")
     assert find_split(task_dir / "k-shot" / "16-42", "test") == task_dir / "test.tsv"
     assert find_split(task_dir / "k-shot" / "16-42", "dev") == task_dir / "k-shot" / "16-42" / "dev.tsv"
+
+
+def test_a_blank_text_is_kept_as_lmbff_keeps_it(tmp_path):
+    """Seen: LM-BFF's own CR split (a row that is a single space) could not be read at all."""
+    path = tmp_path / "train.tsv"
+    path.write_text("text_a\tlabel\ngood\t1\n \t0\n\t1\n", encoding="utf-8")
+    report = read_examples(path, SST2)
+    assert [e.fields["text_a"] for e in report.examples] == ["good", " ", ""]
+    assert report.blank == 2 and not report.skipped
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("", "the file is empty or has only a header"),
+        ("text_a\tlabel\n", "the file is empty or has only a header"),
+        ("text_a\tlabel\ngood\t7\nbad\t9\n", "all 2 rows were malformed and skipped"),
+    ],
+)
+def test_no_examples_is_an_error_naming_the_file(tmp_path, content, why):
+    """Seen: an empty or header-only file loaded the model, then failed in scikit-learn naming no file."""
+    path = tmp_path / "test.tsv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}: no examples: {why}"):
+        read_examples(path, SST2, skip_bad=True)
+
+
+def test_one_line_reader_ignores_unicode_line_separators(tmp_path):
+    """U+2028, U+2029, U+0085 and form feeds are text, not line ends (str.splitlines breaks on them)."""
+    from lmbff.data import raw_lines
+
+    path = tmp_path / "train.tsv"
+    path.write_text("text_a\tlabel\na\u2028b\u2029c\x85d\x0ce\t1\nnext\t0\n", encoding="utf-8")
+    assert len(raw_lines(path)) == 3
+    examples = read_examples(path, SST2).examples
+    assert [e.source.rsplit(":", 1)[1] for e in examples] == ["2", "3"]
+    assert examples[0].fields["text_a"] == "a\u2028b\u2029c\x85d\x0ce"

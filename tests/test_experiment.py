@@ -61,14 +61,16 @@ def test_run_makes_splits_trains_per_seed_and_reports(bert_dir, tmp_path):
     )
     assert lmbff(command) == 0
     assert sorted(p.name for p in (out / "splits").iterdir()) == ["4-13", "4-21"]
-    for method in ("zero-shot", "prompt"):
+    for folder in ("zero-shot", "prompt-ln"):  # the default preset tunes with ln
         for seed in (13, 21):
-            assert (out / method / f"seed-{seed}" / "metrics.json").exists()
+            assert (out / folder / f"seed-{seed}" / "metrics.json").exists()
     report = (out / "report.md").read_text()
-    assert "| reviews | zero-shot |" in report and "| reviews | prompt |" in report
+    assert "| reviews | zero-shot |" in report and "| reviews | prompt | ln |" in report
+    assert "| reviews | zero-shot + calibration |" in report  # zero-shot reports both rows
     assert (out / "report.png").stat().st_size > 1000
     rows = json.loads((out / "report.json").read_text())
-    assert [r["seeds"] for r in rows] == [[13, 21], [13, 21]]
+    assert [r["method"] for r in rows] == ["zero-shot", "zero-shot + calibration", "prompt"]
+    assert [r["seeds"] for r in rows] == [[13, 21], [13, 21], [13, 21]]
 
 
 def test_report_arithmetic_by_hand(tmp_path):

@@ -7,12 +7,14 @@ goes to the server log, never to the page.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -116,6 +118,12 @@ class Studio:
             raise ApiError(422, str(exc), "template") from None
 
 
+async def _off_loop(function, *args):
+    """Run synchronous work (parsing, linting, rendering user templates) in a worker thread, so the event
+    loop keeps answering (``/api/status`` included) while it runs; renders are bounded by their budget."""
+    return await anyio.to_thread.run_sync(functools.partial(function, *args))
+
+
 # ---- request bodies -------------------------------------------------------------------------------
 async def _body(request: Request) -> dict:
     # A cross-site page can send a "simple" POST (text/plain) to localhost without asking; requiring
@@ -134,6 +142,8 @@ async def _body(request: Request) -> dict:
         body = json.loads(data or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
@@ -199,6 +209,10 @@ async def tasks(request: Request) -> Response:
 async def task(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     ref = TaskFileRef(request.query_params.get("source", ""), request.query_params.get("name", ""))
+    return await _off_loop(_task, studio, ref)
+
+
+def _task(studio: Studio, ref: TaskFileRef) -> Response:
     task_file, text, version = studio.task_file(ref)
     folder, files = data_folder(task_file, studio.data_dir)
     t = task_file.task
@@ -239,6 +253,10 @@ async def render_prompts(request: Request) -> Response:
     """Lint and the rendered prompts of the preview examples: the tokenizer only, answered at once."""
     studio: Studio = request.app.state.studio
     body = await _body(request)
+    return await _off_loop(_render_prompts, studio, body)
+
+
+def _render_prompts(studio: Studio, body: dict) -> Response:
     ticket = _ticket(studio, body, "render-" + _string(body, "pane", "A"))
     task_file, _, _ = studio.task_file(_file_ref(body))
     draft = studio.draft(body, task_file)
@@ -266,9 +284,14 @@ async def score_prompts(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     body = await _body(request)
     ticket = _ticket(studio, body, "score-" + _string(body, "pane", "A"))
-    task_file, _, _ = studio.task_file(_file_ref(body))
-    scorer = studio.scorer(studio.draft(body, task_file), body, with_model=True)
-    chosen, _, _ = studio.preview_examples(task_file, body)
+
+    def prepare():
+        task_file, _, _ = studio.task_file(_file_ref(body))
+        scorer = studio.scorer(studio.draft(body, task_file), body, with_model=True)
+        chosen, _, _ = studio.preview_examples(task_file, body)
+        return task_file, scorer, chosen
+
+    task_file, scorer, chosen = await _off_loop(prepare)
     scores = await log_scores(scorer, chosen, studio.lock, ticket)
     cf = await content_free(scorer, studio.lock) if body.get("calibrate") else None
     if cf is not None:
@@ -290,18 +313,7 @@ async def evaluate(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     body = await _body(request)
     ticket = _ticket(studio, body, "evaluate")
-    task_file, _, _ = studio.task_file(_file_ref(body))
-    prompts = body.get("prompts")
-    if (
-        not isinstance(prompts, list)
-        or not 1 <= len(prompts) <= 2
-        or not all(isinstance(p, dict) for p in prompts)
-    ):
-        raise ApiError(400, "field 'prompts': expected a list of one or two {name, template, label_words}")
-    scorers = [studio.scorer(studio.draft(body, task_file, p), body, with_model=True) for p in prompts]
-    examples, _ = studio.read_examples(task_file, _string(body, "data"))
-    size = _int(body, "sample", 64, 1, MAX_SAMPLE)
-    sample = random.Random(_int(body, "seed", 0, 0, 2**31)).sample(examples, min(size, len(examples)))
+    task_file, scorers, sample = await _off_loop(_evaluation_inputs, studio, body)
     task_ = task_file.task
 
     async def lines():
@@ -323,6 +335,23 @@ async def evaluate(request: Request) -> Response:
             yield json.dumps({"type": "error", "error": f"{type(exc).__name__}: {exc}"}) + "\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def _evaluation_inputs(studio: Studio, body: dict):
+    """The task file, one scorer per template and the sample: parsing and linting, off the event loop."""
+    task_file, _, _ = studio.task_file(_file_ref(body))
+    prompts = body.get("prompts")
+    if (
+        not isinstance(prompts, list)
+        or not 1 <= len(prompts) <= 2
+        or not all(isinstance(p, dict) for p in prompts)
+    ):
+        raise ApiError(400, "field 'prompts': expected a list of one or two {name, template, label_words}")
+    scorers = [studio.scorer(studio.draft(body, task_file, p), body, with_model=True) for p in prompts]
+    examples, _ = studio.read_examples(task_file, _string(body, "data"))
+    size = _int(body, "sample", 64, 1, MAX_SAMPLE)
+    sample = random.Random(_int(body, "seed", 0, 0, 2**31)).sample(examples, min(size, len(examples)))
+    return task_file, scorers, sample
 
 
 def _evaluation(task_, sample: list[Example], results: list, calibrated: bool) -> dict:
@@ -355,6 +384,10 @@ def _evaluation(task_, sample: list[Example], results: list, calibrated: bool) -
 async def save(request: Request) -> Response:
     studio: Studio = request.app.state.studio
     body = await _body(request)
+    return await _off_loop(_save, studio, body)
+
+
+def _save(studio: Studio, body: dict) -> Response:
     base = body.get("base_version")
     if base is not None and not isinstance(base, str):
         raise ApiError(400, "field 'base_version': expected a string or null")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -24,6 +25,24 @@ class TuningConfig:
 
     backend: ClassVar[str] = ""
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate for this backend"})
+
+    def __post_init__(self):
+        """Every number is checked where it is set, so the CLI and the Python API say the same thing."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            where = f"{self.backend or 'backend'} option {f.name}"
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                raise ValueError(f"{where} must be a finite number, got {value!r}")
+            if f.name == "dropout":
+                if not 0 <= value < 1:
+                    raise ValueError(f"{where} must be in [0, 1), got {value!r}")
+            elif f.name.endswith("mlp_hidden"):  # 0 means no reparameterisation
+                if value < 0 or value != int(value):
+                    raise ValueError(f"{where} must be a whole number of at least 0, got {value!r}")
+            elif value <= 0:
+                raise ValueError(f"{where} must be positive, got {value!r}")
 
     def apply(self, model: nn.Module) -> ParamGroups:
         """Freeze what does not train, add what the method adds; return the parameter groups that train."""

@@ -1,0 +1,146 @@
+"""Training recipes: the defaults of ``lmbff train``, ``lmbff run`` and ``PromptClassifier``, and LM-BFF's
+protocol as a named preset.
+
+``fast`` (the default) is chosen from this repository's own measurements on 2 CPU cores (Gemma 3 270M,
+LM-BFF's 16-shot splits of SST-2 and TREC, 5 seeds; README, "Defaults"): the backend and learning rate
+with the best accuracy per CPU-minute. ``lmbff`` is the paper's protocol (Gao et al. 2021): full
+fine-tuning, learning rate 1e-5, 1000 steps, evaluation every 100; about 2 hours a seed on 2 cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    backend: str
+    learning_rate: float | None  # with the preset's backend only: a --backend given keeps its own rate
+    max_steps: int
+    eval_every: int
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(
+        "fast",
+        backend="ln",
+        learning_rate=1e-2,
+        max_steps=32,
+        eval_every=16,
+        description="LN-tuning at 1e-2 for 32 steps, dev at 16 and 32: the best accuracy per CPU-minute "
+        "measured here",
+    ),
+    "lmbff": Preset(
+        "lmbff",
+        backend="full",
+        learning_rate=1e-5,
+        max_steps=1000,
+        eval_every=100,
+        description="LM-BFF's protocol: full fine-tuning at 1e-5, 1000 steps, dev every 100",
+    ),
+}
+DEFAULT_PRESET = "fast"
+
+# Median seconds per optimizer step (batch 8) of the embedded default model on 2 CPU cores, per backend
+# (benchmarks/results/backend_cost/cost.json, measured alone on the cores): what the time estimate printed
+# before training starts uses until the run's own first steps are timed.
+MEASURED_SECONDS_PER_STEP = {
+    "full": 7.37,
+    "ln": 2.71,
+    "prompt": 4.00,
+    "prefix": 2.85,
+    "lora": 2.76,
+    "adapter": 2.32,
+    "prefix+ln": 2.42,
+    "unipelt": 2.62,
+    "adapter+prefix+ln": 2.51,
+}
+MEASURED_MODEL = "gemma-3-270m"
+
+
+def resolve(
+    preset: str | None,
+    backend: str | None,
+    learning_rate: float | None,
+    max_steps: int | None,
+    eval_every: int | None,
+) -> tuple[str, float | None, int, int]:
+    """(backend, learning rate, max steps, eval every) from explicit values, else the preset's.
+
+    The preset's learning rate comes with the preset's backend: a backend given explicitly (even the
+    preset's own) trains at that backend's default rate unless ``learning_rate`` is given too, so
+    ``--backend ln`` means what the backend table says.
+
+    Raises:
+        KeyError: an unknown preset.
+    """
+    name = preset or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
+    chosen = PRESETS[name]
+    if backend is None:
+        backend = chosen.backend
+        learning_rate = chosen.learning_rate if learning_rate is None else learning_rate
+    return (
+        backend,
+        learning_rate,
+        chosen.max_steps if max_steps is None else max_steps,
+        chosen.eval_every if eval_every is None else eval_every,
+    )
+
+
+def estimate_seconds(model: str, backend: str, steps: int) -> float | None:
+    """Training seconds expected on 2 CPU cores, for the embedded default model; None otherwise."""
+    if model != MEASURED_MODEL or backend not in MEASURED_SECONDS_PER_STEP:
+        return None
+    return MEASURED_SECONDS_PER_STEP[backend] * steps
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def plan_text(configs: list, preset: str | None) -> str:
+    """A few lines saying what runs will train and, for the embedded default model, how long that takes
+    on 2 CPU cores (measured per backend); the trainer times its own first steps and says so too."""
+    trained = [c for c in configs if c.method != "zero-shot"]
+    first = configs[0]
+    lines = [
+        f"plan: {len(configs)} run(s) of {first.task} on {first.model} "
+        f"(preset {preset or DEFAULT_PRESET}; --preset lmbff is LM-BFF's full fine-tuning, 1000 steps)"
+    ]
+    total = 0.0
+    known = True
+    for (method, backend, lr, steps), group in _groups(trained).items():
+        rate = f"learning rate {lr}" if lr is not None else "the backend's learning rate"
+        batch = group[0].training.batch_size
+        line = f"  {len(group)} x {method}: backend {backend}, {rate}, {steps} steps of batch {batch}"
+        seconds = estimate_seconds(first.model, backend, steps)
+        if seconds is None:
+            known = False
+        else:
+            total += seconds * len(group) * (2 if method == "prompt-demos" else 1)
+            line += f", about {format_duration(seconds)} of training each on 2 CPU cores"
+        lines.append(line)
+    if trained and known:
+        lines.append(
+            f"  expected training time: about {format_duration(total)} in all on 2 CPU cores "
+            "(plus scoring dev and test); the first steps are timed and the estimate is updated"
+        )
+    elif trained:
+        lines.append("  the time per step is measured on the first steps and the estimate printed then")
+    return "\n".join(lines)
+
+
+def _groups(configs: list) -> dict[tuple, list]:
+    groups: dict[tuple, list] = {}
+    for c in configs:
+        key = (c.method, c.backend, c.training.learning_rate, c.training.max_steps)
+        groups.setdefault(key, []).append(c)
+    return groups
