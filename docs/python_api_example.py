@@ -56,7 +56,8 @@ def main() -> None:
     if Path(args.agnews).exists():
         agnews = pd.read_csv(args.agnews, **read).head(args.agnews_limit)
         calibrated = news.score(agnews["text_a"], agnews["label"])
-        raw = news.set_params(calibrate=False).fit(None, agnews["label"]).score(agnews["text_a"], agnews["label"])
+        news.set_params(calibrate=False).fit(None, agnews["label"])
+        raw = news.score(agnews["text_a"], agnews["label"])
         print(f"AG News, first {len(agnews)} test headlines: calibrated {calibrated:.3f}, raw {raw:.3f}")
 
 

@@ -4,4 +4,4 @@ Kept free of imports so that `lmbff --help` starts fast; import the modules you 
 (`lmbff.model`, `lmbff.data`, `lmbff.train`, ...).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -178,10 +178,22 @@ class YamlLines:
 
 def _duplicate_keys(node, file: str) -> TaskFileError | None:
     """The first key written twice in one mapping, anywhere in the document (PyYAML keeps the last
-    silently, so a second template of the same name would replace the first without a word)."""
+    silently, so a second template of the same name would replace the first without a word), or the
+    first alias of a collection."""
     stack = [node]
+    visited: set[int] = set()
     while stack:
         current = stack.pop()
+        if isinstance(current, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(current) in visited:  # an alias (*name): a few lines could expand to billions of items
+                return TaskFileError(
+                    file,
+                    current.start_mark.line + 1,
+                    "",
+                    "YAML anchors and aliases (&name, *name) are not accepted in task files",
+                    "write the value out",
+                )
+            visited.add(id(current))
         if isinstance(current, yaml.MappingNode):
             seen: dict = {}
             for key, value in current.value:

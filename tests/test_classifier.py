@@ -194,7 +194,7 @@ def test_progress_is_shown_unless_verbose_is_false(bert_dir, capsys):
     texts, labels = data()
     PromptClassifier("SST-2", str(bert_dir), **{**TINY, "verbose": True}).fit(texts, labels).predict(texts)
     err = capsys.readouterr().err
-    assert "training" in err and "scoring" in err and "backend ln" in err
+    assert "training" in err and "scoring" in err and "backend lora" in err
     PromptClassifier("SST-2", str(bert_dir), **TINY).fit(texts, labels).predict(texts)
     err = capsys.readouterr().err
     assert "training" not in err and "scoring" not in err

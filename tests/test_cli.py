@@ -106,9 +106,24 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys, gpt_dir):
     assert main(["zero-shot", "--task", "SST-2", "--data-dir", str(tmp_path), "--model", str(gpt_dir)]) == 2
     assert "no 'test' split" in capsys.readouterr().out
     bad = tmp_path / "test.tsv"
-    bad.write_text("text_a\tlabel\nfine\t1\n\t0\n")
+    bad.write_text("text_a\tlabel\nfine\t7\n\t0\n")
     assert main(["zero-shot", "--task", "SST-2", "--data-dir", str(tmp_path), "--model", str(gpt_dir)]) == 2
-    assert "test.tsv:3: field 'text_a': empty text" in capsys.readouterr().out
+    assert "test.tsv:2: field 'label': unknown label '7'" in capsys.readouterr().out
+    bad.write_text("text_a\tlabel\nfine\t1\n\t0\n")  # a blank text is kept, as LM-BFF keeps it, and said
+    out = tmp_path / "zs"
+    command = [
+        "zero-shot",
+        "--task",
+        "SST-2",
+        "--data-dir",
+        str(tmp_path),
+        "--model",
+        str(gpt_dir),
+        "--out",
+        str(out),
+    ]
+    assert main(command) == 0
+    assert "1 example(s) of" in capsys.readouterr().out
     assert (
         main(
             [
@@ -212,7 +227,7 @@ def test_train_prints_its_plan_and_presets_set_the_recipe(capsys):
 
     args = build_parser().parse_args(["run", "--task", "SST-2", "--data-dir", "d", "--out", "o"])
     fast = _experiment_config(args, "prompt", "d", "o", 13)
-    assert (fast.backend, fast.training.learning_rate, fast.training.max_steps) == ("ln", 1e-2, 32)
+    assert (fast.backend, fast.training.learning_rate, fast.training.max_steps) == ("lora", 1e-3, 32)
     args = build_parser().parse_args(
         ["run", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--preset", "lmbff"]
     )
@@ -220,12 +235,13 @@ def test_train_prints_its_plan_and_presets_set_the_recipe(capsys):
     assert (paper.backend, paper.training.learning_rate, paper.training.max_steps) == ("full", 1e-5, 1000)
     assert paper.training.eval_every == 100
     args = build_parser().parse_args(
-        ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--backend", "lora"]
+        ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--backend", "ln"]
     )
-    lora = _experiment_config(args, "prompt", "d", "o")
-    assert lora.backend == "lora" and lora.training.learning_rate is None  # LoRA's own rate, not ln's
-    args = build_parser().parse_args(["train", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--backend", "ln"])
-    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # the table's ln
+    ln = _experiment_config(args, "prompt", "d", "o")
+    assert ln.backend == "ln" and ln.training.learning_rate is None  # LN-tuning's own rate, not the preset's
+    base = ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o"]
+    args = build_parser().parse_args([*base, "--backend", "lora"])
+    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # the table's lora
     with pytest.raises(ValueError, match="--method finetune trains"):
         _experiment_config(args, "finetune", "d", "o")
 
@@ -244,7 +260,7 @@ def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
     assert "about 2.0 h of training each" in text and "about 10.2 h in all" in text
     args = build_parser().parse_args(base)
     text = plan_text([_experiment_config(args, "prompt", "d", "o", s) for s in args.seeds], "fast")
-    assert "backend ln, learning rate 0.01, 32 steps" in text and "about 87 s of training each" in text
+    assert "backend lora, learning rate 0.001, 32 steps" in text and "about 88 s of training each" in text
     args = build_parser().parse_args([*base, "--model", "some/folder"])
     text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
     assert "measured on the first steps" in text

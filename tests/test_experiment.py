@@ -61,11 +61,11 @@ def test_run_makes_splits_trains_per_seed_and_reports(bert_dir, tmp_path):
     )
     assert lmbff(command) == 0
     assert sorted(p.name for p in (out / "splits").iterdir()) == ["4-13", "4-21"]
-    for folder in ("zero-shot", "prompt-ln"):  # the default preset tunes with ln
+    for folder in ("zero-shot", "prompt-lora"):  # the default preset tunes with LoRA
         for seed in (13, 21):
             assert (out / folder / f"seed-{seed}" / "metrics.json").exists()
     report = (out / "report.md").read_text()
-    assert "| reviews | zero-shot |" in report and "| reviews | prompt | ln |" in report
+    assert "| reviews | zero-shot |" in report and "| reviews | prompt | lora |" in report
     assert "| reviews | zero-shot + calibration |" in report  # zero-shot reports both rows
     assert (out / "report.png").stat().st_size > 1000
     rows = json.loads((out / "report.json").read_text())

@@ -168,7 +168,7 @@ def test_a_legacy_state_of_an_unchanged_bundled_task_loads(bert_dir, tmp_path, m
         "task": "SST-2",
         "model": str(bert_dir),
         "template": None,
-        "backend": params["backend"] or "ln",
+        "backend": params["backend"] or "lora",
         "backend_options": {},
         "max_length": 128,
         "training": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -380,3 +381,80 @@ def test_the_studio_command_serves_the_page_and_loads_the_model(bert_dir, worksp
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_hostile_templates_and_deep_json_get_clean_answers(client):
+    as_json = {"Content-Type": "application/json"}
+    deep = client.post("/api/render", content=b"[" * 100_000 + b"]" * 100_000, headers=as_json)
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
+    nested = b'{"a":' * 20_000 + b"1" + b"}" * 20_000
+    answer = client.post("/api/render", content=nested, headers=as_json)
+    assert answer.status_code == 400 and "nested too deeply" in answer.json()["error"]
+    runaway = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ mask }}"
+    for template in (runaway, "{{ 10**100000 }} {{ mask }}", "{{ (text_a ~ 1) * 10**9 }} {{ mask }}"):
+        reply = client.post("/api/render", json=draft(template=template))
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert not body["ok"] and any("render budget" in i["message"] for i in body["issues"])
+
+
+def test_the_server_keeps_answering_during_runaway_renders_and_stops_on_sigterm(bert_dir, workspace):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "lmbff.cli", "studio", "--model", str(bert_dir), "--port", str(port)]
+    command += ["--workspace", str(workspace), "--data-dir", str(REVIEWS)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.stdout.readline()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/api/status", timeout=5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        slow = (
+            "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}{{ mask }}"
+        )
+        body = json.dumps(draft(template=slow)).encode()
+
+        def hostile() -> None:
+            request = urllib.request.Request(
+                url + "/api/render", body, {"Content-Type": "application/json"}, method="POST"
+            )
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=60).close()
+
+        workers = [threading.Thread(target=hostile, daemon=True) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        waits = []
+        for _ in range(10):
+            started = time.monotonic()
+            with urllib.request.urlopen(url + "/api/status", timeout=10) as answer:
+                assert answer.status == 200
+            waits.append(time.monotonic() - started)
+            time.sleep(0.1)
+        assert max(waits) < 1.0, waits
+        workers[0].join(timeout=30)
+        for _ in range(2):  # more runaway renders in flight, then SIGTERM
+            threading.Thread(target=hostile, daemon=True).start()
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+        assert time.monotonic() - signalled < 2.0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
