@@ -176,24 +176,26 @@ class YamlLines:
         return node.start_mark.line + (2 if style in ("|", ">") else 1)
 
 
+_MAX_YAML_VALUES = 200_000
+
+
 def _duplicate_keys(node, file: str) -> TaskFileError | None:
     """The first key written twice in one mapping, anywhere in the document (PyYAML keeps the last
-    silently, so a second template of the same name would replace the first without a word), or the
-    first alias of a collection."""
+    silently, so a second template of the same name would replace the first without a word), or a
+    document whose aliases expand it past a bound."""
     stack = [node]
-    visited: set[int] = set()
+    expanded = 0
     while stack:
         current = stack.pop()
-        if isinstance(current, (yaml.MappingNode, yaml.SequenceNode)):
-            if id(current) in visited:  # an alias (*name): a few lines could expand to billions of items
-                return TaskFileError(
-                    file,
-                    current.start_mark.line + 1,
-                    "",
-                    "YAML anchors and aliases (&name, *name) are not accepted in task files",
-                    "write the value out",
-                )
-            visited.add(id(current))
+        expanded += 1
+        if expanded > _MAX_YAML_VALUES:  # aliases (*name) can make a few lines stand for billions of values
+            return TaskFileError(
+                file,
+                current.start_mark.line + 1,
+                "",
+                f"the document stands for more than {_MAX_YAML_VALUES:,} values (through YAML aliases?)",
+                "write the values out, or split the file",
+            )
         if isinstance(current, yaml.MappingNode):
             seen: dict = {}
             for key, value in current.value:

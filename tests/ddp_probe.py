@@ -9,7 +9,10 @@ _loss = train.Trainer.loss
 
 
 def loss(self, examples, encodings):
-    print(f"shard rank={os.environ.get('RANK')} size={len(examples)}", flush=True)
+    # One write per line: under torchrun (python -u) print() writes the text and the newline separately,
+    # and the two processes' writes could interleave into one line.
+    sys.stdout.write(f"shard rank={os.environ.get('RANK')} size={len(examples)}\n")
+    sys.stdout.flush()
     return _loss(self, examples, encodings)
 
 

@@ -131,6 +131,7 @@ def test_data_parallel_training_under_torchrun(split, bert_dir, tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [
         str(torchrun),
+        "--standalone",  # a free port of its own: runs never collide on 29500
         "--nproc_per_node",
         "2",
         str(Path(__file__).with_name("ddp_probe.py")),

@@ -70,7 +70,7 @@ def detach(model: nn.Module) -> None:
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, module.get_base_layer())
-    if "peft_config" in vars(model):  # peft's record of the adapters just removed (else the next attach warns)
+    if "peft_config" in vars(model):  # peft's record of the removed adapters (else the next attach warns)
         del model.peft_config
 
 
