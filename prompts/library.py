@@ -199,7 +199,7 @@ def _duplicate_keys(node, file: str) -> TaskFileError | None:
         if isinstance(current, yaml.MappingNode):
             seen: dict = {}
             for key, value in current.value:
-                name = getattr(key, "value", None)
+                name = key.value if isinstance(key, yaml.ScalarNode) else None  # ({} as a key: no name)
                 if isinstance(name, str) and name in seen:
                     return TaskFileError(
                         file,
@@ -209,8 +209,9 @@ def _duplicate_keys(node, file: str) -> TaskFileError | None:
                         "replace the first",
                         "rename or remove one of them",
                     )
-                seen[name] = key.start_mark.line + 1
-                stack.append(value)
+                if name is not None:
+                    seen[name] = key.start_mark.line + 1
+                stack.extend((key, value))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
     return None
@@ -298,10 +299,13 @@ def parse_task_text(text: str, file: str) -> tuple[TaskFile | None, list[TaskFil
             if parsed is not None:
                 prompts[parsed.name] = parsed
     default = data.get("default_template")
-    if default is None and isinstance(templates_data, dict) and templates_data:
+    names = sorted(str(name) for name in templates_data) if isinstance(templates_data, dict) else []
+    if default is None and names:
         default = str(next(iter(templates_data)))
-    if isinstance(templates_data, dict) and default not in (templates_data or {}):
-        problem(("default_template",), f"names no template: {default!r}", f"one of {sorted(templates_data)}")
+    if default is not None and not isinstance(default, (str, int)):
+        problem(("default_template",), f"expected a template name, got {default!r:.60}", f"one of {names}")
+    elif isinstance(templates_data, dict) and str(default) not in names:
+        problem(("default_template",), f"names no template: {default!r}", f"one of {names}")
     if errors or task is None:
         return None, errors
     return TaskFile(file, task, prompts, str(default)), errors

@@ -103,42 +103,17 @@ def test_render_shows_prompts_and_truncation(bert_dir, capsys):
 
 
 def test_user_errors_are_one_clear_line(tmp_path, capsys, gpt_dir):
-    assert main(["zero-shot", "--task", "SST-2", "--data-dir", str(tmp_path), "--model", str(gpt_dir)]) == 2
+    zero_shot = ["zero-shot", "--task", "SST-2", "--data-dir", str(tmp_path), "--model"]
+    assert main([*zero_shot, str(gpt_dir)]) == 2
     assert "no 'test' split" in capsys.readouterr().out
     bad = tmp_path / "test.tsv"
     bad.write_text("text_a\tlabel\nfine\t7\n\t0\n")
-    assert main(["zero-shot", "--task", "SST-2", "--data-dir", str(tmp_path), "--model", str(gpt_dir)]) == 2
+    assert main([*zero_shot, str(gpt_dir)]) == 2
     assert "test.tsv:2: field 'label': unknown label '7'" in capsys.readouterr().out
     bad.write_text("text_a\tlabel\nfine\t1\n\t0\n")  # a blank text is kept, as LM-BFF keeps it, and said
-    out = tmp_path / "zs"
-    command = [
-        "zero-shot",
-        "--task",
-        "SST-2",
-        "--data-dir",
-        str(tmp_path),
-        "--model",
-        str(gpt_dir),
-        "--out",
-        str(out),
-    ]
-    assert main(command) == 0
+    assert main([*zero_shot, str(gpt_dir), "--out", str(tmp_path / "zs")]) == 0
     assert "1 example(s) of" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "zero-shot",
-                "--task",
-                "SST-2",
-                "--data-dir",
-                str(tmp_path),
-                "--model",
-                str(tmp_path / "none"),
-                "--skip-bad",
-            ]
-        )
-        == 2
-    )
+    assert main([*zero_shot, str(tmp_path / "none"), "--skip-bad"]) == 2
     assert "does not exist" in capsys.readouterr().out
 
 

@@ -342,13 +342,16 @@ BROKEN_FILES = {
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_FILES))
-def test_broken_task_files_are_clean_errors(name, tmp_path, capsys, bert_dir):
+def test_broken_task_files_are_clean_errors(name, tmp_path, capsys, bert_dir, reviews):
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN_FILES[name], encoding="utf-8", errors="surrogateescape")
     for command in (
         ["templates", "lint", str(path)],
+        ["templates", "render", "--task", str(path), "--data-dir", str(DEMO_DATA)],
         ["zero-shot", "--task", str(path), "--data-dir", str(DEMO_DATA), "--model", str(bert_dir)],
-    ):
+        ["train", "--task", str(path), "--data-dir", str(reviews), "--model", str(bert_dir), "--out",
+         str(tmp_path / "run")],
+    ):  # fmt: skip
         started = time.monotonic()
         code = main(command)
         out = capsys.readouterr()

@@ -80,7 +80,7 @@ def test_state_on_another_base_model_is_refused(bert_dir, gpt_dir, bert_tokenize
         PromptClassifier.load(tmp_path / "saved", model=str(other))
 
 
-def _train_spam(work, model_dir, out):
+def _train_spam(model_dir, out):
     command = (
         f"train --task spam.yaml --data-dir data --model {model_dir} --out {out} "
         "--max-steps 3 --eval-every 0 --batch-size 4 --learning-rate 1e-2"
@@ -88,12 +88,25 @@ def _train_spam(work, model_dir, out):
     assert main(command.split()) == 0
 
 
-def test_train_state_predicts_identically_without_its_yaml_from_anywhere(bert_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def spam_work(tmp_path, monkeypatch):
+    """A working folder with spam.yaml and its data, the current directory for the test."""
     work = tmp_path / "work"
     _spam_data(work / "data")
     (work / "spam.yaml").write_text(SPAM)
     monkeypatch.chdir(work)
-    _train_spam(work, bert_dir, "run")
+    return work
+
+
+def _scores(path) -> list[dict]:
+    return [json.loads(line)["scores"] for line in path.read_text().splitlines()]
+
+
+def test_train_state_predicts_identically_without_its_yaml_from_anywhere(
+    bert_dir, tmp_path, monkeypatch, spam_work
+):
+    work = spam_work
+    _train_spam(bert_dir, "run")
     run_predictions = [
         json.loads(line) for line in (work / "run" / "predictions.jsonl").read_text().splitlines()
     ]
@@ -111,12 +124,8 @@ def test_train_state_predicts_identically_without_its_yaml_from_anywhere(bert_di
     assert [r["prediction"] for r in rows] == [r["prediction"] for r in run_predictions]
 
 
-def test_train_state_is_refused_on_another_base(bert_dir, roberta_dir, tmp_path, monkeypatch, capsys):
-    work = tmp_path / "work"
-    _spam_data(work / "data")
-    (work / "spam.yaml").write_text(SPAM)
-    monkeypatch.chdir(work)
-    _train_spam(work, bert_dir, "run")
+def test_train_state_is_refused_on_another_base(bert_dir, roberta_dir, capsys, spam_work):
+    _train_spam(bert_dir, "run")
     code = main(["predict", "--state", "run/state", "--model", str(roberta_dir), "--out", "p"])
     assert code == 2
     assert "refused on" in capsys.readouterr().out
@@ -131,17 +140,10 @@ def _as_legacy(state_folder, task: str):
     path.write_text(json.dumps(legacy))
 
 
-def test_a_legacy_state_of_an_unverifiable_task_file_is_refused_then_upgraded(
-    bert_dir, tmp_path, monkeypatch, capsys
-):
-    work = tmp_path / "work"
-    _spam_data(work / "data")
-    (work / "spam.yaml").write_text(SPAM)
-    monkeypatch.chdir(work)
-    _train_spam(work, bert_dir, "run")
-    expected = [
-        json.loads(line)["scores"] for line in (work / "run" / "predictions.jsonl").read_text().splitlines()
-    ]
+def test_a_legacy_state_of_an_unverifiable_task_file_is_refused_then_upgraded(bert_dir, capsys, spam_work):
+    work = spam_work
+    _train_spam(bert_dir, "run")
+    expected = _scores(work / "run" / "predictions.jsonl")
     _as_legacy(work / "run" / "state", "spam.yaml")
     with pytest.raises(StateError, match=r"no checksum.*lmbff upgrade-state --state"):
         TrainedState.load(work / "run" / "state")
@@ -149,11 +151,7 @@ def test_a_legacy_state_of_an_unverifiable_task_file_is_refused_then_upgraded(
     assert "lmbff upgrade-state" in capsys.readouterr().out
     assert main(["upgrade-state", "--state", "run/state", "--task", "spam.yaml"]) == 0
     assert main(["predict", "--state", "run/state", "--out", "p"]) == 0
-    rows = [
-        json.loads(line)["scores"]
-        for line in (work / "p" / "run" / "predictions.jsonl").read_text().splitlines()
-    ]
-    assert rows == expected
+    assert _scores(work / "p" / "run" / "predictions.jsonl") == expected
 
 
 def test_a_legacy_state_of_an_unchanged_bundled_task_loads(bert_dir, tmp_path, monkeypatch):
