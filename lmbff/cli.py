@@ -18,7 +18,6 @@ from .data import DataError, load_split
 from .pretrained import DEFAULT_MODEL, ModelNotFound, load_tokenizer
 
 console = Console(stderr=False, highlight=False)
-DATA_ENV = "LMBFF_DATA"
 USER_ERRORS = (
     DataError,
     TaskFileError,
@@ -505,15 +504,10 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- helpers ------------------------------------------------------------------------------------
 def _data_dir(args, task_file: TaskFile) -> Path:
-    """--data-dir, else $LMBFF_DATA/<task>, else the task file's own folder when it holds data."""
-    if args.data_dir:
-        return Path(args.data_dir)
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]) / task_file.task.name
-    own = Path(task_file.path).parent
-    if any(own.glob("*.tsv")) or any(own.glob("*.jsonl")) or any(own.glob("*.csv")):
-        return own
-    raise FileNotFoundError(f"no data for task {task_file.task.name}: pass --data-dir (or set ${DATA_ENV})")
+    """--data-dir (or <data-dir>/<task>), else $LMBFF_DATA/<task>, else the task file's own folder."""
+    from .paths import task_data_dir
+
+    return task_data_dir(task_file, args.data_dir)
 
 
 def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, require_label: bool = True):
@@ -642,7 +636,7 @@ def _print_plan(configs: list, preset: str) -> None:
 
 
 def cmd_train(args) -> int:
-    from .experiment import run_experiment
+    from .runs import run
 
     method = "prompt-demos" if args.demonstrations else args.method
     config = _experiment_config(args, method, args.data_dir, args.out)
@@ -653,7 +647,7 @@ def cmd_train(args) -> int:
         note = resume_note(args.out)
         if note:
             console.print(f"[yellow]{note}[/]")
-    metrics = run_experiment(config, resume=args.resume)
+    metrics = run(config, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":
         return 0  # data-parallel workers: the main process reports
     _print_metrics([metrics])
@@ -680,8 +674,9 @@ def _print_metrics(runs: list[dict]) -> None:
 
 
 def cmd_run(args) -> int:
-    from .experiment import experiment_folder, run_experiment
+    from .experiment import experiment_folder
     from .report import find_metrics, summarize, write_report
+    from .runs import run
     from .splits import make_splits, split_folder
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -704,7 +699,7 @@ def cmd_run(args) -> int:
             console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
             config = _experiment_config(args, method, str(folder), "", seed)
             config.out = str(experiment_folder(out, method, seed, config.backend))
-            runs.append(run_experiment(config, resume=True))
+            runs.append(run(config, resume=True))
     _print_metrics(runs)
     # Every finished run under --out, not only this invocation's: seeds run as separate processes
     # into one folder end with one report.

@@ -19,14 +19,14 @@ from .data import load_split
 from .evaluate import EvalResult, results_markdown, score_examples, zero_shot
 from .io import atomic_write_json, atomic_write_text
 from .model import PromptModel
+from .paths import bundled_data_dir
 from .pretrained import load_model
 from .train import Trainer, TrainingArguments
 from .tuning import LNConfig
 
 
 def demo_data_dir() -> Path:
-    inside = Path(__file__).resolve().parent / "_bundled" / "data" / "reviews"
-    return inside if inside.is_dir() else Path(__file__).resolve().parent.parent / "data" / "reviews"
+    return bundled_data_dir("reviews")
 
 
 def run_demo(

@@ -19,6 +19,7 @@ from prompts.library import TaskFile, load_task
 
 from .data import load_split
 from .evaluate import results_markdown, score_examples
+from .experiment import ExperimentConfig, finished_run, prediction_records, run_experiment
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 
@@ -45,13 +46,18 @@ def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
 
 def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict:
     """Run every member (``config.template_ensemble``), then average their test probabilities."""
-    from .experiment import ExperimentConfig, finished_run, prediction_records, run_experiment
+    from accelerate import Accelerator
 
     out = Path(config.out)
     finished = finished_run(config, resume)
     if finished is not None:
         return finished
-    atomic_write_json(out / "config.json", config.to_dict())
+    # Under torchrun every process runs this: only the main one writes, and the others read the
+    # members' predictions (written by the main process) only after the barrier below.
+    processes = Accelerator()
+    processes.wait_for_everyone()
+    if processes.is_main_process:
+        atomic_write_json(out / "config.json", config.to_dict())
     started = time.perf_counter()
     members = []
     for name in config.template_ensemble:
@@ -59,6 +65,9 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
             config, template=name, template_ensemble=[], out=str(out / "members" / name)
         )
         members.append(run_experiment(member, resume=True, progress=progress))
+    processes.wait_for_everyone()
+    if not processes.is_main_process:
+        return {}
     task = load_task(config.task).task
     test = load_split(config.data_dir, config.test_split, task).examples
     probabilities = np.zeros((len(test), len(task.labels)))

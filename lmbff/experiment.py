@@ -114,9 +114,7 @@ def run_experiment(
         ValueError: ``resume`` was asked for a folder made with another configuration.
     """
     if config.template_ensemble:
-        from .ensemble import run_ensemble
-
-        return run_ensemble(config, resume=resume, progress=progress)
+        raise ValueError("a template ensemble is several runs: run it with lmbff.runs.run")
     out = Path(config.out)
     saved_config = out / "config.json"
     finished = finished_run(config, resume)

@@ -74,11 +74,12 @@ def default_event_words(event_type: str) -> str:
 
 
 def bundled_ontology(name: str = "ace2005") -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for folder in (here / "_bundled" / "data" / "events", here.parent / "data" / "events"):
-        if (folder / f"{name}.yaml").exists():
-            return folder / f"{name}.yaml"
-    raise FileNotFoundError(f"no bundled ontology {name!r}")
+    from ..paths import bundled_data_dir
+
+    path = bundled_data_dir("events") / f"{name}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no bundled ontology {name!r}")
+    return path
 
 
 def load_ontology(path: str | os.PathLike | None = None) -> Ontology:

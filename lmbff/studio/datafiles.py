@@ -7,8 +7,8 @@ from pathlib import Path
 
 from prompts.library import TaskFile
 
-from ..cli import DATA_ENV
 from ..data import EXTENSIONS, ReadReport, read_examples
+from ..paths import task_data_candidates
 from .workspace import WorkspaceError
 
 _MAX_FILES = 200
@@ -17,15 +17,9 @@ _PREFERRED = ("dev", "validation", "train", "test")
 
 
 def data_folder(task_file: TaskFile, data_dir: Path | None) -> tuple[Path | None, list[str]]:
-    """Where a task's data is, and the data files there: <data-dir>/<task> or <data-dir> itself,
-    $LMBFF_DATA/<task>, or the task file's own folder when it holds data (as the command line looks)."""
-    candidates: list[Path] = []
-    if data_dir is not None:
-        candidates += [data_dir / task_file.task.name, data_dir]
-    if os.environ.get(DATA_ENV):
-        candidates.append(Path(os.environ[DATA_ENV]) / task_file.task.name)
-    candidates.append(Path(task_file.path).parent)
-    for folder in candidates:
+    """Where a task's data is, and the data files there, looking where the command line looks
+    (:func:`lmbff.paths.task_data_candidates`)."""
+    for folder in task_data_candidates(task_file, data_dir):
         files = list_data_files(folder) if folder.is_dir() else []
         if files:
             return folder.resolve(), files
