@@ -97,9 +97,8 @@ def _add_task_args(
 
 def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     """Options generated from the TrainingArguments and DemonstrationConfig dataclasses."""
+    from .config import DemonstrationConfig, TrainingArguments
     from .defaults import DEFAULT_PRESET, PRESETS
-    from .demonstrations import DemonstrationConfig
-    from .train import TrainingArguments
     from .tuning import backend_names
 
     p.add_argument(
@@ -199,11 +198,10 @@ def _backend_options(args) -> dict[str, dict]:
 
 
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
+    from .config import DemonstrationConfig, TrainingArguments
     from .defaults import resolve
-    from .demonstrations import DemonstrationConfig
     from .ensemble import resolve_ensemble
     from .experiment import ExperimentConfig
-    from .train import TrainingArguments
 
     backend, learning_rate, max_steps, eval_every = resolve(
         args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every
@@ -335,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_task_args(p)
     _add_model_args(p)
-    from .label_search import LabelSearchConfig
+    from .config import LabelSearchConfig
 
     _add_dataclass_args(p, LabelSearchConfig)
     p.add_argument("--max-length", type=_positive_int, default=128)
@@ -350,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_task_args(p)
     _add_model_args(p)
-    from .template_search import TemplateSearchConfig
+    from .config import TemplateSearchConfig
 
     _add_dataclass_args(p, TemplateSearchConfig)
     p.add_argument("--generator", default=None, help="a T5-style model folder or name (default: pool mode)")
@@ -727,11 +725,11 @@ def cmd_predict(args) -> int:
 def cmd_search_labels(args) -> int:
     from prompts.label_search import verbalizer_yaml
 
+    from .config import TrainingArguments
     from .io import atomic_write_json, atomic_write_text, markdown_table
     from .label_search import LabelSearchConfig, finetune_reranker, search_label_words
     from .model import PromptModel
     from .pretrained import load_model
-    from .train import TrainingArguments
     from .tuning import make_config
 
     task_file = load_task(args.task)

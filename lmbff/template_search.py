@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,18 +31,12 @@ from prompts.template_search import (
 )
 from prompts.verbalizer import Verbalizer
 
+from .config import TemplateSearchConfig
 from .data import Example
 from .evaluate import score_examples
 from .model import PromptModel
 
 SENTINELS = ("<extra_id_0>", "<extra_id_1>", "<extra_id_2>")
-
-
-@dataclass
-class TemplateSearchConfig:
-    beam: int = field(default=100, metadata={"help": "beam width of the joint decoding (LM-BFF: 100)"})
-    max_span_tokens: int = field(default=20, metadata={"help": "tokens the generator may decode in all"})
-    top: int = field(default=10, metadata={"help": "templates kept after scoring on dev"})
 
 
 def _sentinel_ids(tokenizer) -> tuple[int, int, int]:

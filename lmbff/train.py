@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from prompts.library import Task
 
+from .config import TrainingArguments
 from .data import Example
 from .demonstrations import Demonstrations
 from .evaluate import score_examples
@@ -28,62 +29,6 @@ from .model import PromptModel, regression_targets
 from .tuning import TuningConfig, trainable_summary
 
 _TIMED_STEPS = 4  # steps timed before the remaining training time is estimated
-
-
-@dataclass
-class TrainingArguments:
-    """LM-BFF's defaults (Gao et al. 2021): 1000 steps, evaluate every 100, batch 8."""
-
-    max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
-    learning_rate: float | None = field(default=None, metadata={"help": "default: the backend's own"})
-    eval_every: int = field(
-        default=100, metadata={"help": "evaluate on dev every N steps (0: only at the end)"}
-    )
-    warmup_ratio: float = field(default=0.0, metadata={"help": "fraction of steps of linear warm-up"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
-    eval_batch_size: int = field(default=32, metadata={"help": "batch size for dev/test scoring"})
-    seed: int = field(default=42, metadata={"help": "seed for sampling and initialisation"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
-
-    def __post_init__(self):
-        """Checked here, so the command line and the Python API give the same message."""
-        positive = ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
-        for name in positive:
-            _whole(name, getattr(self, name), minimum=1)
-        _whole("eval_every", self.eval_every, minimum=0)
-        _whole("seed", self.seed, minimum=0, maximum=2**32 - 1)
-        if self.learning_rate is not None:
-            _number("learning_rate", self.learning_rate, low=0, low_open=True)
-        _number("warmup_ratio", self.warmup_ratio, low=0, high=1, high_open=True)
-        _number("weight_decay", self.weight_decay, low=0)
-        _number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
-
-
-def _whole(name: str, value, minimum: int, maximum: int | None = None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
-        raise ValueError(f"{name} must be a whole number {bound}, got {value!r}")
-
-
-def _number(
-    name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
-) -> None:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
-        raise ValueError(
-            f"{name} must be in {left}{low}, {high if high is not None else 'inf'}{right}, got {value!r}"
-        )
 
 
 @dataclass

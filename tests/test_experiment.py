@@ -155,7 +155,7 @@ def test_data_parallel_training_under_torchrun(split, bert_dir, tmp_path):
     shutil.rmtree(out)
 
 
-@pytest.mark.parametrize(("backend", "method"), [("prefix+ln", "prompt"), ("prompt", "prompt-demos")])
+@pytest.mark.parametrize(("backend", "method"), [("prefix+ln", "prompt"), ("soft-prompt", "prompt-demos")])
 def test_predict_with_saved_states_is_bit_identical_to_the_run(
     backend, method, split, gpt_dir, tmp_path, capsys
 ):

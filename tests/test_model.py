@@ -124,7 +124,7 @@ def test_no_shared_prefix_with_modules_that_act_on_whole_sequences(fresh_model):
     verbalizer = Verbalizer({"neg": "dreadfully boring", "pos": "great"}, ["neg", "pos"])
     pm = PromptModel(model, tokenizer, Template("{{ text_a }} It was {{ mask }} ."), verbalizer, kind=kind)
     assert pm.shares_prefix
-    make_config("prompt").apply(model)
+    make_config("soft-prompt").apply(model)
     assert not pm.shares_prefix
     detach(model)
     assert pm.shares_prefix

