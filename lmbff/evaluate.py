@@ -82,6 +82,7 @@ class ZeroShotRun:
     examples_per_second: float
     config: dict = field(default_factory=dict)
     label_counts: dict = field(default_factory=dict)  # unlabelled data: {"raw"|"calibrated": {label: n}}
+    peak_memory_mb: float = 0.0
 
 
 def zero_shot(
@@ -150,12 +151,25 @@ def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> s
         ["method", "n", *[f"**{m}**" if m == task.metric else m for m in metric_names]],
         [[r.name, r.num_examples, *[r.metrics.get(m, float("nan")) for m in metric_names]] for r in results],
     )
+    if len(task.labels) == 2 and not task.is_regression:
+        positive = task.positive_label or task.labels[1]
+        how = "the task's positive_label" if task.positive_label else "the second label; set positive_label"
+        text += f"\nf1 is the F1 of the positive label {positive!r} ({how}).\n"
     for r in results:
         if r.per_class:
+            named = any(c["name"] for c in r.per_class)  # a column only when the task names its labels
+            header = ["label", *(["name"] if named else []), "support", "precision", "recall", "f1"]
             text += f"\n### Per class: {r.name}\n\n" + markdown_table(
-                ["label", "name", "support", "precision", "recall", "f1"],
+                header,
                 [
-                    [c["label"], c["name"], c["support"], c["precision"], c["recall"], c["f1"]]
+                    [
+                        c["label"],
+                        *([c["name"]] if named else []),
+                        c["support"],
+                        c["precision"],
+                        c["recall"],
+                        c["f1"],
+                    ]
                     for c in r.per_class
                 ],
             )
@@ -169,12 +183,33 @@ def write_zero_shot(
     log_scores: np.ndarray,
     out_dir: str | os.PathLike,
 ) -> list[Path]:
-    """Write results.json, results.md and predictions.jsonl into ``out_dir`` (each atomically)."""
+    """Write results.json, results.md, predictions.jsonl and (labelled data) metrics.json into ``out_dir``
+    (each atomically). metrics.json has the keys of a trained run's, so ``lmbff report`` reads both."""
     out = Path(out_dir)
     payload = asdict(run)
     for result in payload["results"]:
         result.pop("predictions")
     atomic_write_json(out / "results.json", payload)
+    if run.results:
+        raw, calibrated = run.results
+        metrics = {
+            "task": run.task,
+            "method": "zero-shot",
+            "backend": "none",
+            "model": run.model,
+            "template": run.template,
+            "seed": None,
+            "metric": task.metric,
+            "split": run.split,
+            "test": raw.metrics,
+            "test_calibrated": calibrated.metrics,
+            "per_class": raw.per_class,
+            "content_free_probabilities": run.content_free_probs,
+            "seconds": run.seconds,
+            "examples_per_second": run.examples_per_second,
+            "peak_memory_mb": run.peak_memory_mb,
+        }
+        atomic_write_json(out / "metrics.json", metrics)
     title = f"{run.task} zero-shot ({run.split}, model {run.model}, template {run.template})"
     footer = (
         f"\n{len(examples)} examples in {run.seconds:.1f} s ({run.examples_per_second:.1f} examples/s); "
@@ -199,6 +234,7 @@ def write_zero_shot(
     for i, example in enumerate(examples):
         row = {
             "source": example.source,
+            "text": example.fields,
             "label": example.label,
             "prediction": raw_predictions[i],
             "calibrated_prediction": calibrated_predictions[i],

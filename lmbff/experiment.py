@@ -193,7 +193,7 @@ def run_experiment(
     metrics = {
         "task": task.name,
         "method": config.method,
-        "backend": config.backend,
+        "backend": config.backend if config.method != "zero-shot" else "none",
         "model": config.model,
         "template": prompt.name,
         "seed": seed,
@@ -284,6 +284,7 @@ def prediction_records(
     for i, (e, p) in enumerate(zip(examples, predictions, strict=True)):
         record = {
             "source": e.source,
+            "text": e.fields,
             "label": e.label,
             "prediction": p,
             "scores": {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)},

@@ -239,3 +239,39 @@ def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
     args = build_parser().parse_args([*base, "--model", "some/folder"])
     text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
     assert "measured on the first steps" in text
+
+
+def test_zero_shot_and_report_share_one_schema_and_report_writes_beside_runs(
+    bert_dir, tmp_path, capsys, monkeypatch
+):
+    """Seen: `report` skipped zero-shot folders (results.json, no metrics.json) and wrote into the first
+    run's folder; zero-shot overwrote a finished --out; files were created 0600 whatever the umask."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "zs"
+    command = ["zero-shot", "--task", REVIEWS, "--data-dir", str(DEMO_DATA), "--model", str(bert_dir),
+               "--out", str(out), "--limit", "20"]  # fmt: skip
+    assert main(command) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "zero-shot" and metrics["backend"] == "none"
+    assert set(metrics["test"]) >= {"accuracy"} and set(metrics["test_calibrated"]) >= {"accuracy"}
+    mode = (out / "metrics.json").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_umask(os)
+    row = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
+    assert row["text"]["text_a"] and set(row) >= {"scores", "calibrated_scores", "label", "prediction"}
+    assert main(command) == 2
+    assert "already holds a zero-shot run" in capsys.readouterr().out
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot + calibration" in printed
+    (report,) = (tmp_path / "runs").glob("report-*")
+    assert (report / "report.md").exists() and not (out / "report.md").exists()
+    assert main(["report", str(out), "--out", str(out / "inside")]) == 2
+    assert "inside the run folder" in capsys.readouterr().out
+
+
+def _umask(os) -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,161 @@
+"""What the command groups share: the console, user errors, option types and common options, and
+reading a task's data as the commands do."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from prompts.library import TaskFile, TaskFileError
+from prompts.template import TemplateError
+
+from ..data import DataError, load_split
+from ..pretrained import DEFAULT_MODEL, ModelNotFound
+
+console = Console(stderr=False, highlight=False)
+USER_ERRORS = (
+    DataError,
+    TaskFileError,
+    TemplateError,
+    ModelNotFound,
+    FileNotFoundError,
+    FileExistsError,
+    KeyError,
+    ValueError,  # includes state.StateError
+)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or any(not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds from 0 to 2**32-1, got {text!r}")
+    return seeds
+
+
+def _int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number in [minimum, maximum], checked when the option is parsed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+_port = _int_at_least(1, 65535)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"'{DEFAULT_MODEL}' (the embedded default), a local folder, or a Hugging Face name",
+    )
+    p.add_argument(
+        "--model-kind",
+        choices=["masked", "causal"],
+        default=None,
+        help="override the masked/causal detection from the model's config",
+    )
+
+
+def _add_task_args(
+    p: argparse.ArgumentParser, data_required: bool = True, task_required: bool = True
+) -> None:
+    p.add_argument(
+        "--task",
+        required=task_required,
+        default=None,
+        help="task name (templates/<task>.yaml, ./templates/<task>.yaml) or a path to a task YAML file",
+    )
+    p.add_argument(
+        "--data-dir",
+        required=data_required,
+        default=None,
+        help="folder with train/dev/test files (.tsv, .csv, .jsonl) or datasets folders",
+    )
+    p.add_argument("--template", default=None, help="template name in the task file (default: its default)")
+    p.add_argument("--skip-bad", action="store_true", help="skip malformed rows (and report how many)")
+
+
+def _add_dataclass_args(p, cls, prefix: str = "") -> None:
+    """One option per field of a config dataclass: --<prefix><field>, its type, default and help."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        default = f.default
+        option = "--" + prefix + f.name.replace("_", "-")
+        dest = prefix.replace("-", "_") + f.name
+        help_text = f.metadata.get("help", "")
+        if isinstance(default, bool):
+            p.add_argument(
+                option, dest=dest, default=default, action=argparse.BooleanOptionalAction, help=help_text
+            )
+            continue
+        choices = (
+            typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
+        )
+        kind = {int: int, float: float, str: str}.get(type(default), float)
+        p.add_argument(
+            option,
+            dest=dest,
+            type=kind,
+            default=default,
+            choices=choices,
+            help=f"{help_text} (default: {default})",
+        )
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _data_dir(args, task_file: TaskFile) -> Path:
+    """--data-dir (or <data-dir>/<task>), else $LMBFF_DATA/<task>, else the task file's own folder."""
+    from ..paths import task_data_dir
+
+    return task_data_dir(task_file, args.data_dir)
+
+
+def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, require_label: bool = True):
+    report = load_split(data_dir, split, task_file.task, skip_bad=skip_bad, require_label=require_label)
+    if report.skipped:
+        console.print(
+            f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]; first: "
+            f"{report.skipped[0]}"
+        )
+    if report.blank:
+        console.print(
+            f"[yellow]{report.blank} example(s) of {report.path} have a blank text[/]: kept, scored with the "
+            "template's own words around it (as LM-BFF does)"
+        )
+    return report.examples
+
+
+def _print_results(task, results, highlight: int = 0) -> None:
+    names = sorted({m for r in results for m in r.metrics}, key=lambda m: (m != task.metric, m))
+    table = Table(title=f"{task.name} ({task.metric})")
+    table.add_column("method")
+    for name in names:
+        table.add_column(name, justify="right")
+    for i, r in enumerate(results):
+        style = "bold" if i == highlight else None
+        table.add_row(r.name, *[f"{r.metrics[m]:.4f}" if m in r.metrics else "" for m in names], style=style)
+    console.print(table)

@@ -1,0 +1,197 @@
+"""``search-labels`` and ``search-templates``: automatic label words and templates."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from rich.table import Table
+
+from prompts.library import load_task
+
+from .common import (
+    _add_dataclass_args,
+    _add_model_args,
+    _add_task_args,
+    _data_dir,
+    _positive_int,
+    _read,
+    console,
+)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser(
+        "search-labels", help="automatic label words (LM-BFF): rank words at the slot, then assignments"
+    )
+    _add_task_args(p)
+    _add_model_args(p)
+    from ..config import LabelSearchConfig
+
+    _add_dataclass_args(p, LabelSearchConfig)
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument(
+        "--rerank-steps", type=_positive_int, default=100, help="tuning steps per re-ranked assignment"
+    )
+    p.add_argument("--rerank-backend", default="full", help="tuning backend for re-ranking")
+    p.add_argument("--out", required=True, help="labels.json, labels.md and verbalizer.yaml go here")
+    p.set_defaults(handler=cmd_search_labels)
+
+    p = sub.add_parser(
+        "search-templates", help="automatic templates: T5 span filling (LM-BFF) or a pool, ranked on dev"
+    )
+    _add_task_args(p)
+    _add_model_args(p)
+    from ..config import TemplateSearchConfig
+
+    _add_dataclass_args(p, TemplateSearchConfig)
+    p.add_argument("--generator", default=None, help="a T5-style model folder or name (default: pool mode)")
+    p.add_argument(
+        "--pool", default=None, help="YAML list of candidate templates (default: the built-in pool)"
+    )
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--out", required=True, help="templates.json, templates.md and templates.yaml go here")
+    p.set_defaults(handler=cmd_search_templates)
+
+
+def _has(data_dir: Path, split: str) -> bool:
+    from ..data import find_split
+
+    try:
+        find_split(data_dir, split)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def cmd_search_labels(args) -> int:
+    from prompts.label_search import verbalizer_yaml
+
+    from ..config import TrainingArguments
+    from ..io import atomic_write_json, atomic_write_text, markdown_table
+    from ..label_search import LabelSearchConfig, finetune_reranker, search_label_words
+    from ..model import PromptModel
+    from ..pretrained import load_model
+    from ..tuning import make_config
+
+    task_file = load_task(args.task)
+    task, prompt = task_file.task, task_file.prompt(args.template)
+    config = LabelSearchConfig(**{f.name: getattr(args, f.name) for f in fields(LabelSearchConfig)})
+    data_dir = _data_dir(args, task_file)
+    train = _read(data_dir, "train", task_file, args.skip_bad)
+    dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
+    with console.status(f"loading {args.model}..."):
+        loaded = load_model(args.model, kind=args.model_kind)
+    scorer = PromptModel.for_task(
+        loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
+    )
+    rerank = None
+    if config.rerank == "finetune":
+        steps = args.rerank_steps
+        rerank = finetune_reranker(
+            scorer,
+            task,
+            train,
+            dev,
+            make_config(args.rerank_backend),
+            TrainingArguments(max_steps=steps, eval_every=0),
+        )
+    result = search_label_words(scorer, task, train, dev, config, rerank_with=rerank)
+    out = Path(args.out)
+    rows = [
+        [
+            i + 1,
+            ", ".join(f"{k}: {v}" for k, v in r.words.items()),
+            r.train_accuracy,
+            r.dev_accuracy,
+            r.finetuned_dev_accuracy,
+        ]
+        for i, r in enumerate(result.ranked)
+    ]
+    table = markdown_table(
+        ["rank", "label words", "train acc", "dev acc (zero-shot)", "dev acc (tuned)"], rows
+    )
+    atomic_write_json(out / "labels.json", result.to_dict())
+    atomic_write_text(
+        out / "labels.md", f"# Label words for {task.name} ({prompt.name}, {config.criterion})\n\n" + table
+    )
+    yaml_block = verbalizer_yaml(result.best.words, prompt.name)
+    atomic_write_text(out / "verbalizer.yaml", yaml_block)
+    shown = Table(title=f"{task.name}: best label words ({config.criterion}; {result.seconds:.0f} s)")
+    for column in ("rank", "label words", "train acc", "dev acc"):
+        shown.add_column(column)
+    for row in rows[:10]:
+        shown.add_row(str(row[0]), row[1], f"{row[2]:.3f}", "" if row[3] is None else f"{row[3]:.3f}")
+    console.print(shown)
+    console.print(f"winner as YAML ({out / 'verbalizer.yaml'}):\n{yaml_block}")
+    return 0
+
+
+def cmd_search_templates(args) -> int:
+    from prompts.template_search import templates_yaml
+
+    from ..io import atomic_write_json, atomic_write_text, markdown_table
+    from ..pretrained import load_generator, load_model
+    from ..template_search import TemplateSearchConfig, search_templates
+
+    task_file = load_task(args.task)
+    task, prompt = task_file.task, task_file.prompt(args.template)
+    config = TemplateSearchConfig(**{f.name: getattr(args, f.name) for f in fields(TemplateSearchConfig)})
+    data_dir = _data_dir(args, task_file)
+    train = _read(data_dir, "train", task_file, args.skip_bad)
+    dev = _read(data_dir, "dev", task_file, args.skip_bad)
+    pool = _read_pool(Path(args.pool)) if args.pool else None
+    generator = generator_tokenizer = None
+    with console.status(f"loading {args.model}..."):
+        loaded = load_model(args.model, kind=args.model_kind)
+        if args.generator:
+            generator, generator_tokenizer = load_generator(args.generator)
+    best, seconds = search_templates(
+        loaded.model,
+        loaded.tokenizer,
+        loaded.kind,
+        task,
+        prompt.label_words,
+        train,
+        dev,
+        config,
+        generator=generator,
+        generator_tokenizer=generator_tokenizer,
+        pool=pool,
+        max_length=args.max_length,
+    )
+    out = Path(args.out)
+    rows = [[i + 1, c.text, c.score, c.source] for i, c in enumerate(best)]
+    atomic_write_json(
+        out / "templates.json",
+        {"task": task.name, "seconds": seconds, "templates": [c.__dict__ for c in best]},
+    )
+    atomic_write_text(
+        out / "templates.md",
+        f"# Templates for {task.name} (dev {task.metric}, zero-shot)\n\n"
+        + markdown_table(["rank", "template", f"dev {task.metric}", "source"], rows),
+    )
+    atomic_write_text(out / "templates.yaml", templates_yaml(best, prompt.label_words))
+    table = Table(title=f"{task.name}: best templates by dev {task.metric} ({seconds:.0f} s)")
+    for column in ("rank", "template", "dev"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row[0]), row[1], f"{row[2]:.4f}")
+    console.print(table)
+    console.print(f"as a task-file block: {out / 'templates.yaml'}")
+    return 0
+
+
+def _read_pool(path: Path) -> list[str]:
+    """A YAML list of template texts (or a mapping with a ``templates`` list)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not YAML ({error})") from error
+    if isinstance(data, dict):
+        data = data.get("templates")
+    if not isinstance(data, list) or not all(isinstance(t, str) for t in data) or not data:
+        raise ValueError(f"{path}: expected a list of template strings (or templates: [...])")
+    return data

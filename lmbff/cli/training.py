@@ -1,0 +1,241 @@
+"""``train`` (one run) and ``run`` (LM-BFF's protocol over seeds and methods), with the options
+generated from the torch-free configs and the plan printed before anything loads."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import fields
+from pathlib import Path
+
+from rich.table import Table
+
+from prompts.library import load_task
+
+from .common import (
+    _add_dataclass_args,
+    _add_model_args,
+    _add_task_args,
+    _comma_list,
+    _positive_int,
+    _seeds,
+    console,
+)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="tune on a k-shot split's train, select on dev, score test")
+    _add_task_args(p)
+    _add_model_args(p)
+    _add_experiment_args(p)
+    p.add_argument("--method", choices=["prompt", "prompt-demos", "finetune", "zero-shot"], default="prompt")
+    p.add_argument("--demonstrations", action="store_true", help="same as --method prompt-demos (LM-BFF)")
+    p.add_argument("--out", required=True, help="output folder (metrics, results, state, config)")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser(
+        "run", help="LM-BFF's protocol: splits per seed, one run per seed and method, a report"
+    )
+    _add_task_args(p)
+    _add_model_args(p)
+    _add_experiment_args(p)
+    p.add_argument("--k", type=_positive_int, default=16)
+    p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
+    p.add_argument(
+        "--methods", default="prompt", help="comma-separated: zero-shot,finetune,prompt,prompt-demos"
+    )
+    p.add_argument("--out", required=True, help="output folder: <method>/seed-<seed>/ per run, report.md")
+    p.set_defaults(handler=cmd_run)
+
+
+def _add_experiment_args(p: argparse.ArgumentParser) -> None:
+    """Options generated from the TrainingArguments and DemonstrationConfig dataclasses."""
+    from ..config import DemonstrationConfig, TrainingArguments
+    from ..defaults import DEFAULT_PRESET, PRESETS
+    from ..tuning import backend_names
+
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="the recipe that --backend, --learning-rate, --max-steps and --eval-every default to: "
+        + "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+        + f" (default: {DEFAULT_PRESET})",
+    )
+    p.add_argument(
+        "--backend",
+        default=None,
+        help=f"which parameters train: {', '.join(backend_names())}, or several joined by + (prefix+ln) "
+        "(default: the preset's)",
+    )
+    _add_backend_options(p)
+    p.add_argument("--max-length", type=_positive_int, default=128, help="token budget per prompt")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--test-split", default="test")
+    p.add_argument(
+        "--template-ensemble",
+        default=None,
+        help="names (a,b,c) or topN (auto_1..auto_N from search-templates): one model per template, averaged",
+    )
+    _add_dataclass_args(p, TrainingArguments)
+    _add_dataclass_args(p, DemonstrationConfig, "demo-")
+    # These three come from the preset unless given (help says so).
+    for action in p._actions:
+        if action.dest in ("max_steps", "eval_every", "learning_rate"):
+            action.default = None
+            action.help = action.help.rsplit(" (default:", 1)[0] + " (default: the preset's)"
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--<backend>-<option> for every option of every registered backend (e.g. --prefix-length)."""
+    from ..tuning import backend_names, get_config_class
+
+    group = p.add_argument_group("backend options (apply to the backends named in --backend)")
+    for backend in backend_names():
+        for f in fields(get_config_class(backend)):
+            if f.name == "learning_rate":  # --learning-rate sets it for every part
+                continue
+            is_list = "list" in str(f.type)
+            kind = _comma_list if is_list else {int: int, float: float, str: str}.get(type(f.default), str)
+            group.add_argument(
+                f"--{backend}-{f.name.replace('_', '-')}",
+                dest=f"backend__{backend}__{f.name}",
+                metavar="A,B" if is_list else f.name.upper(),
+                type=kind,
+                default=None,
+                help=f.metadata.get("help", "")
+                + ("" if "default:" in f.metadata.get("help", "") else f" (default: {f.default})"),
+            )
+
+
+def _backend_options(args) -> dict[str, dict]:
+    options: dict[str, dict] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("backend__") and value is not None:
+            _, backend, name = dest.split("__", 2)
+            options.setdefault(backend, {})[name] = value
+    return options
+
+
+def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
+    from ..config import DemonstrationConfig, TrainingArguments
+    from ..defaults import resolve
+    from ..ensemble import resolve_ensemble
+    from ..experiment import ExperimentConfig
+
+    backend, learning_rate, max_steps, eval_every = resolve(
+        args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every
+    )
+    values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments)}
+    values.update(max_steps=max_steps, eval_every=eval_every)
+    if method in ("prompt", "prompt-demos"):
+        values["learning_rate"] = learning_rate
+    else:  # the baselines: finetune trains everything (the check refuses another backend), zero-shot nothing
+        backend = (args.backend or "full") if method == "finetune" else "full"
+    training = TrainingArguments(**values)
+    if seed is not None:
+        training.seed = seed
+    demos = DemonstrationConfig(
+        **{f.name: getattr(args, "demo_" + f.name) for f in fields(DemonstrationConfig)}
+    )
+    return ExperimentConfig(
+        task=args.task,
+        data_dir=str(data_dir),
+        out=str(out),
+        method=method,
+        model=args.model,
+        model_kind=args.model_kind,
+        template=args.template,
+        # the baselines have nothing to choose: zero-shot trains nothing, finetune trains everything
+        backend=backend,
+        backend_options=_backend_options(args) if method in ("prompt", "prompt-demos") else {},
+        max_length=args.max_length,
+        training=training,
+        demonstrations=demos,
+        test_split=args.test_split,
+        skip_bad=args.skip_bad,
+        template_ensemble=(
+            resolve_ensemble(args.template_ensemble, load_task(args.task)) if args.template_ensemble else []
+        ),
+    )
+
+
+def _print_plan(configs: list, preset: str) -> None:
+    """What will run and how long it should take, before anything loads (main process only)."""
+    from ..defaults import plan_text
+
+    if os.environ.get("RANK", "0") == "0":
+        console.print(plan_text(configs, preset), soft_wrap=True)
+
+
+def cmd_train(args) -> int:
+    from ..runs import run
+
+    method = "prompt-demos" if args.demonstrations else args.method
+    config = _experiment_config(args, method, args.data_dir, args.out)
+    _print_plan([config], args.preset)
+    if args.resume:
+        from ..experiment import resume_note
+
+        note = resume_note(args.out)
+        if note:
+            console.print(f"[yellow]{note}[/]")
+    metrics = run(config, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # data-parallel workers: the main process reports
+    _print_metrics([metrics])
+    console.print(f"results in {args.out}/metrics.json, results.md, predictions.jsonl and state/")
+    return 0
+
+
+def _print_metrics(runs: list[dict]) -> None:
+    table = Table(title="test")
+    for column in ("task", "method", "seed", "metric", "test", "dev", "best step", "seconds"):
+        table.add_column(column)
+    for m in runs:
+        table.add_row(
+            m["task"],
+            m["method"],
+            str(m["seed"]),
+            m["metric"],
+            f"{m['test'][m['metric']]:.4f}",
+            f"{m['dev'][m['metric']]:.4f}" if "dev" in m else "",
+            str(m.get("best_step", "")),
+            f"{m['seconds']:.0f}",
+        )
+    console.print(table)
+
+
+def cmd_run(args) -> int:
+    from ..experiment import experiment_folder
+    from ..report import find_metrics, summarize, write_report
+    from ..runs import run
+    from ..splits import make_splits, split_folder
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    task_file = load_task(args.task)
+    data_dir, out = Path(args.data_dir), Path(args.out)
+    runs = []
+    _print_plan(
+        [_experiment_config(args, m, str(data_dir), "", s) for s in args.seeds for m in methods], args.preset
+    )
+    for seed in args.seeds:
+        try:  # LM-BFF's own k-shot/<k>-<seed>/ folders, or folders made by `lmbff split`
+            folder = split_folder(data_dir, args.k, seed)
+        except FileNotFoundError:
+            folder = out / "splits" / f"{args.k}-{seed}"
+            if not (folder / "manifest.json").exists():
+                make_splits(
+                    task_file.task, data_dir, out / "splits", k=args.k, seeds=[seed], skip_bad=args.skip_bad
+                )
+        for method in methods:
+            console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
+            config = _experiment_config(args, method, str(folder), "", seed)
+            config.out = str(experiment_folder(out, method, seed, config.backend))
+            runs.append(run(config, resume=True))
+    _print_metrics(runs)
+    # Every finished run under --out, not only this invocation's: seeds run as separate processes
+    # into one folder end with one report.
+    written = write_report(summarize(find_metrics([out])), out)
+    console.print("report: " + ", ".join(map(str, written)))
+    return 0
