@@ -22,11 +22,11 @@ import numpy as np
 from lmbff.data import load_split
 from lmbff.evaluate import score_examples
 from lmbff.io import atomic_write_json, atomic_write_text, markdown_table
-from lmbff.label_search import LabelSearchConfig, search_label_words
 from lmbff.model import PromptModel
 from lmbff.pretrained import load_model
+from lmbff.search.labels import LabelSearchConfig, search_label_words
+from lmbff.search.templates import TemplateSearchConfig, search_templates
 from lmbff.splits import split_folder
-from lmbff.template_search import TemplateSearchConfig, search_templates
 from prompts.library import PromptSpec, load_task
 from prompts.template import Template
 from prompts.verbalizer import Verbalizer

@@ -113,7 +113,7 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys, gpt_dir):
     bad.write_text("text_a\tlabel\nfine\t1\n\t0\n")  # a blank text is kept, as LM-BFF keeps it, and said
     assert main([*zero_shot, str(gpt_dir), "--out", str(tmp_path / "zs")]) == 0
     assert "1 example(s) of" in capsys.readouterr().out
-    assert main([*zero_shot, str(tmp_path / "none"), "--skip-bad"]) == 2
+    assert main([*zero_shot, str(tmp_path / "none"), "--skip-bad", "--out", str(tmp_path / "zs2")]) == 2
     assert "does not exist" in capsys.readouterr().out
 
 

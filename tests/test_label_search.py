@@ -9,14 +9,14 @@ import pytest
 import torch
 import yaml
 
-import prompts.label_search as search
+import lmbff.search.label_ranking as search
 from lmbff.cli import main
 from lmbff.data import Example
-from lmbff.label_search import LabelSearchConfig, finetune_reranker, search_label_words
 from lmbff.model import PromptModel
+from lmbff.search.label_ranking import WordFilter, class_word_scores, rank_assignments
+from lmbff.search.labels import LabelSearchConfig, finetune_reranker, search_label_words
 from lmbff.train import TrainingArguments
 from lmbff.tuning import make_config
-from prompts.label_search import WordFilter, class_word_scores, rank_assignments
 from prompts.library import load_task
 from prompts.verbalizer import Verbalizer
 

@@ -11,7 +11,8 @@ from torch import nn
 
 from lmbff.cli import main
 from lmbff.data import Example
-from lmbff.template_search import (
+from lmbff.search.template_candidates import template_from_spans, valid_template
+from lmbff.search.templates import (
     TemplateSearchConfig,
     generate_templates,
     generator_inputs,
@@ -20,7 +21,6 @@ from lmbff.template_search import (
     search_templates,
 )
 from prompts.library import load_task, parse_task_file
-from prompts.template_search import template_from_spans, valid_template
 
 from .conftest import DEMO_DATA
 

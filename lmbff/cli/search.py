@@ -65,13 +65,12 @@ def _has(data_dir: Path, split: str) -> bool:
 
 
 def cmd_search_labels(args) -> int:
-    from prompts.label_search import verbalizer_yaml
-
     from ..config import TrainingArguments
     from ..io import atomic_write_json, atomic_write_text, markdown_table
-    from ..label_search import LabelSearchConfig, finetune_reranker, search_label_words
     from ..model import PromptModel
     from ..pretrained import load_model
+    from ..search.label_ranking import verbalizer_yaml
+    from ..search.labels import LabelSearchConfig, finetune_reranker, search_label_words
     from ..tuning import make_config
 
     task_file = load_task(args.task)
@@ -128,11 +127,10 @@ def cmd_search_labels(args) -> int:
 
 
 def cmd_search_templates(args) -> int:
-    from prompts.template_search import templates_yaml
-
     from ..io import atomic_write_json, atomic_write_text, markdown_table
     from ..pretrained import load_generator, load_model
-    from ..template_search import TemplateSearchConfig, search_templates
+    from ..search.template_candidates import templates_yaml
+    from ..search.templates import TemplateSearchConfig, search_templates
 
     task_file = load_task(args.task)
     task, prompt = task_file.task, task_file.prompt(args.template)

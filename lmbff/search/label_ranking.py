@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from .tokenization import TokenizerAdapter
+from prompts.tokenization import TokenizerAdapter
 
 Criterion = Literal["lmbff", "petal"]
 _EXHAUSTIVE_LIMIT = 200_000  # assignments scored exhaustively; beyond that, beam search

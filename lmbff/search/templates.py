@@ -21,7 +21,13 @@ from tqdm.auto import tqdm
 
 from prompts.library import Task
 from prompts.template import Template
-from prompts.template_search import (
+from prompts.verbalizer import Verbalizer
+
+from ..config import TemplateSearchConfig
+from ..data import Example
+from ..evaluate import score_examples
+from ..model import PromptModel
+from .template_candidates import (
     CandidateTemplate,
     pool_for,
     shapes_for,
@@ -29,12 +35,6 @@ from prompts.template_search import (
     unique,
     valid_template,
 )
-from prompts.verbalizer import Verbalizer
-
-from .config import TemplateSearchConfig
-from .data import Example
-from .evaluate import score_examples
-from .model import PromptModel
 
 SENTINELS = ("<extra_id_0>", "<extra_id_1>", "<extra_id_2>")
 

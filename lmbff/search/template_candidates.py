@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .template import Template, TemplateError
+from prompts.template import Template, TemplateError
 
 # Where the two generated spans <X>, <Y> go relative to the fields and the label word (LM-BFF's
 # shapes: spans around the label word, after the first sentence, before the second).

@@ -15,19 +15,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from prompts.label_search import (
+from prompts.library import Task
+from prompts.verbalizer import Verbalizer
+
+from ..config import LabelSearchConfig
+from ..data import Example
+from ..model import PromptModel
+from .label_ranking import (
     Assignment,
     WordFilter,
     class_word_scores,
     rank_assignments,
     top_candidates,
 )
-from prompts.library import Task
-from prompts.verbalizer import Verbalizer
-
-from .config import LabelSearchConfig
-from .data import Example
-from .model import PromptModel
 
 
 @dataclass
@@ -127,9 +127,9 @@ def search_label_words(
 def finetune_reranker(scorer: PromptModel, task: Task, train, dev, tuning, args):
     """A ``rerank_with`` for :func:`search_label_words`: tune ``scorer`` with the candidate label words,
     return its dev accuracy, and restore the model's weights and verbalizer afterwards."""
-    from .evaluate import score_examples
-    from .train import Trainer
-    from .tuning import detach
+    from ..evaluate import score_examples
+    from ..train import Trainer
+    from ..tuning import detach
 
     def rerank(label_words: dict[str, str]) -> float:
         original_verbalizer, original_words = scorer.verbalizer, scorer.words
