@@ -88,7 +88,7 @@ def prompt_accuracy(root: Path) -> dict[str, dict[str, dict]]:
 def backend_table(cost: list[dict], accuracy: dict[str, dict[str, dict]]) -> str:
     """One row per measured backend: its cost with ratios to ``full``, then per task the test accuracy
     mean (std) over seeds and its difference to ``full`` in points (a seed count when not all five)."""
-    from lmbff.io import markdown_table
+    from lmbff.files import markdown_table
 
     full = next((r for r in cost if r["backend"] == "full"), None)
     tasks = sorted(accuracy)
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
             return done.returncode
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    from lmbff.io import atomic_write_json, atomic_write_text
+    from lmbff.files import atomic_write_json, atomic_write_text
 
     if not args.table_only:
         atomic_write_json(OUT / "cost.json", rows)

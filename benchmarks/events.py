@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from lmbff.io import atomic_write_text, markdown_table
+from lmbff.files import atomic_write_text, markdown_table
 
 # Entity-type words for KAIROS' type codes: one common word each, so that the typing prompt's slot
 # takes single tokens (LM-BFF-style one-position scoring).

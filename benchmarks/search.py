@@ -21,7 +21,7 @@ import numpy as np
 
 from lmbff.data import load_split
 from lmbff.evaluate import score_examples
-from lmbff.io import atomic_write_json, atomic_write_text, markdown_table
+from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
 from lmbff.model import PromptModel
 from lmbff.pretrained import load_model
 from lmbff.search.labels import LabelSearchConfig, search_label_words

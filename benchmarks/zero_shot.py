@@ -28,7 +28,7 @@ import torch
 
 from lmbff.data import load_split
 from lmbff.evaluate import zero_shot
-from lmbff.io import atomic_write_json, atomic_write_text, markdown_table
+from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
 from lmbff.memory import PeakMemory
 from lmbff.model import PromptModel
 from lmbff.pretrained import DEFAULT_MODEL, load_model

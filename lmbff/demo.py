@@ -17,7 +17,7 @@ from prompts.library import load_task_file
 
 from .data import load_split
 from .evaluate import EvalResult, results_markdown, score_examples, zero_shot
-from .io import atomic_write_json, atomic_write_text
+from .files import atomic_write_json, atomic_write_text
 from .model import PromptModel
 from .paths import bundled_data_dir
 from .pretrained import load_model

@@ -21,7 +21,7 @@ from prompts.library import Task
 
 from .config import DEFAULT_EMBEDDER, DemonstrationConfig
 from .data import Example
-from .io import atomic_write_bytes
+from .files import atomic_write_bytes
 from .pretrained import cache_dir
 
 

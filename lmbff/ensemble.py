@@ -20,7 +20,7 @@ from prompts.library import TaskFile, load_task
 from .data import load_split
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig, finished_run, prediction_records, run_experiment
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 
 def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 from prompts.library import Task
 
 from .data import Example
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
+from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
 from .metrics import classification_metrics, per_class_table, regression_metrics
 from .model import PromptModel, regression_prediction
 

@@ -26,7 +26,7 @@ from prompts.library import load_task
 from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
 from .state import ScoringSpec, base_identity, save_state
@@ -239,10 +239,42 @@ def run_experiment(
         ),
     )
     shown = [test_result, dev_result] + (calibrated_results or [])
-    atomic_write_text(out / "results.md", results_markdown(task, shown, f"{task.name}: {name}, seed {seed}"))
+    atomic_write_text(
+        out / "results.md",
+        results_markdown(task, shown, f"{task.name}: {name}, seed {seed}")
+        + run_description(config, scorer, train, trainer),
+    )
     atomic_write_json(out / "metrics.json", metrics)  # last: its presence marks the run complete
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
+
+
+def run_description(config: ExperimentConfig, scorer, train: list, trainer) -> str:
+    """What produced a run's numbers, for its results.md: model, template, label words, backend,
+    learning rate, steps, K and seed."""
+    from collections import Counter
+
+    per_class = Counter(str(e.label) for e in train)
+    k = min(per_class.values()) if per_class else 0
+    k_text = str(k) if len(set(per_class.values())) <= 1 else f"{k} to {max(per_class.values())}"
+    rows = [["model", config.model], ["method", config.method]]
+    template = getattr(scorer, "template", None)
+    if template is not None:
+        rows += [
+            ["template", f"{template.name}: {template.text}"],
+            ["label words", scorer.verbalizer.to_dict()],
+        ]
+    if trainer is not None:
+        groups = trainer.param_groups
+        rate = config.training.learning_rate
+        rates = sorted({g["lr"] for g in groups}) if rate is None else [rate]
+        rows += [
+            ["backend", config.backend],
+            ["learning rate", ", ".join(f"{r:g}" for r in rates)],
+            ["steps", f"{config.training.max_steps} of batch {config.training.batch_size}"],
+        ]
+    rows += [["K (training examples per class)", k_text], ["seed", config.training.seed]]
+    return "\n## Run\n\n" + markdown_table(["", ""], rows)
 
 
 def resume_note(out: str | os.PathLike) -> str | None:

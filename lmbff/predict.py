@@ -15,7 +15,7 @@ from .data import load_split
 from .demonstrations import Demonstrations
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig, prediction_records
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .model import regression_prediction
 from .pretrained import LoadedModel
 from .state import StateError, TrainedState

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write_json, atomic_write_text, markdown_table
+from .files import atomic_write_json, atomic_write_text, markdown_table
 
 METHOD_ORDER = ["zero-shot", "zero-shot + calibration", "finetune", "prompt", "prompt-demos"]
 

@@ -23,7 +23,7 @@ import numpy as np
 from prompts.library import Task
 
 from .data import find_split, raw_lines, read_examples
-from .io import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes, atomic_write_json
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
 

@@ -31,7 +31,7 @@ from prompts.template import Template, TemplateLocation
 from prompts.verbalizer import Verbalizer
 
 from . import __version__
-from .io import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes, atomic_write_json
 from .tuning import TuningConfig, config_from_dict
 from .tuning.injection import detach as detach_modules
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup, set_seed  # python, numpy and torch generators
 
 from prompts.library import Task
 
@@ -168,12 +167,6 @@ class Checkpoint:
             best = load_file(str(self.folder / "best.safetensors"))
             loop.best = [best[name] for name in names]
         return loop
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class Trainer:

@@ -38,6 +38,11 @@ def test_train_writes_metrics_state_and_config(method, split, bert_dir, tmp_path
     assert json.loads((out / "config.json").read_text())["training"]["max_steps"] == 4
     assert (out / "state" / "trained.safetensors").stat().st_size > 0
     assert not (out / "checkpoint").exists()
+    results = (out / "results.md").read_text()  # says what produced the numbers
+    for fact in ("| model |", "| K (training examples per class) | 6 |", "| seed | 42 |"):
+        assert fact in results, fact
+    if method != "finetune":
+        assert "| learning rate | 0.001 |" in results and "| template | it_was:" in results
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 108
 
 

@@ -203,8 +203,11 @@ def test_contextual_calibration(roberta):
     by_hand = np.exp(raw) / content_free
     np.testing.assert_allclose(calibrated, by_hand / by_hand.sum(1, keepdims=True), atol=1e-5)
     np.testing.assert_allclose(np.exp(apply_calibration(raw, content_free)), calibrated, atol=1e-5)
-    # The content-free inputs themselves come out (close to) uniform after calibration.
-    assert np.allclose(np.exp(pm.predict_log_scores([Example({"text_a": "N/A"})])).sum(), 1.0)
+    # The content-free inputs' mean prediction, calibrated, is uniform: what calibration is for.
+    mean = np.log(content_free)[None]
+    np.testing.assert_allclose(np.exp(apply_calibration(mean, returned)), [[0.5, 0.5]], atol=1e-6)
+    shifted = np.exp(apply_calibration(mean, returned[::-1]))  # the wrong vector does not do it
+    assert not np.allclose(shifted, [[0.5, 0.5]], atol=1e-3) or np.allclose(returned, 0.5, atol=1e-3)
 
 
 def test_regression_readout_and_targets():

@@ -45,7 +45,7 @@ def cmd_events(args) -> int:
     from ..events.data import read_events
     from ..events.ontology import load_ontology
     from ..events.scoring import RoleScorer
-    from ..io import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
+    from ..files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
     from ..pretrained import load_model
 
     everything = read_events(args.data)

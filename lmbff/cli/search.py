@@ -66,7 +66,7 @@ def _has(data_dir: Path, split: str) -> bool:
 
 def cmd_search_labels(args) -> int:
     from ..config import TrainingArguments
-    from ..io import atomic_write_json, atomic_write_text, markdown_table
+    from ..files import atomic_write_json, atomic_write_text, markdown_table
     from ..model import PromptModel
     from ..pretrained import load_model
     from ..search.label_ranking import verbalizer_yaml
@@ -127,7 +127,7 @@ def cmd_search_labels(args) -> int:
 
 
 def cmd_search_templates(args) -> int:
-    from ..io import atomic_write_json, atomic_write_text, markdown_table
+    from ..files import atomic_write_json, atomic_write_text, markdown_table
     from ..pretrained import load_generator, load_model
     from ..search.template_candidates import templates_yaml
     from ..search.templates import TemplateSearchConfig, search_templates

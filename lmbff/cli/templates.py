@@ -224,7 +224,7 @@ def cmd_new(args) -> int:
         if args.template:
             raise ValueError("--template goes with --from-labels")
         text = scaffold_task_file(args.task, _comma_list(args.fields), _comma_list(args.labels), args.metric)
-    from ..io import atomic_write_text
+    from ..files import atomic_write_text
 
     atomic_write_text(out, text)
     console.print(f"wrote {out}; next: lmbff templates lint {out} --model <model>")

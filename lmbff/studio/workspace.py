@@ -10,7 +10,6 @@ one workspace cannot interleave a check and a write.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import re
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
@@ -25,7 +25,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from prompts.library import bundled_templates_dir, iter_task_files
 from prompts.lint import LintIssue, lint_text
 
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml$")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -165,12 +165,9 @@ class Workspace:
 
     @contextmanager
     def _locked(self):
-        with open(self.root / ".studio.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        # filelock: the same exclusive lock on every platform (fcntl has none on Windows).
+        with FileLock(self.root / ".studio.lock"):
+            yield
 
 
 def _round_trip_yaml() -> YAML:
