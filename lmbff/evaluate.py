@@ -16,6 +16,7 @@ from .data import Example
 from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
 from .metrics import classification_metrics, per_class_table, regression_metrics
 from .model import PromptModel, regression_prediction
+from .scoring.calibration import apply_calibration
 
 
 @dataclass
@@ -33,12 +34,6 @@ class EvalResult:
     @property
     def score(self) -> float:
         return self.metrics[self.metric]
-
-
-def apply_calibration(log_scores: np.ndarray, content_free_probs: np.ndarray) -> np.ndarray:
-    """Zhao et al. 2021: divide label probabilities by the content-free ones and renormalise."""
-    shifted = log_scores - np.log(content_free_probs)[None, :]
-    return shifted - np.logaddexp.reduce(shifted, axis=1, keepdims=True)
 
 
 def score_examples(task: Task, examples: Sequence[Example], log_scores: np.ndarray, name: str) -> EvalResult:

@@ -18,12 +18,9 @@ over the labels, optionally after contextual calibration (Zhao et al. 2021).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -39,9 +36,11 @@ from prompts.verbalizer import Verbalizer
 
 from .data import Example
 from .demonstrations import Demonstrations
+from .scoring import default_mode, get_mode
+from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
+from .scoring.features import features_before_output_layer as _features_before_output_layer
 
-ScoringMode = Literal["mask", "next_token", "sequence"]
-CONTENT_FREE = ("N/A", "", "[MASK]")  # Zhao et al. 2021's content-free inputs
+ModeName = str  # a registered scoring mode: "mask", "next_token", "sequence" (lmbff.scoring)
 _LOGSOFTMAX_CHUNK = 64  # scored positions per full-vocabulary log-softmax (bounds memory)
 
 
@@ -68,24 +67,6 @@ class ScoringBatch:
         return ScoringBatch(**moved)
 
 
-@contextlib.contextmanager
-def _features_before_output_layer(lm: nn.Module) -> Iterator[dict]:
-    """Capture the input of the output layer and hand it an empty slice, so no vocabulary-sized
-    logits are computed for any position. Works for MLM heads (transform, then decoder) and causal LM
-    heads alike, because both end in ``get_output_embeddings()``."""
-    box: dict = {}
-
-    def hook(module, args):
-        box["features"] = args[0]
-        return (args[0][..., :0, :], *args[1:])
-
-    handle = lm.get_output_embeddings().register_forward_pre_hook(hook)
-    try:
-        yield box
-    finally:
-        handle.remove()
-
-
 class PromptModel(nn.Module):
     """A language model read through a cloze prompt.
 
@@ -104,7 +85,7 @@ class PromptModel(nn.Module):
         max_length: int = 128,
         field_limits: dict[str, int] | None = None,
         truncate_side: dict[str, str] | None = None,
-        mode: ScoringMode | None = None,
+        mode: ModeName | None = None,
     ):
         super().__init__()
         self.lm = lm
@@ -122,9 +103,9 @@ class PromptModel(nn.Module):
         )
         self.words = verbalizer.tokenize(self.adapter, self.encoder.slot_after_space)
         self.encoder.slot_length = self.words.max_word_length
-        self.mode: ScoringMode = mode or self._default_mode()
-        if (kind == "masked") != (self.mode == "mask"):
-            raise ValueError(f"scoring mode {self.mode!r} does not fit a {kind} LM")
+        self.scoring = get_mode(mode or default_mode(kind, template))
+        if self.scoring.kind != kind:
+            raise ValueError(f"scoring mode {self.scoring.name!r} does not fit a {kind} LM")
         self.register_buffer("calibration", None, persistent=False)
         self.task: Task | None = None  # set by for_task; tells a regression demonstration's pole
 
@@ -139,12 +120,10 @@ class PromptModel(nn.Module):
         model.task = task
         return model
 
-    def _default_mode(self) -> ScoringMode:
-        if self.kind == "masked":
-            return "mask"
-        _, after = self.template.render_parts({name: "x" for name in self.template.fields})
-        trailing_only = after.strip(string.punctuation + string.whitespace) == ""
-        return "next_token" if trailing_only else "sequence"
+    @property
+    def mode(self) -> ModeName:
+        """The scoring mode's name (see :mod:`lmbff.scoring`)."""
+        return self.scoring.name
 
     @property
     def labels(self) -> list[str]:
@@ -153,7 +132,7 @@ class PromptModel(nn.Module):
     @property
     def fast_path(self) -> bool:
         """One row per example and only label-word rows of the output layer."""
-        return self.words.single_token and self.mode in ("mask", "next_token")
+        return self.words.single_token and self.scoring.single_position
 
     # ---- encoding -------------------------------------------------------------------------------
     def encode(
@@ -175,34 +154,11 @@ class PromptModel(nn.Module):
 
     def _rows(self, enc: PromptEncoding) -> list[tuple[list[int], list[tuple[int, int, int]]]]:
         """Token rows for one example; each with (position, target, word) reads."""
-        words = self.words.word_ids
-        prefix = enc.prefix_ids
-        if self.mode == "mask":
-            rows = []
-            for length in sorted({len(w) for w in words}):
-                ids = prefix + [self.adapter.mask_token_id] * length + enc.suffix_ids
-                reads = [
-                    (len(prefix) + i, tok, w)
-                    for w, word in enumerate(words)
-                    if len(word) == length
-                    for i, tok in enumerate(word)
-                ]
-                rows.append((ids, reads))
-            return rows
-        suffix = enc.suffix_ids if self.mode == "sequence" else []
-        rows = []
-        for w, word in enumerate(words):
-            continuation = list(word) + suffix
-            ids = prefix + continuation
-            if self.mode == "next_token":
-                ids = ids[:-1]  # the last word token is only predicted
-            reads = [(len(prefix) - 1 + i, tok, w) for i, tok in enumerate(continuation)]
-            rows.append((ids, reads))
-        return rows
+        return self.scoring.rows(self, enc)
 
     def row_length(self, enc: PromptEncoding) -> int:
         if self.fast_path:
-            return len(enc.prefix_ids) + (1 + len(enc.suffix_ids) if self.mode == "mask" else 0)
+            return len(self.scoring.slot_row(self, enc)[0])
         return sum(len(ids) for ids, _ in self._rows(enc))
 
     def collate(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
@@ -233,12 +189,8 @@ class PromptModel(nn.Module):
 
     def _slot_batch(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
         """One row per example, read at the slot: the mask, or the last token before the slot."""
-        if self.mode == "mask":
-            rows = [[*e.prefix_ids, self.adapter.mask_token_id, *e.suffix_ids] for e in encodings]
-            positions = [len(e.prefix_ids) for e in encodings]
-        else:
-            rows = [list(e.prefix_ids) for e in encodings]
-            positions = [len(e.prefix_ids) - 1 for e in encodings]
+        pairs = [self.scoring.slot_row(self, e) for e in encodings]
+        rows, positions = [row for row, _ in pairs], [position for _, position in pairs]
         ids, mask = self._pad(rows)
         return ScoringBatch(ids, mask, len(encodings), positions=torch.tensor(positions))
 
@@ -251,7 +203,7 @@ class PromptModel(nn.Module):
             ValueError: the template has text after the slot and the LM is causal (``sequence`` mode),
                 where a word's score is not a single next-token distribution.
         """
-        if self.mode == "sequence":
+        if not self.scoring.single_position:
             raise ValueError(
                 f"template {self.template.name!r} has text after the slot; on a causal LM a word is then "
                 "scored with that text, not at one position. Search label words with a template that ends "
@@ -310,12 +262,7 @@ class PromptModel(nn.Module):
         token_logprobs = self._target_log_probs(picked, batch.entry_target)
         total = torch.zeros(batch.num_examples * n_words, device=features.device, dtype=token_logprobs.dtype)
         total = total.index_add(0, batch.entry_word, token_logprobs)
-        if self.mode == "mask":
-            # Independent predictions at several masks: average so long words are not penalised.
-            lengths = torch.tensor(
-                [len(w) for w in self.words.word_ids], device=total.device, dtype=total.dtype
-            )
-            total = total.view(batch.num_examples, n_words) / lengths
+        total = self.scoring.combine(self, total, batch.num_examples)
         return total.view(batch.num_examples, n_words)
 
     @property
@@ -337,59 +284,9 @@ class PromptModel(nn.Module):
         return self._class_scores(self._shared_prefix_word_scores(encodings), calibrate)
 
     def _shared_prefix_word_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
-        # Why by hand: the passages of one example differ only from the slot on (one per label word),
-        # so the text before it (demonstrations, event prefix, the sentence up to the argument) is run
-        # once, left-padded so that every prefix ends at the same position, and its key/value cache is
-        # repeated for the words' continuations. Same log-probabilities as the row-per-word path.
-        words = self.words.word_ids
-        n_words, device = len(words), self.device
-        lengths = [len(e.prefix_ids) for e in encodings]
-        if min(lengths) == 0:  # nothing before the slot to share (no BOS, slot first)
-            return self.word_scores(self.collate(encodings).to(device))
-        ids, mask = self._pad([list(e.prefix_ids) for e in encodings], left=True)
-        ids, mask = ids.to(device), mask.to(device)
-        with _features_before_output_layer(self.base_lm) as box:
-            out = self.lm(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
-                use_cache=True,
-            )
-        first = self._output_logits(box["features"][:, -1]).float().log_softmax(-1)
-        continuations = [
-            list(word) + (list(e.suffix_ids) if self.mode == "sequence" else [])
-            for e in encodings
-            for word in words
-        ]
-        rows = torch.arange(len(continuations), device=device)
-        targets = torch.tensor([c[0] for c in continuations], device=device)
-        total = first.repeat_interleave(n_words, dim=0)[rows, targets]
-        fed = [c[:-1] for c in continuations]  # the last token is only predicted
-        steps = max(len(f) for f in fed)
-        if steps:
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(n_words)
-            next_ids, next_mask = self._pad(fed)
-            start = torch.tensor(lengths, dtype=torch.long).repeat_interleave(n_words)
-            positions = start[:, None] + torch.arange(steps)[None, :]
-            full_mask = torch.cat([mask.repeat_interleave(n_words, dim=0), next_mask.to(device)], dim=1)
-            with _features_before_output_layer(self.base_lm) as box:
-                self.lm(
-                    input_ids=next_ids.to(device),
-                    attention_mask=full_mask,
-                    position_ids=positions.to(device),
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-            entry_row = [r for r, f in enumerate(fed) for _ in f]
-            entry_pos = [j for f in fed for j in range(len(f))]
-            entry_target = [continuations[r][j + 1] for r, f in enumerate(fed) for j in range(len(f))]
-            picked = box["features"][torch.tensor(entry_row), torch.tensor(entry_pos)]
-            as_long = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
-            total = total.index_add(
-                0, as_long(entry_row), self._target_log_probs(picked, as_long(entry_target)).to(total.dtype)
-            )
-        return total.view(len(encodings), n_words)
+        from .scoring.shared_prefix import shared_prefix_word_scores
+
+        return shared_prefix_word_scores(self, encodings)
 
     def _target_log_probs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log P(target) at each feature row, full-vocabulary log-softmax in chunks (bounds memory)."""
@@ -413,7 +310,7 @@ class PromptModel(nn.Module):
             per_label.append(torch.logsumexp(members, dim=1) - math.log(members.shape[1]))
         class_scores = torch.stack(per_label, dim=1).log_softmax(dim=1)
         if calibrate and self.calibration is not None:
-            class_scores = (class_scores - self.calibration.to(class_scores.device)).log_softmax(dim=1)
+            class_scores = calibrate_log_scores(class_scores, self.calibration)
         return class_scores
 
     def forward(self, batch: ScoringBatch) -> torch.Tensor:

@@ -224,3 +224,48 @@ def test_the_former_soft_prompt_name_still_works_with_a_warning():
     assert config.backend == "soft-prompt" and config.length == 4
     with pytest.warns(DeprecationWarning):
         assert config_from_dict({"backend": "prompt", "length": 3, "learning_rate": 0.1}).length == 3
+
+
+def test_the_readme_scoring_mode_example_is_one_module_that_scores(tmp_path, monkeypatch, bert):
+    import importlib
+
+    import numpy as np
+    import torch
+
+    from lmbff.data import Example
+    from lmbff.model import PromptModel
+    from lmbff.scoring import MODES, Scorer
+    from prompts.template import Template
+    from prompts.verbalizer import Verbalizer
+
+    files = _readme_files()
+    target = tmp_path / "myscoring" / "mask_sum.py"
+    target.parent.mkdir(parents=True)
+    (target.parent / "__init__.py").write_text("")
+    target.write_text(files["myscoring/mask_sum.py"])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("myscoring.mask_sum")
+    assert "mask-sum" in MODES
+    model, tokenizer = bert
+    template = Template("{{ text_a }} It was {{ mask }}.")
+    words = Verbalizer({"0": ["terrible", "not good at all"], "1": ["great"]}, ["0", "1"])
+    mean = PromptModel(model, tokenizer, template, words, kind="masked")
+    total = PromptModel(model, tokenizer, template, words, kind="masked", mode="mask-sum")
+    assert isinstance(mean, Scorer) and total.mode == "mask-sum" and not total.fast_path
+    examples = [Example({"text_a": "A fine film."}), Example({"text_a": "Dull."})]
+    lengths = torch.tensor([len(w) for w in mean.words.word_ids], dtype=torch.float32)
+    with torch.no_grad():
+        by_mean = mean.word_scores(mean.collate(mean.encode(examples)))
+        by_sum = total.word_scores(total.collate(total.encode(examples)))
+    np.testing.assert_allclose(by_sum.numpy(), (by_mean * lengths).numpy(), rtol=1e-5, atol=1e-6)
+    assert total.predict_log_scores(examples).shape == (2, 2)
+
+
+def test_the_classification_head_baseline_is_a_scorer(bert):
+    from lmbff.finetune import FineTuneClassifier
+    from lmbff.scoring import Scorer
+    from prompts.library import load_task
+
+    model, tokenizer = bert
+    head = FineTuneClassifier(model, tokenizer, load_task("SST-2").task, kind="masked")
+    assert isinstance(head, Scorer)
