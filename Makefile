@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo test lint format bench-zero-shot clean
+.PHONY: setup browser demo test lint format bench-zero-shot plots clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ lint: setup
 
 format: setup
 	$(BIN)/ruff format .
+
+# Benchmark plots are regenerated from their report.json, not committed.
+plots: setup
+	$(BIN)/python benchmarks/plots.py --root benchmarks/results
 
 bench-zero-shot: setup
 	$(BIN)/python benchmarks/zero_shot.py --data-root ../shared/data --out benchmarks/results/zero_shot

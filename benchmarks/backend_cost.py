@@ -24,14 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from lmbff.report import backend_table, prompt_accuracy
+
 OUT = Path("benchmarks/results/backend_cost")
-COST_COLUMNS = [
-    "backend",
-    "trainable (% of model)",
-    "state MB (x full)",
-    "s / step (x full)",
-    "peak MB (x full)",
-]
 
 
 def measure(backend: str, model: str, steps: int, data_dir: Path) -> dict:
@@ -72,59 +67,6 @@ def measure(backend: str, model: str, steps: int, data_dir: Path) -> dict:
         "wall_seconds": wall,
         "peak_memory_mb": memory.peak_mb(),
     }
-
-
-def prompt_accuracy(root: Path) -> dict[str, dict[str, dict]]:
-    """{task: {backend: summary row}} for the prompt-based runs under the few-shot results root."""
-    from lmbff.report import find_metrics, summarize
-
-    found: dict[str, dict[str, dict]] = {}
-    for row in summarize(find_metrics([root])):
-        if row["method"] == "prompt":
-            found.setdefault(row["task"], {})[row["backend"]] = row
-    return found
-
-
-def backend_table(cost: list[dict], accuracy: dict[str, dict[str, dict]]) -> str:
-    """One row per measured backend: its cost with ratios to ``full``, then per task the test accuracy
-    mean (std) over seeds and its difference to ``full`` in points (a seed count when not all five)."""
-    from lmbff.files import markdown_table
-
-    full = next((r for r in cost if r["backend"] == "full"), None)
-    tasks = sorted(accuracy)
-
-    def with_ratio(r: dict, key: str, fmt: str, scale: float = 1.0) -> str:
-        text = format(r[key] * scale, fmt)
-        return f"{text} ({r[key] / full[key]:.3g}x)" if full else text
-
-    def score(task: str, backend: str) -> str:
-        row = accuracy[task].get(backend)
-        if row is None:
-            return "n/a"
-        name = row["metric"]
-        text = f"{100 * row['mean'][name]:.1f} ({100 * row['std'][name]:.1f})"
-        reference = accuracy[task].get("full")
-        if reference is not None and backend != "full":
-            text += f" [{100 * (row['mean'][name] - reference['mean'][name]):+.1f}]"
-        if len(row["seeds"]) < 5:
-            text += f", {len(row['seeds'])} of 5 seeds"
-        return text
-
-    return markdown_table(
-        [*COST_COLUMNS, *(f"{task} accuracy [vs full]" for task in tasks)],
-        [
-            [
-                r["backend"],
-                f"{r['trainable_parameters']:,} "
-                f"({100 * r['trainable_parameters'] / r['total_parameters']:.3f}%)",
-                with_ratio(r, "state_bytes", ".2f", 2**-20),
-                with_ratio(r, "seconds_per_step", ".2f"),
-                with_ratio(r, "peak_memory_mb", ".0f"),
-                *(score(task, r["backend"]) for task in tasks),
-            ]
-            for r in cost
-        ],
-    )
 
 
 def main(argv=None) -> int:

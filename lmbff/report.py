@@ -96,7 +96,7 @@ def write_report(rows: list[dict], out: str | os.PathLike) -> list[Path]:
     atomic_write_json(out / "report.json", rows)
     written = [out / "report.md", out / "report.json"]
     if rows:
-        written.append(_plot(rows, out / "report.png"))
+        written.append(plot_report(rows, out / "report.png"))
     return written
 
 
@@ -142,7 +142,8 @@ def _cost_table(rows: list[dict]) -> str:
     return "\n## Cost of training (x full: relative to prompt / full of the same task)\n\n" + table
 
 
-def _plot(rows: list[dict], path: Path) -> Path:
+def plot_report(rows: list[dict], path: str | os.PathLike) -> Path:
+    """A bar per (method, backend) and task: mean test metric x100 with the std over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,8 +167,68 @@ def _plot(rows: list[dict], path: Path) -> Path:
         ax.set_title(task)
         ax.set_ylabel(f"test {members[0]['metric']} (x100)")
     fig.tight_layout()
+    path = Path(path)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+# ---- the tuning-backend cost table (benchmarks/backend_cost.py) --------------------------------
+COST_COLUMNS = [
+    "backend",
+    "trainable (% of model)",
+    "state MB (x full)",
+    "s / step (x full)",
+    "peak MB (x full)",
+]
+
+
+def prompt_accuracy(root: Path) -> dict[str, dict[str, dict]]:
+    """{task: {backend: summary row}} for the prompt-based runs under the few-shot results root."""
+    found: dict[str, dict[str, dict]] = {}
+    for row in summarize(find_metrics([root])):
+        if row["method"] == "prompt":
+            found.setdefault(row["task"], {})[row["backend"]] = row
+    return found
+
+
+def backend_table(cost: list[dict], accuracy: dict[str, dict[str, dict]]) -> str:
+    """One row per measured backend: its cost with ratios to ``full``, then per task the test accuracy
+    mean (std) over seeds and its difference to ``full`` in points (a seed count when not all five)."""
+    full = next((r for r in cost if r["backend"] == "full"), None)
+    tasks = sorted(accuracy)
+
+    def with_ratio(r: dict, key: str, fmt: str, scale: float = 1.0) -> str:
+        text = format(r[key] * scale, fmt)
+        return f"{text} ({r[key] / full[key]:.3g}x)" if full else text
+
+    def score(task: str, backend: str) -> str:
+        row = accuracy[task].get(backend)
+        if row is None:
+            return "n/a"
+        name = row["metric"]
+        text = f"{100 * row['mean'][name]:.1f} ({100 * row['std'][name]:.1f})"
+        reference = accuracy[task].get("full")
+        if reference is not None and backend != "full":
+            text += f" [{100 * (row['mean'][name] - reference['mean'][name]):+.1f}]"
+        if len(row["seeds"]) < 5:
+            text += f", {len(row['seeds'])} of 5 seeds"
+        return text
+
+    return markdown_table(
+        [*COST_COLUMNS, *(f"{task} accuracy [vs full]" for task in tasks)],
+        [
+            [
+                r["backend"],
+                f"{r['trainable_parameters']:,} "
+                f"({100 * r['trainable_parameters'] / r['total_parameters']:.3f}%)",
+                with_ratio(r, "state_bytes", ".2f", 2**-20),
+                with_ratio(r, "seconds_per_step", ".2f"),
+                with_ratio(r, "peak_memory_mb", ".0f"),
+                *(score(task, r["backend"]) for task in tasks),
+            ]
+            for r in cost
+        ],
+    )

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-SPEC = importlib.util.spec_from_file_location(
-    "backend_cost", Path(__file__).resolve().parent.parent / "benchmarks" / "backend_cost.py"
-)
-backend_cost = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(backend_cost)
+from lmbff import report as backend_cost  # the table code lives in the library (benchmarks import it)
 
 
 def _cost(backend: str, trainable: int, state: int, step: float, peak: float) -> dict:

@@ -121,6 +121,7 @@ def test_report_command_merges_separate_runs(split, bert_dir, tmp_path, capsys):
     assert "13,21" in capsys.readouterr().out and (tmp_path / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_data_parallel_training_under_torchrun(split, bert_dir, tmp_path):
     """Two CPU processes (gloo): each trains on half of every batch; one set of outputs is written."""
     import os

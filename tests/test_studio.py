@@ -349,6 +349,7 @@ def test_a_request_superseded_while_waiting_for_the_model_is_dropped():
     assert anyio.run(scenario) == ([], ["superseded"])
 
 
+@pytest.mark.slow
 def test_the_studio_command_serves_the_page_and_loads_the_model(bert_dir, workspace):
     """`lmbff studio` end to end: prints its URL, serves the page at once, loads the model behind it."""
     import socket
@@ -398,6 +399,7 @@ def test_hostile_templates_and_deep_json_get_clean_answers(client):
         assert not body["ok"] and any("render budget" in i["message"] for i in body["issues"])
 
 
+@pytest.mark.slow
 def test_the_server_keeps_answering_during_runaway_renders_and_stops_on_sigterm(bert_dir, workspace):
     import signal
     import socket
