@@ -19,8 +19,9 @@ from prompts.library import TaskFile, load_task
 
 from .data import load_split
 from .evaluate import results_markdown, score_examples
-from .experiment import ExperimentConfig, finished_run, prediction_records, run_experiment
-from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .experiment import ExperimentConfig, finished_run, run_experiment
+from .files import atomic_write_json
+from .results import RunResult, prediction_records
 
 
 def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
@@ -93,9 +94,9 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
         "seconds": time.perf_counter() - started + sum(m["seconds"] for m in members),
         "peak_memory_mb": max(m["peak_memory_mb"] for m in members),
     }
-    atomic_write_jsonl(
-        out / "predictions.jsonl", prediction_records(task, test, log_scores, result.predictions)
+    RunResult.from_dict(metrics).write(
+        out,
+        markdown=results_markdown(task, [result], f"{task.name}: template ensemble"),
+        records=prediction_records(task, test, log_scores, result.predictions),
     )
-    atomic_write_text(out / "results.md", results_markdown(task, [result], f"{task.name}: template ensemble"))
-    atomic_write_json(out / "metrics.json", metrics)
     return metrics

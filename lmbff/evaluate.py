@@ -13,7 +13,7 @@ import numpy as np
 from prompts.library import Task
 
 from .data import Example
-from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
+from .files import atomic_write_json, markdown_table
 from .metrics import classification_metrics, per_class_table, regression_metrics
 from .model import PromptModel, regression_prediction
 from .scoring.calibration import apply_calibration
@@ -178,33 +178,38 @@ def write_zero_shot(
     log_scores: np.ndarray,
     out_dir: str | os.PathLike,
 ) -> list[Path]:
-    """Write results.json, results.md, predictions.jsonl and (labelled data) metrics.json into ``out_dir``
-    (each atomically). metrics.json has the keys of a trained run's, so ``lmbff report`` reads both."""
+    """Write the run's files (:class:`lmbff.results.RunResult`: metrics.json, results.md,
+    predictions.jsonl, raw and calibrated) and results.json (everything the zero-shot run measured)."""
+    from .results import RunResult, prediction_records
+
     out = Path(out_dir)
     payload = asdict(run)
     for result in payload["results"]:
         result.pop("predictions")
     atomic_write_json(out / "results.json", payload)
+    details: dict = {
+        "split": run.split,
+        "content_free_probabilities": run.content_free_probs,
+        "seconds": run.seconds,
+        "examples_per_second": run.examples_per_second,
+        "peak_memory_mb": run.peak_memory_mb,
+    }
     if run.results:
         raw, calibrated = run.results
-        metrics = {
-            "task": run.task,
-            "method": "zero-shot",
-            "backend": "none",
-            "model": run.model,
-            "template": run.template,
-            "seed": None,
-            "metric": task.metric,
-            "split": run.split,
-            "test": raw.metrics,
-            "test_calibrated": calibrated.metrics,
-            "per_class": raw.per_class,
-            "content_free_probabilities": run.content_free_probs,
-            "seconds": run.seconds,
-            "examples_per_second": run.examples_per_second,
-            "peak_memory_mb": run.peak_memory_mb,
-        }
-        atomic_write_json(out / "metrics.json", metrics)
+        details.update(test_calibrated=calibrated.metrics, per_class=raw.per_class)
+    else:
+        details["label_counts"] = run.label_counts
+    result = RunResult(
+        task=run.task,
+        method="zero-shot",
+        backend="none",
+        model=run.model,
+        template=run.template,
+        seed=None,
+        metric=task.metric,
+        test=run.results[0].metrics if run.results else {},
+        details=details,
+    )
     title = f"{run.task} zero-shot ({run.split}, model {run.model}, template {run.template})"
     footer = (
         f"\n{len(examples)} examples in {run.seconds:.1f} s ({run.examples_per_second:.1f} examples/s); "
@@ -220,22 +225,14 @@ def write_zero_shot(
                 for label in task.labels
             ],
         )
-    atomic_write_text(out / "results.md", body + footer)
-    labels = list(task.labels)
-    calibrated = apply_calibration(log_scores, np.array(run.content_free_probs))
-    raw_predictions = predicted_labels(task, log_scores).tolist()
-    calibrated_predictions = predicted_labels(task, calibrated).tolist()
-    rows = []
-    for i, example in enumerate(examples):
-        row = {
-            "source": example.source,
-            "text": example.fields,
-            "label": example.label,
-            "prediction": raw_predictions[i],
-            "calibrated_prediction": calibrated_predictions[i],
-        }
-        row["scores"] = {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)}
-        row["calibrated_scores"] = {label: float(np.exp(calibrated[i, j])) for j, label in enumerate(labels)}
-        rows.append(row)
-    atomic_write_jsonl(out / "predictions.jsonl", rows)
-    return [out / "results.json", out / "results.md", out / "predictions.jsonl"]
+    calibrated_scores = apply_calibration(log_scores, np.array(run.content_free_probs))
+    records = prediction_records(
+        task,
+        examples,
+        log_scores,
+        predicted_labels(task, log_scores).tolist(),
+        calibrated_scores,
+        predicted_labels(task, calibrated_scores).tolist(),
+    )
+    result.write(out, markdown=body + footer, records=records)
+    return [out / "results.json", out / "results.md", out / "predictions.jsonl", out / "metrics.json"]

@@ -19,16 +19,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from prompts.library import load_task
 
 from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
-from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
+from .files import atomic_write_json, markdown_table
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
+from .results import RunResult, prediction_records
 from .state import ScoringSpec, base_identity, save_state
 from .train import Trainer, TrainingArguments
 from .tuning import make_config
@@ -227,24 +226,19 @@ def run_experiment(
             base=base,
         )
         metrics["state_bytes"] = (out / "state" / "trained.safetensors").stat().st_size
-    atomic_write_jsonl(
-        out / "predictions.jsonl",
-        prediction_records(
-            task,
-            test,
-            test_scores,
-            test_result.predictions,
-            calibrated_test,
-            calibrated_results[0].predictions if calibrated_results else None,
-        ),
-    )
     shown = [test_result, dev_result] + (calibrated_results or [])
-    atomic_write_text(
-        out / "results.md",
-        results_markdown(task, shown, f"{task.name}: {name}, seed {seed}")
-        + run_description(config, scorer, train, trainer),
+    records = prediction_records(
+        task,
+        test,
+        test_scores,
+        test_result.predictions,
+        calibrated_test,
+        calibrated_results[0].predictions if calibrated_results else None,
     )
-    atomic_write_json(out / "metrics.json", metrics)  # last: its presence marks the run complete
+    markdown = results_markdown(task, shown, f"{task.name}: {name}, seed {seed}") + run_description(
+        config, scorer, train, trainer
+    )
+    RunResult.from_dict(metrics).write(out, markdown=markdown, records=records)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
 
@@ -299,35 +293,6 @@ def _read_split(config: ExperimentConfig, split: str, task) -> list:
     if report.skipped:
         print(f"skipped {len(report.skipped)} malformed rows of {report.path}; first: {report.skipped[0]}")
     return report.examples
-
-
-def prediction_records(
-    task,
-    examples,
-    log_scores: np.ndarray,
-    predictions: list,
-    calibrated_scores: np.ndarray | None = None,
-    calibrated_predictions: list | None = None,
-) -> list[dict]:
-    """One JSON line per example: its source (file:line), gold label (None when unlabelled),
-    prediction and label probabilities; with calibration, the calibrated ones beside them."""
-    labels = list(task.labels)
-    records = []
-    for i, (e, p) in enumerate(zip(examples, predictions, strict=True)):
-        record = {
-            "source": e.source,
-            "text": e.fields,
-            "label": e.label,
-            "prediction": p,
-            "scores": {label: float(np.exp(log_scores[i, j])) for j, label in enumerate(labels)},
-        }
-        if calibrated_scores is not None:
-            record["calibrated_prediction"] = calibrated_predictions[i]
-            record["calibrated_scores"] = {
-                label: float(np.exp(calibrated_scores[i, j])) for j, label in enumerate(labels)
-            }
-        records.append(record)
-    return records
 
 
 def experiment_folder(out: str | os.PathLike, method: str, seed: int, backend: str = "full") -> Path:

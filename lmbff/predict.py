@@ -14,10 +14,10 @@ import numpy as np
 from .data import load_split
 from .demonstrations import Demonstrations
 from .evaluate import results_markdown, score_examples
-from .experiment import ExperimentConfig, prediction_records
-from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .experiment import ExperimentConfig
 from .model import regression_prediction
 from .pretrained import LoadedModel
+from .results import RunResult, prediction_records
 from .state import StateError, TrainedState
 
 TEST_BATCH_SIZE = 16  # what run_experiment scores test with (batching is part of bit-identity)
@@ -33,8 +33,8 @@ def predict_with_states(
     progress: bool = True,
 ) -> list[dict]:
     """Score ``split`` of each state's task (from ``data_dir``, default: the state's own data) and write
-    ``<out>/<name>/predictions.jsonl`` ``summary.json`` (with metrics when the data is labelled) and
-    ``results.md`` (labelled data). Base models are loaded once and shared by every state trained on them.
+    ``<out>/<name>/`` the files of every scoring run (:class:`lmbff.results.RunResult`: metrics.json,
+    results.md, predictions.jsonl). Base models are loaded once and shared by every state trained on them.
 
     Each state scores with what it carries (task, template, label words, mode, limits, calibration,
     demonstrations); no task file is read, so this works from any directory.
@@ -93,18 +93,39 @@ def predict_with_states(
         }
         method = state.experiment.get("method", "prompt")
         backend = state.tuning.to_dict().get("backend", "")
+        title = f"{task.name}: {name} ({split})"
         if labelled:
             result = score_examples(task, examples, log_scores, f"{method} ({backend})")
             predictions = result.predictions
             summary["metrics"] = result.metrics
-            atomic_write_text(target / "results.md", results_markdown(task, [result], f"{task.name}: {name}"))
-        elif task.is_regression:
-            predictions = regression_prediction(log_scores, task.value_range).tolist()
+            markdown = results_markdown(task, [result], title)
         else:
-            predictions = [task.labels[i] for i in np.argmax(log_scores, axis=1)]
-        records = prediction_records(task, examples, log_scores, predictions)
-        atomic_write_jsonl(target / "predictions.jsonl", records)
-        atomic_write_json(target / "summary.json", summary)
+            predictions = (
+                regression_prediction(log_scores, task.value_range).tolist()
+                if task.is_regression
+                else [task.labels[i] for i in np.argmax(log_scores, axis=1)]
+            )
+            markdown = f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
+        settings = state.experiment.get("classifier", state.experiment)
+        run = RunResult(
+            task=task.name,
+            method=method,
+            backend=backend,
+            model=base.name,
+            template=scorer.template.name,
+            seed=_seed(state),
+            metric=task.metric,
+            test=summary.get("metrics", {}),
+            details={
+                "state": str(folder),
+                "split": split,
+                "examples": len(examples),
+                "trained": settings.get("out"),
+            },
+        )
+        run.write(
+            target, markdown=markdown, records=prediction_records(task, examples, log_scores, predictions)
+        )
         summary["out"] = str(target)
         summaries.append(summary)
     return summaries

@@ -18,12 +18,18 @@ METHOD_ORDER = ["zero-shot", "zero-shot + calibration", "finetune", "prompt", "p
 
 
 def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
-    """Every metrics.json under the given folders (or the files themselves)."""
+    """Every finished run with labelled results under the given folders (or metrics.json files): train,
+    run, zero-shot, predict and ensemble folders alike (:class:`lmbff.results.RunResult`)."""
+    from .results import RunResult
+
     found = []
     for path in map(Path, paths):
         files = [path] if path.is_file() else sorted(path.rglob("metrics.json"))
         for file in files:
-            data = json.loads(file.read_text())
+            result = RunResult.from_dict(json.loads(file.read_text()))
+            if not result.labelled:  # predictions of unlabelled data: nothing to average
+                continue
+            data = result.to_dict()
             data["_path"] = str(file.parent)
             found.append(data)
     return found
@@ -48,8 +54,8 @@ def summarize(runs: list[dict]) -> list[dict]:
             "seeds": sorted(m["seed"] for m in members),
             "mean": {},
             "std": {},
-            "seconds_per_seed": float(np.mean([m["seconds"] for m in members])),
-            "peak_memory_mb": float(max(m["peak_memory_mb"] for m in members)),
+            "seconds_per_seed": float(np.mean([m.get("seconds", 0.0) for m in members])),
+            "peak_memory_mb": float(max(m.get("peak_memory_mb", 0.0) for m in members)),
             "per_seed": {m["seed"]: m["test"][m["metric"]] for m in members},
             "trainable_parameters": members[0].get("trainable_parameters", 0),
             "total_parameters": members[0].get("total_parameters", 0),

@@ -122,6 +122,14 @@ def test_train_state_predicts_identically_without_its_yaml_from_anywhere(
     rows = [json.loads(line) for line in (out / "moved-run" / "predictions.jsonl").read_text().splitlines()]
     assert [r["scores"] for r in rows] == [r["scores"] for r in run_predictions]
     assert [r["prediction"] for r in rows] == [r["prediction"] for r in run_predictions]
+    # predict writes a run folder like any other command's, so report and RunResult read it
+    from lmbff.results import RunResult
+
+    result = RunResult.read(out / "moved-run")
+    trained = RunResult.read(tmp_path / "moved-run")
+    assert (result.task, result.method, result.metric) == ("spam", "prompt", "accuracy")
+    assert result.test == trained.test and result.details["state"].endswith("state")
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
 
 
 def test_train_state_is_refused_on_another_base(bert_dir, roberta_dir, capsys, spam_work):
