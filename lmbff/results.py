@@ -36,8 +36,11 @@ class RunResult:
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The metrics.json content: the common keys, then the details."""
+        """The metrics.json content: the common keys, then the details (which never replace them)."""
         common = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "details"}
+        clash = sorted(set(common) & set(self.details))
+        if clash:
+            raise ValueError(f"RunResult details repeat the common keys {clash}")
         return {**common, **self.details}
 
     @classmethod

@@ -196,6 +196,11 @@ def test_events_command_with_ablation(gpt_dir, tmp_path, capsys):
     import json
 
     summary = json.loads((out / "metrics.json").read_text())
+    from lmbff.results import RunResult  # the events command writes a run folder like every other
+
+    run = RunResult.read(out)
+    assert run.method.startswith("zero-shot (") and run.backend == "none" and run.metric == "accuracy"
+    assert run.test["accuracy"] == summary["accuracy"]
     assert summary["arguments"] == 13 and 0 <= summary["accuracy"] <= 1
     settings = {(r["setting"], r["method"]) for r in summary["ablation"]}
     assert ("no constraints", "-") in settings and ("all constraints", "greedy") in settings

@@ -45,8 +45,9 @@ def cmd_events(args) -> int:
     from ..events.data import read_events
     from ..events.ontology import load_ontology
     from ..events.scoring import RoleScorer
-    from ..files import atomic_write_json, atomic_write_jsonl, atomic_write_text, markdown_table
+    from ..files import markdown_table
     from ..pretrained import load_model
+    from ..results import RunResult
 
     everything = read_events(args.data)
     # derived from the whole file, so --limit does not shrink the roles each event type may take
@@ -115,9 +116,19 @@ def cmd_events(args) -> int:
         for r in rows:
             table.add_row(r["setting"], r["method"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}")
         console.print(table)
-    atomic_write_jsonl(out / "predictions.jsonl", records)
-    atomic_write_json(out / "metrics.json", summary)
-    atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
+    run = RunResult(
+        task=f"events ({ontology.name})",
+        method=f"zero-shot ({args.method})",
+        backend="none",
+        model=args.model,
+        template=str(args.prompts or "templates/events.yaml"),
+        seed=None,
+        metric="accuracy",
+        test={k: v for k, v in result.items() if isinstance(v, float)},
+        # (the benchmark reads accuracy, macro F1 and the ablation at the top level; the common keys win)
+        details={k: v for k, v in summary.items() if k not in ("model", "method")} | {"solver": args.method},
+    )
+    run.write(out, markdown="\n".join(lines) + "\n", records=records)
     if result:
         console.print(
             f"accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f} "
