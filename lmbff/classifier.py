@@ -290,11 +290,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             tensors = {name: t.detach().clone() for name, t in trainer.trainable_state().items()}
             state = TrainedState(Path("<memory>"), trainer.saved_tuning, {}, tensors)
         finally:
-            # Whatever happened, the shared base goes back to what it was before training.
-            if trainer is not None:
-                AttachedState(scorer, originals).detach()
-                for p in scorer.base_lm.parameters():
-                    p.requires_grad_(False)
+            # Whatever happened (a backend that fails half-way through adding its modules included),
+            # the shared base goes back to what it was before training.
+            AttachedState(scorer, originals).detach()
+            for p in scorer.base_lm.parameters():
+                p.requires_grad_(False)
         history = {
             "best_step": result.best_step,
             "best_dev": result.best_dev,

@@ -331,8 +331,12 @@ class TrainedState:
             return AttachedState(scorer, {})
         model = scorer.base_lm
         base = {name: p for name, p in model.named_parameters()}
-        self.tuning.apply(model)
-        self.tuning.prepare(scorer)
+        try:
+            self.tuning.apply(model)
+            self.tuning.prepare(scorer)
+        except BaseException:  # a method that failed half-way must not leave its modules on a shared base
+            AttachedState(scorer, {}).detach()
+            raise
         params = dict(model.named_parameters())
         trained = {name for name, p in params.items() if p.requires_grad}
         attached = AttachedState(scorer, {})

@@ -252,3 +252,21 @@ def test_calibration_is_a_parameter(bert_dir):
     assert zero.prompt_model_.calibration is not None and zero.state_ is None
     off = PromptClassifier("SST-2", str(bert_dir), method="zero-shot", calibrate=False, verbose=False)
     assert off.fit(texts, labels).prompt_model_.calibration is None
+
+
+def test_a_failed_fit_leaves_the_shared_base_as_it_was(bert_dir):
+    texts, labels = data()
+    other = PromptClassifier("SST-2", str(bert_dir), **TINY).fit(texts, labels)
+    before = other.predict_proba(texts)
+    broken = PromptClassifier(  # the prefixes are added, then LoRA fails
+        "SST-2",
+        str(bert_dir),
+        backend="prefix+lora",
+        backend_options={"lora": {"target_modules": ["nothing"]}},
+        **TINY,
+    )
+    with pytest.raises(ValueError, match="LoRA on"):
+        broken.fit(texts, labels)
+    base = shared_base(str(bert_dir)).model
+    assert not hasattr(base, "lmbff_tuning") and not any("lora_" in n for n, _ in base.named_parameters())
+    assert np.array_equal(other.predict_proba(texts), before)
