@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +30,14 @@ from sklearn.utils.validation import check_is_fitted
 from prompts.library import PromptSpec, TaskFile, load_task, task_file_from_labels
 from prompts.template import Template, TemplateLocation
 
-from .defaults import PRESETS, resolve
+from .defaults import resolve
 from .inputs import LabelCodec, to_examples, to_label_list
+from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
 from .state import AttachedState, ScoringSpec, TrainedState, base_identity, save_state
 from .train import TrainingArguments
 
-TEST_BATCH_SIZE = 16  # what runs score test with; batching is part of bit-identical scores
 _SHARED_BASES: dict[tuple, LoadedModel] = {}
-_FAST = PRESETS["fast"]
 
 
 def shared_base(model: str | LoadedModel, kind: str | None = None) -> LoadedModel:
@@ -199,10 +198,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     f"input {bad}: field 'label' is {values[bad]!r}; expected a number"
                 ) from None
-            return None, [e.__class__(e.fields, v, e.source) for e, v in zip(examples, floats, strict=True)]
+            return None, [replace(e, label=v) for e, v in zip(examples, floats, strict=True)]
         codec = LabelCodec(task.labels, values)
         encoded = codec.encode(values)
-        return codec, [e.__class__(e.fields, v, e.source) for e, v in zip(examples, encoded, strict=True)]
+        return codec, [replace(e, label=v) for e, v in zip(examples, encoded, strict=True)]
 
     def fit(self, X, y=None, *, X_dev=None, y_dev=None) -> PromptClassifier:
         """Tune on (X, y) and keep the best checkpoint on (X_dev, y_dev) when given; with
@@ -335,7 +334,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self._activate()
         scores = self.prompt_model_.predict_log_scores(
             examples,
-            batch_size=TEST_BATCH_SIZE,
+            batch_size=SCORING_BATCH_SIZE,
             demonstrations=self.demonstrations_,
             seed=self.fit_seed_,
             progress=self.verbose and f"{self.task_.name}: scoring",
@@ -472,11 +471,6 @@ def _is_number(value) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def training_arguments_fields() -> list[str]:
-    """The TrainingArguments fields (each one is a PromptClassifier parameter too; a test checks it)."""
-    return [f.name for f in fields(TrainingArguments)]
 
 
 __all__ = ["PromptClassifier", "shared_base"]

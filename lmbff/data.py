@@ -50,6 +50,20 @@ class ReadReport:
     skipped: list[DataError] = field(default_factory=list)
     blank: int = 0
 
+    def notes(self) -> list[str]:
+        """What a user should be told about this read: rows skipped, blank texts kept."""
+        notes = []
+        if self.skipped:
+            notes.append(
+                f"skipped {len(self.skipped)} malformed rows of {self.path}; first: {self.skipped[0]}"
+            )
+        if self.blank:
+            notes.append(
+                f"{self.blank} example(s) of {self.path} have a blank text: kept, scored with the "
+                "template's own words around it (as LM-BFF does)"
+            )
+        return notes
+
 
 def raw_lines(path: str | os.PathLike) -> list[bytes]:
     """A file's lines as bytes, line endings kept: the one line reader of the toolkit (data readers and

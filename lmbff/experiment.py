@@ -290,8 +290,8 @@ def resume_note(out: str | os.PathLike) -> str | None:
 
 def _read_split(config: ExperimentConfig, split: str, task) -> list:
     report = load_split(config.data_dir, split, task, skip_bad=config.skip_bad)
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} malformed rows of {report.path}; first: {report.skipped[0]}")
+    for note in report.notes():
+        print(note)
     return report.examples
 
 

@@ -29,7 +29,7 @@ def _is_dataset(value) -> bool:
     return type(value).__name__ == "Dataset" and hasattr(value, "column_names")
 
 
-def _columns_to_rows(names: Sequence[str], columns: Mapping[str, Sequence], source: str) -> list[dict]:
+def _columns_to_rows(names: Sequence[str], columns: Mapping[str, Sequence]) -> list[dict]:
     length = len(next(iter(columns.values()))) if columns else 0
     return [{name: columns[name][i] for name in names} for i in range(length)]
 
@@ -71,12 +71,10 @@ def to_examples(
         )
     if _is_frame(inputs):
         chosen = _pick_columns([str(c) for c in inputs.columns], fields, rename, "DataFrame")
-        rows: Iterable = _columns_to_rows(
-            fields, {f: inputs[c].to_list() for f, c in chosen.items()}, "DataFrame"
-        )
+        rows: Iterable = _columns_to_rows(fields, {f: inputs[c].to_list() for f, c in chosen.items()})
     elif _is_dataset(inputs):
         chosen = _pick_columns(list(inputs.column_names), fields, rename, "Dataset")
-        rows = _columns_to_rows(fields, {f: inputs[c] for f, c in chosen.items()}, "Dataset")
+        rows = _columns_to_rows(fields, {f: inputs[c] for f, c in chosen.items()})
     elif _is_series(inputs):
         rows = inputs.to_list()
     elif hasattr(inputs, "ndim") and hasattr(inputs, "tolist"):  # a NumPy array

@@ -39,8 +39,12 @@ from .demonstrations import Demonstrations
 from .scoring import default_mode, get_mode
 from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
 from .scoring.features import features_before_output_layer as _features_before_output_layer
+from .scoring.shared_prefix import shared_prefix_word_scores
 
 ModeName = str  # a registered scoring mode: "mask", "next_token", "sequence" (lmbff.scoring)
+# The batch size runs score dev and test with (predict_log_scores' default). Batching is part of
+# bit-identical scores, so predict and the estimator score saved states with it too.
+SCORING_BATCH_SIZE = 16
 _LOGSOFTMAX_CHUNK = 64  # scored positions per full-vocabulary log-softmax (bounds memory)
 
 
@@ -284,8 +288,6 @@ class PromptModel(nn.Module):
         return self._class_scores(self._shared_prefix_word_scores(encodings), calibrate)
 
     def _shared_prefix_word_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
-        from .scoring.shared_prefix import shared_prefix_word_scores
-
         return shared_prefix_word_scores(self, encodings)
 
     def _target_log_probs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -329,7 +331,7 @@ class PromptModel(nn.Module):
     def predict_log_scores(
         self,
         examples: Sequence[Example],
-        batch_size: int = 16,
+        batch_size: int = SCORING_BATCH_SIZE,
         progress: bool | str = False,
         calibrate: bool = True,
         demonstrations: Demonstrations | None = None,

@@ -15,12 +15,10 @@ from .data import load_split
 from .demonstrations import Demonstrations
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig
-from .model import regression_prediction
+from .model import SCORING_BATCH_SIZE, regression_prediction
 from .pretrained import LoadedModel
 from .results import RunResult, prediction_records
 from .state import StateError, TrainedState
-
-TEST_BATCH_SIZE = 16  # what run_experiment scores test with (batching is part of bit-identity)
 
 
 def predict_with_states(
@@ -74,7 +72,7 @@ def predict_with_states(
         try:
             log_scores = scorer.predict_log_scores(
                 examples,
-                batch_size=TEST_BATCH_SIZE,
+                batch_size=SCORING_BATCH_SIZE,
                 demonstrations=demos,
                 seed=seed,
                 progress=progress and f"{task.name} ({Path(folder)})",

@@ -94,8 +94,9 @@ def _add_task_args(
     p.add_argument("--skip-bad", action="store_true", help="skip malformed rows (and report how many)")
 
 
-def _add_dataclass_args(p, cls, prefix: str = "") -> None:
-    """One option per field of a config dataclass: --<prefix><field>, its type, default and help."""
+def _add_dataclass_args(p, cls, prefix: str = "", from_preset: tuple[str, ...] = ()) -> None:
+    """One option per field of a config dataclass: --<prefix><field>, its type, default and help.
+    Fields named in ``from_preset`` default to None: the training preset fills them in."""
     import typing
 
     hints = typing.get_type_hints(cls)
@@ -113,13 +114,15 @@ def _add_dataclass_args(p, cls, prefix: str = "") -> None:
             typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
         )
         kind = {int: int, float: float, str: str}.get(type(default), float)
+        preset = f.name in from_preset
+        shown = "the preset's" if preset else default
         p.add_argument(
             option,
             dest=dest,
             type=kind,
-            default=default,
+            default=None if preset else default,
             choices=choices,
-            help=f"{help_text} (default: {default})",
+            help=f"{help_text} (default: {shown})",
         )
 
 
@@ -135,17 +138,15 @@ def _data_dir(args, task_file: TaskFile) -> Path:
 
 
 def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, require_label: bool = True):
-    report = load_split(data_dir, split, task_file.task, skip_bad=skip_bad, require_label=require_label)
-    if report.skipped:
-        console.print(
-            f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]; first: "
-            f"{report.skipped[0]}"
-        )
-    if report.blank:
-        console.print(
-            f"[yellow]{report.blank} example(s) of {report.path} have a blank text[/]: kept, scored with the "
-            "template's own words around it (as LM-BFF does)"
-        )
+    return say_notes(
+        load_split(data_dir, split, task_file.task, skip_bad=skip_bad, require_label=require_label)
+    )
+
+
+def say_notes(report) -> list:
+    """Print what a read skipped or kept (:meth:`lmbff.data.ReadReport.notes`); return its examples."""
+    for note in report.notes():
+        console.print(note, style="yellow", markup=False, soft_wrap=True)
     return report.examples
 
 

@@ -19,6 +19,7 @@ from .common import (
     _read,
     _seeds,
     console,
+    say_notes,
 )
 
 
@@ -134,12 +135,9 @@ def _zero_shot_examples(args, task_file: TaskFile) -> list:
                     f"{len(task.fields)} field(s) {list(task.fields)}"
                 )
             columns.update(dict(zip(args.text_column, task.fields, strict=True)))
-        report = read_examples(
-            args.data_file, task, skip_bad=args.skip_bad, require_label=False, columns=columns
+        return say_notes(
+            read_examples(args.data_file, task, skip_bad=args.skip_bad, require_label=False, columns=columns)
         )
-        if report.skipped:
-            console.print(f"[yellow]skipped {len(report.skipped)} malformed rows of {report.path}[/]")
-        return report.examples
     if not args.data_dir:
         raise ValueError("give --data-dir (a folder with the split) or --data-file (one file)")
     return _read(Path(args.data_dir), args.split, task_file, args.skip_bad, require_label=False)

@@ -77,13 +77,8 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="names (a,b,c) or topN (auto_1..auto_N from search-templates): one model per template, averaged",
     )
-    _add_dataclass_args(p, TrainingArguments)
+    _add_dataclass_args(p, TrainingArguments, from_preset=("max_steps", "eval_every", "learning_rate"))
     _add_dataclass_args(p, DemonstrationConfig, "demo-")
-    # These three come from the preset unless given (help says so).
-    for action in p._actions:
-        if action.dest in ("max_steps", "eval_every", "learning_rate"):
-            action.default = None
-            action.help = action.help.rsplit(" (default:", 1)[0] + " (default: the preset's)"
 
 
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
