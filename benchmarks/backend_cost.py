@@ -1,13 +1,19 @@
-"""What each tuning backend costs on the embedded model, relative to full fine-tuning in the same run.
+"""What each tuning backend costs on the embedded model, relative to full fine-tuning in the same run,
+in each precision.
 
-    python benchmarks/backend_cost.py --backends full,ln,prompt,prefix,lora,adapter,prefix+ln,unipelt
+    python benchmarks/backend_cost.py --backends none,full,full-lean,ln,lora --precisions fp32,bf16 --infer 64
 
-Each backend runs in its own process (so peak memory is its own): the model is loaded, the backend
-applied, ``--steps`` optimizer steps are taken on the same SST-2 batch (batch 8, LM-BFF's template;
-seconds per step is their median, which the first step's warm-up does not move), and the exported
-state is measured. Prints and writes a table with trainable parameters (% of the model), saved-state
-size, seconds per step and peak memory, each with its ratio to ``full`` (results/backend_cost/cost.md,
-cost.json).
+Each (backend, precision) runs in its own process (so peak memory is its own): the model is loaded in
+that precision, the backend applied, ``--steps`` optimizer steps are taken on the same SST-2 batch
+(batch 8, LM-BFF's template; seconds per step is their median, which the first step's warm-up does
+not move), the exported state is measured, and the first ``--infer`` SST-2 test sentences are scored
+with the trained model (examples per second). ``none`` is the model as loaded (inference only);
+``full-lean`` is full fine-tuning with the vocabulary matrices frozen (``--full-embeddings frozen``).
+Prints and writes a table with trainable parameters (% of the model), saved-state size, seconds per
+step and peak memory, each with its ratio to ``full``, and one per precision pair with the bf16 /
+fp32 speed-ups of the same backend (results/backend_cost/cost.md, cost.json). The CPU's bf16
+capabilities (``torch.cpu.get_capabilities()``) are written beside them: without avx512_bf16 or AMX,
+bf16 arithmetic is emulated and far slower than fp32.
 
 The table also gets each task's test accuracy per backend from the few-shot benchmark's finished runs
 (``benchmarks/few_shot.py --methods prompt --backends ...``, found under ``--accuracy-from``), with
@@ -29,7 +35,10 @@ from lmbff.report import backend_table, prompt_accuracy
 OUT = Path("benchmarks/results/backend_cost")
 
 
-def measure(backend: str, model: str, steps: int, data_dir: Path) -> dict:
+BACKEND_ALIASES = {"full-lean": ("full", {"full": {"embeddings": "frozen"}})}
+
+
+def measure(backend: str, model: str, steps: int, data_dir: Path, precision: str, infer: int) -> dict:
     from safetensors.torch import save
 
     from lmbff.data import load_split
@@ -43,50 +52,105 @@ def measure(backend: str, model: str, steps: int, data_dir: Path) -> dict:
     memory = PeakMemory()
     task_file = load_task("SST-2")
     train = load_split(data_dir, "train", task_file.task).examples[:8]
-    loaded = load_model(model)
+    test = load_split(data_dir, "test", task_file.task).examples[:infer]
+    loaded = load_model(model, precision=precision)
     scorer = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(), kind=loaded.kind
     )
-    trainer = Trainer(
-        scorer,
-        task_file.task,
-        make_config(backend),
-        TrainingArguments(max_steps=steps, batch_size=8, eval_every=0),
-        train,
+    row = {"backend": backend, "precision": loaded.precision}
+    if backend != "none":
+        name, options = BACKEND_ALIASES.get(backend, (backend, {}))
+        trainer = Trainer(
+            scorer,
+            task_file.task,
+            make_config(name, options),
+            TrainingArguments(max_steps=steps, batch_size=8, eval_every=0),
+            train,
+        )
+        started = time.perf_counter()
+        result = trainer.train(progress=False)  # seconds_per_step: the median step (warm-up aside)
+        wall = time.perf_counter() - started
+        state = save({n: t.detach().contiguous() for n, t in trainer.trainable_state().items()})
+        row.update(
+            trainable_parameters=trainer.trainable,
+            total_parameters=trainer.total,
+            state_bytes=len(state),
+            seconds_per_step=result.seconds_per_step,
+            wall_seconds=wall,
+        )
+    if infer:
+        scorer.predict_log_scores(test[:16])  # warm-up, not timed
+        started = time.perf_counter()
+        scorer.predict_log_scores(test)
+        row["inference_examples_per_second"] = len(test) / (time.perf_counter() - started)
+    row["peak_memory_mb"] = memory.peak_mb()
+    return row
+
+
+def cpu_bf16() -> dict:
+    """What the CPU reports of its bf16 arithmetic (and the core count): the context of every timing."""
+    import torch
+
+    capabilities = torch.cpu.get_capabilities()
+    keys = ("cpu_name", "num_physical_cores", "avx512_bf16", "amx_bf16", "avx2")
+    return {k: capabilities.get(k) for k in keys}
+
+
+def precision_table(rows: list[dict]) -> str:
+    """One row per backend measured in both fp32 and bf16: the bf16 / fp32 speed-ups."""
+    from lmbff.files import markdown_table
+
+    by = {(r["backend"], r.get("precision", "fp32")): r for r in rows}
+    backends = [
+        b for b in dict.fromkeys(r["backend"] for r in rows) if (b, "fp32") in by and (b, "bf16") in by
+    ]
+
+    def pair(backend: str, key: str, fmt: str, faster_when_smaller: bool) -> str:
+        a, b = by[(backend, "fp32")].get(key), by[(backend, "bf16")].get(key)
+        if a is None or b is None:
+            return "n/a"
+        speedup = a / b if faster_when_smaller else b / a
+        return f"{format(a, fmt)} -> {format(b, fmt)} ({speedup:.2f}x)"
+
+    return markdown_table(
+        ["backend", "s / step fp32 -> bf16 (speed-up)", "inference ex/s fp32 -> bf16 (speed-up)", "peak MB"],
+        [
+            [
+                b,
+                pair(b, "seconds_per_step", ".2f", True),
+                pair(b, "inference_examples_per_second", ".1f", False),
+                f"{by[(b, 'fp32')]['peak_memory_mb']:.0f} -> {by[(b, 'bf16')]['peak_memory_mb']:.0f}",
+            ]
+            for b in backends
+        ],
     )
-    started = time.perf_counter()
-    result = trainer.train(progress=False)  # seconds_per_step: the median step (first-step warm-up aside)
-    wall = time.perf_counter() - started
-    state = save({n: t.detach().contiguous() for n, t in trainer.trainable_state().items()})
-    return {
-        "backend": backend,
-        "trainable_parameters": trainer.trainable,
-        "total_parameters": trainer.total,
-        "state_bytes": len(state),
-        "seconds_per_step": result.seconds_per_step,
-        "wall_seconds": wall,
-        "peak_memory_mb": memory.peak_mb(),
-    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="full,ln,prompt,prefix,lora,adapter,prefix+ln,unipelt")
+    parser.add_argument(
+        "--backends", default="none,full,full-lean,ln,soft-prompt,prefix,lora,adapter,prefix+ln,unipelt"
+    )
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, auto")
+    parser.add_argument("--infer", type=int, default=64, help="SST-2 test sentences scored (0: none)")
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/SST-2/k-shot/16-42"))
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the per-backend worker
     parser.add_argument("--accuracy-from", type=Path, default=Path("benchmarks/results/few_shot"))
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from cost.json")
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)  # the worker's
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, args.model, args.steps, args.data_dir)))
+        row = measure(args.one, args.model, args.steps, args.data_dir, args.precision, args.infer)
+        print(json.dumps(row))
         return 0
     if not args.table_only and not args.data_dir.is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir (a k-shot split of SST-2)", file=sys.stderr)
         return 2
     rows = json.loads((OUT / "cost.json").read_text()) if args.table_only else []
-    for backend in [] if args.table_only else args.backends.split(","):
+    jobs = [(b, p) for b in args.backends.split(",") for p in args.precisions.split(",")]
+    for backend, precision in [] if args.table_only else jobs:
         worker = [
             sys.executable,
             __file__,
@@ -96,6 +160,10 @@ def main(argv=None) -> int:
             args.model,
             "--steps",
             str(args.steps),
+            "--precision",
+            precision,
+            "--infer",
+            str(args.infer),
         ]
         done = subprocess.run([*worker, "--data-dir", str(args.data_dir)], capture_output=True, text=True)
         if done.returncode:
@@ -107,15 +175,22 @@ def main(argv=None) -> int:
 
     if not args.table_only:
         atomic_write_json(OUT / "cost.json", rows)
+        atomic_write_json(OUT / "cpu.json", cpu_bf16())
     accuracy = prompt_accuracy(args.accuracy_from) if args.accuracy_from.is_dir() else {}
-    table = backend_table(rows, accuracy)
+    trained = [r for r in rows if r.get("precision", "fp32") == "fp32" and "seconds_per_step" in r]
+    table = backend_table(trained, accuracy) if trained else ""
+    cpu = json.loads((OUT / "cpu.json").read_text()) if (OUT / "cpu.json").exists() else {}
     title = (
-        f"# Tuning backends on {args.model}\n\nCost: one SST-2 batch of 8, LM-BFF's template. Accuracy: "
-        "K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
+        f"# Tuning backends on {args.model}\n\nCost: one SST-2 batch of 8, LM-BFF's template, fp32. "
+        "Accuracy: K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
         f"{args.accuracy_from}.\n\n"
     )
-    atomic_write_text(OUT / "cost.md", f"{title}{table}\n")
-    print(table)
+    precisions = precision_table(rows)
+    text = f"{title}{table}\n"
+    if precisions:
+        text += f"\n## bf16 against fp32\n\nCPU: {json.dumps(cpu)}\n\n{precisions}\n"
+    atomic_write_text(OUT / "cost.md", text)
+    print(text)
     return 0
 
 

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from prompts.library import PromptSpec, TaskFile, load_task, task_file_from_labels
 from prompts.template import Template, TemplateLocation
 
+from .config import DEFAULT_PRECISION, check_precision
 from .defaults import resolve
 from .inputs import LabelCodec, to_examples, to_label_list
 from .model import SCORING_BATCH_SIZE
@@ -40,13 +41,23 @@ from .train import TrainingArguments
 _SHARED_BASES: dict[tuple, LoadedModel] = {}
 
 
-def shared_base(model: str | LoadedModel, kind: str | None = None) -> LoadedModel:
-    """The one loaded copy of ``model`` in this process (loaded on first use)."""
+def shared_base(
+    model: str | LoadedModel, kind: str | None = None, precision: str | None = None
+) -> LoadedModel:
+    """The one loaded copy of ``model`` in this process for a precision (default fp32; loaded on first
+    use). A base loaded without a kind serves a later call that names the kind it was detected as."""
     if isinstance(model, LoadedModel):
         return model
-    key = (model, kind)
+    from .precision import resolve_precision
+
+    resolved = resolve_precision(precision or DEFAULT_PRECISION)
+    key = (model, kind, resolved)
     if key not in _SHARED_BASES:
-        _SHARED_BASES[key] = load_model(model, kind=kind)
+        detected = _SHARED_BASES.get((model, None, resolved))
+        if kind is not None and detected is not None and detected.kind == kind:
+            _SHARED_BASES[key] = detected
+        else:
+            _SHARED_BASES[key] = load_model(model, kind=kind, precision=resolved)
     return _SHARED_BASES[key]
 
 
@@ -64,6 +75,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         calibrate: contextual calibration (Zhao et al. 2021); ``"auto"``: on for zero-shot, off after
             tuning (LM-BFF does not calibrate tuned models).
         columns: renames input columns to task fields (``{"sentence": "text_a"}``).
+        precision: the weights' precision, ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 where the hardware
+            multiplies it natively; :mod:`lmbff.precision`); None: fp32, or the precision of a
+            ``LoadedModel`` given as ``model``.
         verbose: progress bars and the training plan (off: ``verbose=False``).
         The rest are :class:`TrainingArguments` fields.
     """
@@ -94,6 +108,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         seed: int = 42,
         gradient_accumulation_steps: int = 1,
         model_kind: str | None = None,
+        precision: str | None = None,
     ):
         self.task = task
         self.model = model
@@ -118,6 +133,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.model_kind = model_kind
+        self.precision = precision
 
     # ---- scikit-learn plumbing -----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -186,6 +202,17 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ValueError(f"max_length must be an integer of at least 8, got {self.max_length!r}")
+        if self.precision is not None:
+            check_precision(self.precision)
+            if isinstance(self.model, LoadedModel):
+                from .precision import resolve_precision
+
+                if resolve_precision(self.precision) != self.model.precision:
+                    raise ValueError(
+                        f"precision={self.precision!r}, but the LoadedModel given as model is in "
+                        f"{self.model.precision}: load it in that precision (load_model(..., precision=...)) "
+                        "or leave precision=None"
+                    )
 
     def _labels(self, task, examples, y):
         """Attach labels to examples (task labels) and return the codec; for regression, floats."""
@@ -235,7 +262,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         if X_dev is not None:
             _, dev = self._labels(task, to_examples(X_dev, task.fields, self.columns), y_dev)
 
-        base = shared_base(self.model, self.model_kind)
+        base = shared_base(self.model, self.model_kind, self.precision)
         _release(base)  # the base as loaded: no other classifier's state on it
         from .model import PromptModel
 
@@ -265,9 +292,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _train(self, scorer, task, tuning, args, train, dev, demos, backend):
+        from .precision import rest_dtype, to_rest
         from .train import Trainer
 
         base_params = {name: p for name, p in scorer.base_lm.named_parameters()}
+        dtype = rest_dtype(scorer.base_lm)
         trainer, originals = None, {}
         try:
             trainer = Trainer(scorer, task, tuning, args, train, dev, demos)
@@ -294,6 +323,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             AttachedState(scorer, originals).detach()
             for p in scorer.base_lm.parameters():
                 p.requires_grad_(False)
+            to_rest(scorer.base_lm, dtype)  # float32 master copies of a run that failed half-way too
         history = {
             "best_step": result.best_step,
             "best_dev": result.best_dev,
@@ -409,7 +439,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 f"{folder}: a run's state, not a saved PromptClassifier; use lmbff predict --state"
             )
         model = loaded or model
-        base = model if isinstance(model, LoadedModel) else shared_base(*state.base_name(model))
+        base = (
+            model
+            if isinstance(model, LoadedModel)
+            else shared_base(*state.base_name(model), precision=state.precision)
+        )
         state.check_base(base)
         _release(base)
         scorer = state.prompt_model(base)

@@ -16,6 +16,7 @@ from .data import Example
 from .files import atomic_write_json, markdown_table
 from .metrics import classification_metrics, per_class_table, regression_metrics
 from .model import PromptModel, regression_prediction
+from .precision import precision_of
 from .scoring.calibration import apply_calibration
 
 
@@ -124,6 +125,7 @@ def zero_shot(
             "mode": prompt_model.mode,
             "max_length": prompt_model.encoder.max_length,
             "batch_size": batch_size,
+            "precision": precision_of(prompt_model.base_lm),
             "template_text": prompt_model.template.text,
             "label_words": prompt_model.verbalizer.to_dict(),
         },
@@ -189,6 +191,7 @@ def write_zero_shot(
     atomic_write_json(out / "results.json", payload)
     details: dict = {
         "split": run.split,
+        "precision": run.config.get("precision", "fp32"),
         "content_free_probabilities": run.content_free_probs,
         "seconds": run.seconds,
         "examples_per_second": run.examples_per_second,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from prompts.library import load_task
 
+from .config import DEFAULT_PRECISION, check_precision
 from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
@@ -54,8 +55,10 @@ class ExperimentConfig:
     test_split: str = "test"
     template_ensemble: list[str] = field(default_factory=list)  # template names; one run each, averaged
     skip_bad: bool = False  # skip malformed rows of train, dev and test (and say how many)
+    precision: str = DEFAULT_PRECISION  # the weights' precision: fp32, bf16 or auto (lmbff.precision)
 
     def __post_init__(self):
+        check_precision(self.precision)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
         make_config(self.backend, self.backend_options)  # KeyError now, not after loading the model
@@ -139,7 +142,7 @@ def run_experiment(
     main_process = processes.is_main_process
     if main_process:
         atomic_write_json(saved_config, config.to_dict())
-    loaded = loaded or load_model(config.model, kind=config.model_kind)
+    loaded = loaded or load_model(config.model, kind=config.model_kind, precision=config.precision)
     base = base_identity(loaded)  # before training changes any weight
     if config.method == "finetune":
         from .finetune import FineTuneClassifier
@@ -193,7 +196,9 @@ def run_experiment(
         "task": task.name,
         "method": config.method,
         "backend": config.backend if config.method != "zero-shot" else "none",
+        "backend_options": config.backend_options,
         "model": config.model,
+        "precision": loaded.precision,
         "template": prompt.name,
         "seed": seed,
         "metric": task.metric,
@@ -251,7 +256,9 @@ def run_description(config: ExperimentConfig, scorer, train: list, trainer) -> s
     per_class = Counter(str(e.label) for e in train)
     k = min(per_class.values()) if per_class else 0
     k_text = str(k) if len(set(per_class.values())) <= 1 else f"{k} to {max(per_class.values())}"
-    rows = [["model", config.model], ["method", config.method]]
+    from .precision import precision_of
+
+    rows = [["model", config.model], ["precision", precision_of(scorer.lm)], ["method", config.method]]
     template = getattr(scorer, "template", None)
     if template is not None:
         rows += [
@@ -295,7 +302,21 @@ def _read_split(config: ExperimentConfig, split: str, task) -> list:
     return report.examples
 
 
-def experiment_folder(out: str | os.PathLike, method: str, seed: int, backend: str = "full") -> Path:
-    """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full."""
-    name = method if backend == "full" else f"{method}-{backend}"
-    return Path(out) / name / f"seed-{seed}"
+def experiment_folder(
+    out: str | os.PathLike,
+    method: str,
+    seed: int,
+    backend: str = "full",
+    backend_options: dict[str, dict] | None = None,
+    precision: str = "fp32",
+) -> Path:
+    """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full, with the
+    backend options given and the precision when it is not fp32 (``prompt-full-embeddings-frozen-bf16``),
+    so that differently made runs never share a folder."""
+    parts = [method] if backend == "full" else [method, backend]
+    for name in sorted(backend_options or {}):
+        for option, value in sorted(backend_options[name].items()):
+            parts.append(f"{name}-{option.replace('_', '-')}-{value}")
+    if precision != "fp32":
+        parts.append(precision)
+    return Path(out) / "-".join(parts) / f"seed-{seed}"

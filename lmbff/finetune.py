@@ -18,6 +18,7 @@ from prompts.tokenization import ModelKind
 
 from .data import Example
 from .model import ScoringBatch, score_in_length_order
+from .precision import compute
 
 
 class _Body(nn.Module):
@@ -33,9 +34,11 @@ class _Body(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids, attention_mask, positions) -> torch.Tensor:
-        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
-        return self.head(self.dropout(picked)).float().log_softmax(-1)
+        with compute(self):  # the new head is float32 on a bf16 body until training ends
+            hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
+            logits = self.head(self.dropout(picked))
+        return logits.float().log_softmax(-1)
 
 
 class FineTuneClassifier(nn.Module):

@@ -36,6 +36,7 @@ from prompts.verbalizer import Verbalizer
 
 from .data import Example
 from .demonstrations import Demonstrations
+from .precision import compute, full_precision
 from .scoring import default_mode, get_mode
 from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
 from .scoring.features import features_before_output_layer as _features_before_output_layer
@@ -240,13 +241,23 @@ class PromptModel(nn.Module):
 
     # ---- scoring --------------------------------------------------------------------------------
     def _output_logits(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Output-layer logits for ``features`` (N, H), for vocabulary ``rows`` only when given."""
+        """Output-layer logits for ``features`` (N, H), for vocabulary ``rows`` only when given.
+
+        With ``rows`` (a few label words) the product is computed in float32 whatever the weights'
+        precision: it is cheap, and it is what the scores are. The full-vocabulary product runs in the
+        weights' dtype (the costly part, where bf16 pays) and is returned in float32."""
         layer = self.base_lm.get_output_embeddings()
         weight = layer.weight if rows is None else layer.weight[rows]
         bias = getattr(layer, "bias", None)
         if bias is not None and rows is not None:
             bias = bias[rows]
-        logits = F.linear(features.to(weight.dtype), weight, bias)
+        if rows is not None:
+            with full_precision(features.device):
+                weight, bias = weight.float(), None if bias is None else bias.float()
+                logits = F.linear(features.float(), weight, bias)
+        else:
+            with compute(self.base_lm):
+                logits = F.linear(features.to(weight.dtype), weight, bias).float()
         cap = getattr(self.base_lm.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import check_precision
 from .data import load_split
 from .demonstrations import Demonstrations
 from .evaluate import results_markdown, score_examples
@@ -28,6 +29,7 @@ def predict_with_states(
     data_dir: str | None = None,
     split: str = "test",
     model: str | None = None,
+    precision: str | None = None,
     progress: bool = True,
 ) -> list[dict]:
     """Score ``split`` of each state's task (from ``data_dir``, default: the state's own data) and write
@@ -35,11 +37,15 @@ def predict_with_states(
     results.md, predictions.jsonl). Base models are loaded once and shared by every state trained on them.
 
     Each state scores with what it carries (task, template, label words, mode, limits, calibration,
-    demonstrations); no task file is read, so this works from any directory.
+    demonstrations); no task file is read, so this works from any directory. ``precision`` (fp32,
+    bf16, auto) overrides the one each state was scored in, which is the default: a state's scores are
+    then its run's, bit for bit.
 
     Raises:
         StateError: a state that does not fit its base model, or cannot be scored on its own.
     """
+    if precision is not None:
+        check_precision(precision)
     loaded: dict[tuple, LoadedModel] = {}
     summaries = []
     names: set[str] = set()
@@ -51,9 +57,10 @@ def predict_with_states(
                 "prompt-based states"
             )
     for folder, state in zip(states, opened, strict=True):
-        key = state.base_name(model)
+        wanted = precision or state.precision
+        key = (*state.base_name(model), wanted)
         if key not in loaded:
-            loaded[key] = state.load_base(model)
+            loaded[key] = state.load_base(model, precision=wanted)
         base = loaded[key]
         state.check_base(base)
         scorer = state.prompt_model(base)
@@ -115,6 +122,7 @@ def predict_with_states(
             metric=task.metric,
             test=summary.get("metrics", {}),
             details={
+                "precision": base.precision,
                 "state": str(folder),
                 "split": split,
                 "examples": len(examples),

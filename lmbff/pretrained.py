@@ -40,16 +40,21 @@ class LoadedModel:
     name: str
     path: str | None = None  # the absolute folder it was read from, when local
     fingerprint: dict | None = None
+    precision: str | None = None  # what its weights are in (lmbff.precision): fp32 or bf16 (read)
 
     def __post_init__(self):
         if self.fingerprint is None:
             self.fingerprint = model_fingerprint(self.model, self.tokenizer)
+        if self.precision is None:
+            from .precision import precision_of
+
+            self.precision = precision_of(self.model)
 
     def __deepcopy__(self, memo) -> LoadedModel:
         return self
 
     def __repr__(self) -> str:
-        return f"LoadedModel({self.name!r}, kind={self.kind!r})"
+        return f"LoadedModel({self.name!r}, kind={self.kind!r}, precision={self.precision!r})"
 
 
 # Config keys that say how a model is run, not what it is (they change with the attention
@@ -275,24 +280,33 @@ def load_tokenizer(name: str, kind: ModelKind | None = None):
     return tokenizer, kind or detect_kind(config)
 
 
-def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=None) -> LoadedModel:
+def load_model(
+    name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype=None, precision: str = "fp32"
+) -> LoadedModel:
     """Load a language model and its tokenizer for prompting.
 
     ``name`` is ``gemma-3-270m`` (the default), a local folder, or a Hugging Face name (which only
     works where the hub can be reached or the model is cached). ``kind`` overrides the detection of
-    masked vs causal LM from the config.
+    masked vs causal LM from the config. ``precision`` (fp32, bf16, auto: see :mod:`lmbff.precision`)
+    is the dtype every weight is loaded in; ``dtype``, when given, is passed to ``from_pretrained``
+    as it is (and the precision is read from the weights).
 
     Raises:
         ModelNotFound: the folder does not exist, holds no model, or the name cannot be fetched.
+        ValueError: an unknown precision.
     """
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
+    from .precision import DTYPES, resolve_precision, to_rest
+
+    resolved = resolve_precision(precision)  # ValueError before anything loads
     path, config = _config(name)
     kind = kind or detect_kind(config)
     auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
-    kwargs = {"dtype": dtype} if dtype is not None else {}
     local = {"local_files_only": True} if path in _LOCAL_ONLY else {}
-    model = auto.from_pretrained(path, **kwargs, **local)
+    model = auto.from_pretrained(path, dtype=dtype if dtype is not None else DTYPES[resolved], **local)
+    if dtype is None:  # also the modules a model class keeps in float32 by default
+        to_rest(model, DTYPES[resolved])
     tokenizer = AutoTokenizer.from_pretrained(path, **local)
     model.eval()
     folder = str(Path(path).resolve()) if Path(path).is_dir() else None

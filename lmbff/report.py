@@ -35,14 +35,31 @@ def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
     return found
 
 
+def backend_label(run: dict) -> str:
+    """The backend as reports name it: with its options other than the defaults, and the precision when
+    it is not fp32 (``full (embeddings=frozen)``, ``lora, bf16``), so that such runs never average with
+    the plain ones."""
+    label = run.get("backend", "") or ""
+    options = [
+        f"{name}={value}"
+        for backend in sorted(run.get("backend_options") or {})
+        for name, value in sorted(run["backend_options"][backend].items())
+    ]
+    if options:
+        label += f" ({', '.join(options)})"
+    if run.get("precision", "fp32") != "fp32":
+        label += f", {run['precision']}"
+    return label
+
+
 def summarize(runs: list[dict]) -> list[dict]:
-    """One row per (task, method, backend): mean and std of every test metric over seeds."""
+    """One row per (task, method, backend label): mean and std of every test metric over seeds."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
-        groups[(run["task"], run["method"], run.get("backend", ""))].append(run)
+        groups[(run["task"], run["method"], backend_label(run))].append(run)
         if "test_calibrated" in run:  # a zero-shot run reports its calibrated scores as a row of their own
             twin = {**run, "method": f"{run['method']} + calibration", "test": run["test_calibrated"]}
-            groups[(run["task"], twin["method"], run.get("backend", ""))].append(twin)
+            groups[(run["task"], twin["method"], backend_label(run))].append(twin)
     rows = []
     for (task, method, backend), members in groups.items():
         metric_names = sorted(set.intersection(*(set(m["test"]) for m in members)))

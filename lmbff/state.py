@@ -32,6 +32,7 @@ from prompts.verbalizer import Verbalizer
 
 from . import __version__
 from .files import atomic_write_bytes, atomic_write_json
+from .precision import precision_of, rest_dtype, to_rest
 from .tuning import TuningConfig, config_from_dict
 from .tuning.injection import detach as detach_modules
 
@@ -62,6 +63,8 @@ class ScoringSpec:
     max_length: int
     calibration: list[float] | None = None
     demonstrations: dict | None = None  # {"config": DemonstrationConfig fields, "train": [...], "seed": n}
+    # the weights' precision when the state was scored (lmbff.precision); states from before 0.3: fp32
+    precision: str = "fp32"
 
     @classmethod
     def of(cls, prompt_model, task: Task, demonstrations=None, seed: int = 0) -> ScoringSpec:
@@ -87,6 +90,7 @@ class ScoringSpec:
             max_length=prompt_model.encoder.max_length,
             calibration=None if calibration is None else [float(v) for v in calibration.tolist()],
             demonstrations=demos,
+            precision=precision_of(prompt_model.base_lm),
         )
 
     def to_dict(self) -> dict:
@@ -274,15 +278,21 @@ class TrainedState:
                 f"their {', '.join(differ)} differ. Load it onto the model it was trained on"
             )
 
-    def load_base(self, model: str | None = None):
+    def load_base(self, model: str | None = None, precision: str | None = None):
         """The base model to score on: ``model`` when given, else the folder the state was trained
-        from (when it still exists), else the name it was loaded by."""
+        from (when it still exists), else the name it was loaded by; in ``precision``, by default the
+        one the state was scored in (so its scores are the run's, bit for bit)."""
         from .pretrained import load_model
 
         name, kind = self.base_name(model)
-        loaded = load_model(name, kind=kind)
+        loaded = load_model(name, kind=kind, precision=precision or self.precision)
         self.check_base(loaded)
         return loaded
+
+    @property
+    def precision(self) -> str:
+        """The precision the state was scored in (fp32 for states saved before precisions existed)."""
+        return self.scoring.precision if self.scoring is not None else "fp32"
 
     def base_name(self, model: str | None = None) -> tuple[str, str | None]:
         """(name or folder, kind) of the base model to load: see :meth:`load_base`."""
@@ -331,6 +341,7 @@ class TrainedState:
             return AttachedState(scorer, {})
         model = scorer.base_lm
         base = {name: p for name, p in model.named_parameters()}
+        dtype = rest_dtype(model)
         try:
             self.tuning.apply(model)
             self.tuning.prepare(scorer)
@@ -363,6 +374,7 @@ class TrainedState:
                 p.copy_(tensor.to(p.dtype))
         for p in model.parameters():
             p.requires_grad_(False)
+        to_rest(model, dtype)  # what a backend added, in the base's precision (as after training)
         return attached
 
 

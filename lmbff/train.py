@@ -25,9 +25,17 @@ from .data import Example
 from .demonstrations import Demonstrations
 from .evaluate import score_examples
 from .model import PromptModel, regression_targets
+from .precision import master_copies, rest_dtype, to_rest
 from .tuning import TuningConfig, trainable_summary
 
 _TIMED_STEPS = 4  # steps timed before the remaining training time is estimated
+
+
+def _fusable(params: list[torch.Tensor]) -> bool:
+    """Whether AdamW's fused kernel takes these parameters: floating point, on CPU or CUDA. It updates
+    each tensor in one pass instead of a chain of element-wise operations, which matters most for full
+    fine-tuning, whose optimizer step touches every weight (benchmarks/backend_cost.py)."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
 @dataclass
@@ -124,6 +132,7 @@ class Checkpoint:
                 "param_groups": optimizer_state["param_groups"],
                 "parameter_names": names,
                 "arguments": asdict(trainer.args),
+                "precision": str(trainer.rest_dtype),
             }
             (staged / "state.json").write_text(json.dumps(state))
             if self.folder.exists():
@@ -143,6 +152,13 @@ class Checkpoint:
         names = list(trainer.trainable_state())
         if state["parameter_names"] != names:
             raise ValueError(f"{self.folder}: the checkpoint trains other parameters than this run")
+        made_in = state.get("precision", str(torch.float32))
+        if made_in != str(trainer.rest_dtype):
+            raise ValueError(
+                f"{self.folder}: the checkpoint was made with weights in {made_in}, this run's are in "
+                f"{trainer.rest_dtype}; resume with the precision it was started with, or choose "
+                "another --out"
+            )
         if state["arguments"] != asdict(trainer.args):
             raise ValueError(
                 f"{self.folder}: the checkpoint was made with other training arguments: "
@@ -189,9 +205,13 @@ class Trainer:
         self.demonstrations = demonstrations
         # What a backend adds (MLPs, adapters, LoRA, gates) is initialised from the run's seed, without
         # touching the global random state: the same seed gives the same start, also on resume.
+        # The dtype the weights rest in (bf16 or float32): what trains is float32 while it trains and goes
+        # back to it when training ends (lmbff.precision).
+        self.rest_dtype = rest_dtype(prompt_model.lm)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(args.seed)
             self.param_groups = tuning.apply(prompt_model.lm)
+        master_copies(prompt_model.lm, [p for g in self.param_groups for p in g["params"]])
         tuning.prepare(prompt_model)
         self.saved_tuning = tuning  # replaced by tuning.export() (folded) when training ends
         # In named_parameters order (tied weights once), the order checkpoints name them in.
@@ -252,7 +272,7 @@ class Trainer:
             {**g, "lr": args.learning_rate if args.learning_rate is not None else g["lr"]}
             for g in self.param_groups
         ]
-        optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+        optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=_fusable(self.params))
         warmup = int(args.warmup_ratio * args.max_steps)
         encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
         embeddings = (
@@ -338,6 +358,7 @@ class Trainer:
         self.model.lm = base
         self.model.lm.eval()
         self.saved_tuning = self.tuning.export(base)
+        to_rest(base, self.rest_dtype)  # the trained weights in the model's own precision again
         return TrainResult(
             loop.best_step,
             loop.best_dev,

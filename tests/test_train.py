@@ -69,32 +69,34 @@ class Interrupted(Trainer):
         return super().loss(examples, encodings)
 
 
-def fresh(model_and_tokenizer):
+def fresh(model_and_tokenizer, dtype=torch.float32):
     model, tokenizer = model_and_tokenizer
     copy = type(model)(model.config)
     copy.load_state_dict(model.state_dict())
-    return prompt_model(copy, tokenizer, "masked")
+    return prompt_model(copy.to(dtype), tokenizer, "masked")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(("backend", "rate"), [("full", 5e-3), ("prefix+ln", None)])
-def test_resume_after_interruption_ends_like_an_uninterrupted_run(backend, rate, bert, tmp_path):
-    """Also for a combination: two parameter groups at their own rates, a reparameterised prefix."""
+def test_resume_after_interruption_ends_like_an_uninterrupted_run(backend, rate, dtype, bert, tmp_path):
+    """Also for a combination: two parameter groups at their own rates, a reparameterised prefix; and
+    in bf16 (float32 master copies and moments in the checkpoint)."""
     data = toy(6)
     args = TrainingArguments(
         max_steps=8, batch_size=4, eval_every=3, learning_rate=rate, gradient_accumulation_steps=2
     )
-    whole = fresh(bert)
+    whole = fresh(bert, dtype)
     expected = Trainer(whole, TASK_FILE.task, make_config(backend), args, data, dev=data).train(
         progress=False
     )
 
-    first = Interrupted(fresh(bert), TASK_FILE.task, make_config(backend), args, data, dev=data)
+    first = Interrupted(fresh(bert, dtype), TASK_FILE.task, make_config(backend), args, data, dev=data)
     first.stop_after = 2 * 7  # interrupted during step 8, after the checkpoint of step 6
     with pytest.raises(KeyboardInterrupt):
         first.train(progress=False, checkpoint_dir=tmp_path / "checkpoint")
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 6
 
-    resumed_model = fresh(bert)
+    resumed_model = fresh(bert, dtype)
     resumed = Trainer(resumed_model, TASK_FILE.task, make_config(backend), args, data, dev=data)
     result = resumed.train(progress=False, checkpoint_dir=tmp_path / "checkpoint", resume=True)
     assert result.history == expected.history and result.best_step == expected.best_step
@@ -102,6 +104,7 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(backend, rate,
         whole.lm.named_parameters(), resumed_model.lm.named_parameters(), strict=True
     ):
         assert torch.equal(a, b), name
+        assert a.dtype == dtype, name  # trained in float32, at rest in the model's precision again
 
 
 def test_resume_refuses_a_checkpoint_of_other_arguments(bert, tmp_path):

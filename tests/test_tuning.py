@@ -306,3 +306,37 @@ def test_added_modules_start_from_the_runs_seed(fresh_model):
     a, b, c = start(1), start(1), start(2)
     assert all(torch.equal(a[n], b[n]) for n in a)
     assert any(not torch.equal(a[n], c[n]) for n in a)
+
+
+def test_lean_full_trains_everything_but_the_vocabulary_matrices(any_model):
+    """``--full-embeddings frozen``: the (tied) embedding matrix stays as it is, every other weight
+    trains; an unknown value is refused by name."""
+    from lmbff.data import Example
+    from lmbff.model import PromptModel
+    from lmbff.train import Trainer, TrainingArguments
+    from lmbff.tuning import make_config
+    from prompts.library import load_task
+
+    model, tokenizer, kind = any_model
+    model = type(model)(model.config)
+    model.load_state_dict(any_model[0].state_dict())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    sst2 = load_task("SST-2")
+    pm = PromptModel.for_task(model, tokenizer, sst2.task, sst2.prompt(), kind=kind)
+    data = [Example({"text_a": f"good {i}"}, "1") for i in range(4)] + [
+        Example({"text_a": f"bad {i}"}, "0") for i in range(4)
+    ]
+    config = make_config("full", {"full": {"embeddings": "frozen"}})
+    trainer = Trainer(pm, sst2.task, config, TrainingArguments(max_steps=2, batch_size=4, eval_every=0), data)
+    vocabulary = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    vocabulary_size = sum(p.numel() for p in model.parameters() if id(p) in vocabulary)
+    assert trainer.trainable == trainer.total - vocabulary_size
+    trainer.train(progress=False)
+    frozen = {n for n, p in model.named_parameters() if id(p) in vocabulary}
+    for name, p in model.named_parameters():
+        if name in frozen:
+            assert torch.equal(p, before[name]), name
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and not changed & frozen
+    with pytest.raises(ValueError, match="full option embeddings must be one of train, frozen, got 'sparse'"):
+        make_config("full", {"full": {"embeddings": "sparse"}})

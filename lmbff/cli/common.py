@@ -13,6 +13,7 @@ from rich.table import Table
 from prompts.library import TaskFile, TaskFileError
 from prompts.template import TemplateError
 
+from ..config import DEFAULT_PRECISION, PRECISIONS
 from ..data import DataError, load_split
 from ..pretrained import DEFAULT_MODEL, ModelNotFound
 
@@ -61,7 +62,7 @@ _non_negative_int = _int_at_least(0)
 _port = _int_at_least(1, 65535)
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, precision: bool = True) -> None:
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -72,6 +73,20 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         choices=["masked", "causal"],
         default=None,
         help="override the masked/causal detection from the model's config",
+    )
+    if precision:
+        _add_precision_arg(p, DEFAULT_PRECISION)
+
+
+def _add_precision_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    shown = default or "the precision each state was scored in"
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default=default,
+        help="the weights' precision: fp32; bf16 (weights in bfloat16, trained weights kept in float32 "
+        "while they train, scores in float32); auto: bf16 where the hardware multiplies it natively "
+        f"(default: {shown})",
     )
 
 

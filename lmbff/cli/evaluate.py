@@ -12,6 +12,7 @@ from prompts.library import TaskFile, load_task
 
 from .common import (
     _add_model_args,
+    _add_precision_arg,
     _add_task_args,
     _comma_list,
     _positive_int,
@@ -78,6 +79,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", default=None, help="data to score (default: each state's own k-shot folder)")
     p.add_argument("--split", default="test")
     p.add_argument("--model", default=None, help="base model (default: the one each state was trained on)")
+    _add_precision_arg(p, None)
     p.add_argument("--out", required=True, help="output folder: <run name>/predictions.jsonl per state")
     p.set_defaults(handler=cmd_predict)
 
@@ -158,7 +160,7 @@ def cmd_zero_shot(args) -> int:
     if (out / "results.json").exists():  # as train does: a finished run is never overwritten
         raise FileExistsError(f"{out} already holds a zero-shot run; choose another --out")
     with console.status(f"loading {args.model}..."):
-        loaded = load_model(args.model, kind=args.model_kind)
+        loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     pm = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
     )
@@ -202,7 +204,12 @@ def cmd_predict(args) -> int:
     from ..predict import predict_with_states
 
     summaries = predict_with_states(
-        args.state, args.out, data_dir=args.data_dir, split=args.split, model=args.model
+        args.state,
+        args.out,
+        data_dir=args.data_dir,
+        split=args.split,
+        model=args.model,
+        precision=args.precision,
     )
     table = Table(title=f"predictions ({args.split})")
     for column in ("state", "task", "examples", "metric", "out"):

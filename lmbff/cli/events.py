@@ -57,7 +57,7 @@ def cmd_events(args) -> int:
     sentences = everything[: args.limit]
     prompts = load_event_prompts(args.prompts)
     with console.status(f"loading {args.model}..."):
-        loaded = load_model(args.model, kind=args.model_kind)
+        loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     scorer = RoleScorer(
         loaded.model,
         loaded.tokenizer,

@@ -80,7 +80,7 @@ def cmd_search_labels(args) -> int:
     train = _read(data_dir, "train", task_file, args.skip_bad)
     dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
     with console.status(f"loading {args.model}..."):
-        loaded = load_model(args.model, kind=args.model_kind)
+        loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     scorer = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
     )
@@ -141,7 +141,7 @@ def cmd_search_templates(args) -> int:
     pool = _read_pool(Path(args.pool)) if args.pool else None
     generator = generator_tokenizer = None
     with console.status(f"loading {args.model}..."):
-        loaded = load_model(args.model, kind=args.model_kind)
+        loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
         if args.generator:
             generator, generator_tokenizer = load_generator(args.generator)
     best, seconds = search_templates(

@@ -9,7 +9,7 @@ from .common import _add_model_args, _port, _positive_int, console
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("studio", help="a local web page to write templates against real data and a model")
-    _add_model_args(p)
+    _add_model_args(p, precision=False)
     p.add_argument("--task", default=None, help="the task the page opens with")
     p.add_argument(
         "--data-dir", default=None, help="data folder (or a folder of task folders, e.g. ../shared/data)"
@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=cmd_studio)
 
     p = sub.add_parser("demo", help="the main job: zero-shot, then LN-tuning on 16 examples per class")
-    _add_model_args(p)
+    _add_model_args(p, precision=False)
     p.add_argument("--steps", type=_positive_int, default=30, help="LN-tuning steps")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(handler=cmd_demo)

@@ -173,7 +173,7 @@ def cmd_preview(args) -> int:
     task, prompt = task_file.task, task_file.prompt(args.template)
     examples = _read(_data_dir(args, task_file), args.split, task_file, args.skip_bad, require_label=False)
     with console.status(f"loading {args.model}..."):
-        loaded = load_model(args.model, kind=args.model_kind)
+        loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     scorer = PromptModel.for_task(
         loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
     )

@@ -149,6 +149,7 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         demonstrations=demos,
         test_split=args.test_split,
         skip_bad=args.skip_bad,
+        precision=args.precision,
         template_ensemble=(
             resolve_ensemble(args.template_ensemble, load_task(args.task)) if args.template_ensemble else []
         ),
@@ -226,7 +227,11 @@ def cmd_run(args) -> int:
         for method in methods:
             console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
             config = _experiment_config(args, method, str(folder), "", seed)
-            config.out = str(experiment_folder(out, method, seed, config.backend))
+            config.out = str(
+                experiment_folder(
+                    out, method, seed, config.backend, config.backend_options, config.precision
+                )
+            )
             runs.append(run(config, resume=True))
     _print_metrics(runs)
     # Every finished run under --out, not only this invocation's: seeds run as separate processes
