@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo test lint format bench-zero-shot plots clean
+.PHONY: setup browser demo test lint format bench-deps bench-zero-shot plots clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ format: setup
 # Benchmark plots are regenerated from their report.json, not committed.
 plots: setup
 	$(BIN)/python benchmarks/plots.py --root benchmarks/results
+
+# SetFit for the peer baseline (benchmarks/setfit_baseline.py); not needed by the toolkit or its tests.
+bench-deps: setup
+	$(BIN)/pip install --quiet -r requirements-bench.lock
 
 bench-zero-shot: setup
 	$(BIN)/python benchmarks/zero_shot.py --data-root ../shared/data --out benchmarks/results/zero_shot

@@ -139,6 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the per-backend worker
     parser.add_argument("--accuracy-from", type=Path, default=Path("benchmarks/results/few_shot"))
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from cost.json")
+    parser.add_argument(
+        "--out", type=Path, default=OUT, help="folder for cost.json, cpu.json and cost.md (one machine each)"
+    )
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)  # the worker's
     args = parser.parse_args(argv)
     if args.one:
@@ -148,7 +151,8 @@ def main(argv=None) -> int:
     if not args.table_only and not args.data_dir.is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir (a k-shot split of SST-2)", file=sys.stderr)
         return 2
-    rows = json.loads((OUT / "cost.json").read_text()) if args.table_only else []
+    out = args.out
+    rows = json.loads((out / "cost.json").read_text()) if args.table_only else []
     jobs = [(b, p) for b in args.backends.split(",") for p in args.precisions.split(",")]
     for backend, precision in [] if args.table_only else jobs:
         worker = [
@@ -174,12 +178,12 @@ def main(argv=None) -> int:
     from lmbff.files import atomic_write_json, atomic_write_text
 
     if not args.table_only:
-        atomic_write_json(OUT / "cost.json", rows)
-        atomic_write_json(OUT / "cpu.json", cpu_bf16())
+        atomic_write_json(out / "cost.json", rows)
+        atomic_write_json(out / "cpu.json", cpu_bf16())
     accuracy = prompt_accuracy(args.accuracy_from) if args.accuracy_from.is_dir() else {}
     trained = [r for r in rows if r.get("precision", "fp32") == "fp32" and "seconds_per_step" in r]
     table = backend_table(trained, accuracy) if trained else ""
-    cpu = json.loads((OUT / "cpu.json").read_text()) if (OUT / "cpu.json").exists() else {}
+    cpu = json.loads((out / "cpu.json").read_text()) if (out / "cpu.json").exists() else {}
     title = (
         f"# Tuning backends on {args.model}\n\nCost: one SST-2 batch of 8, LM-BFF's template, fp32. "
         "Accuracy: K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
@@ -189,7 +193,7 @@ def main(argv=None) -> int:
     text = f"{title}{table}\n"
     if precisions:
         text += f"\n## bf16 against fp32\n\nCPU: {json.dumps(cpu)}\n\n{precisions}\n"
-    atomic_write_text(OUT / "cost.md", text)
+    atomic_write_text(out / "cost.md", text)
     print(text)
     return 0
 

@@ -7,6 +7,11 @@ prompt-based fine-tuning with demonstrations, K=16, LM-BFF's official splits, se
 Each (task, method, seed) is an independent run folder (resumable: finished runs are kept); the report
 (report.md, report.json, report.png) gives mean (std) over seeds, seconds per seed and peak memory.
 The default budget is sized for 2 CPU cores and the embedded 270M model: see --help.
+
+``--tasks`` takes names, ``all`` (LM-BFF's 15) or ``single`` (the single-sentence ones); with
+``--test-sample N`` test sets over N examples are scored on a fixed, seeded sample of N
+(benchmarks/lmbff_tasks.py), the same for every method. ``--test-split dev`` scores the dev split
+instead of test (learning-rate sweeps: test is never read).
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from pathlib import Path
 
 from lmbff.report import find_metrics, summarize, write_report
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lmbff_tasks import BY_NAME, TEST_SAMPLE, data_dir, select
+
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--tasks", default="SST-2,TREC")
+    parser.add_argument("--tasks", default="SST-2,TREC", help="names, all, single or pairs")
     parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--seeds", default="13,21,42,87,100")
     parser.add_argument("--model", default="gemma-3-270m")
@@ -50,17 +58,33 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=256, help="query + two demonstrations")
     parser.add_argument(
         "--templates",
-        default="TREC=answer_type",
-        help="TASK=TEMPLATE,... (default: TREC's slot-last template: LM-BFF's slot-first one costs a causal "
-        "LM a pass over the whole question per label, ~1 example/s on 2 cores)",
+        default=None,
+        help="TASK=TEMPLATE,... (default: each task's causal-LM template from lmbff_tasks.py: TREC's "
+        "slot-last one, as LM-BFF's slot-first one costs a causal LM a pass over the whole question per "
+        "label)",
     )
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument(
+        "--test-sample",
+        type=int,
+        default=0,
+        help=f"score test sets over N examples on a seeded sample of N (the LM-BFF table: {TEST_SAMPLE})",
+    )
+    parser.add_argument("--test-split", default="test", help="dev: score the dev split (sweeps)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/few_shot"))
     args = parser.parse_args(argv)
     if not args.data_root.is_dir():
         print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
         return 2
-    templates = dict(pair.split("=", 1) for pair in args.templates.split(",") if pair)
-    for task in args.tasks.split(","):
+    if args.templates is None:
+        templates = {t.name: t.causal_template for t in BY_NAME.values() if t.causal_template}
+    else:
+        templates = dict(pair.split("=", 1) for pair in args.templates.split(",") if pair)
+    derived = args.out / "derived"  # sampled test sets (not committed)
+    for task in [t.name for t in select(args.tasks)]:
+        source = args.data_root / task
+        if args.test_sample:
+            source = data_dir(BY_NAME[task], args.data_root, derived, args.test_sample)
         runs = [
             (method, backend)
             for method in args.methods.split(",")
@@ -81,7 +105,7 @@ def main(argv=None) -> int:
                     "--task",
                     task,
                     "--data-dir",
-                    str(args.data_root / task),
+                    str(source),
                     "--model",
                     args.model,
                     "--seeds",
@@ -104,6 +128,10 @@ def main(argv=None) -> int:
                     "--max-length",
                     str(args.max_length),
                     *(["--template", templates[task]] if task in templates else []),
+                    "--precision",
+                    args.precision,
+                    "--test-split",
+                    args.test_split,
                 ]
                 code = subprocess.run(command).returncode
                 if code:

@@ -1,6 +1,6 @@
 """Regenerate every benchmark report's plot from its report.json (plots are not committed).
 
-    python benchmarks/plots.py [--root benchmarks/results]      # or: make plots
+python benchmarks/plots.py [--root benchmarks/results]      # or: make plots
 """
 
 from __future__ import annotations

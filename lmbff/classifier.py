@@ -1,6 +1,6 @@
 """A scikit-learn estimator over the toolkit's objects.
 
-    clf = PromptClassifier("SST-2")                     # the 'fast' recipe: LN-tuning, 1e-2, 32 steps
+    clf = PromptClassifier("SST-2")                     # the 'fast' recipe: LoRA, 1e-3, 32 steps
     clf.fit(["a gem", "a mess", ...], [1, 0, ...])     # labels: any values whose str() is a task label
     clf.predict(["what a film"])                        # -> array([1])
     clf.save("my-sst2")                                 # self-contained: safetensors + JSON

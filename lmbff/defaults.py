@@ -114,7 +114,8 @@ def plan_text(configs: list, preset: str | None) -> str:
     first = configs[0]
     lines = [
         f"plan: {len(configs)} run(s) of {first.task} on {first.model} "
-        f"(preset {preset or DEFAULT_PRESET}; --preset lmbff is LM-BFF's full fine-tuning, 1000 steps)"
+        f"in {getattr(first, 'precision', 'fp32')} (preset {preset or DEFAULT_PRESET}; "
+        "--preset lmbff is LM-BFF's full fine-tuning, 1000 steps)"
     ]
     total = 0.0
     known = True
@@ -122,7 +123,9 @@ def plan_text(configs: list, preset: str | None) -> str:
         rate = f"learning rate {lr}" if lr is not None else "the backend's learning rate"
         batch = group[0].training.batch_size
         line = f"  {len(group)} x {method}: backend {backend}, {rate}, {steps} steps of batch {batch}"
-        seconds = estimate_seconds(first.model, backend, steps)
+        # measured in fp32 only: bf16's speed depends on the hardware (lmbff.precision)
+        measured = getattr(group[0], "precision", "fp32") == "fp32"
+        seconds = estimate_seconds(first.model, backend, steps) if measured else None
         if seconds is None:
             known = False
         else:

@@ -393,24 +393,37 @@ def score_in_length_order(
 ) -> np.ndarray:
     """Class log-scores of encodings, in their order, computed longest first so batches pad little.
 
+    Under a launcher with several processes, each scores every ``world``-th batch and all end with every
+    score (:mod:`lmbff.distributed`); the batches are the same as in one process, so are the scores.
     ``scorer`` offers ``lm``, ``labels``, ``device``, ``row_length``, ``collate`` and ``class_log_scores``
     (a PromptModel, or the fine-tuning baseline)."""
+    from . import distributed
+
     was_training = scorer.lm.training
     scorer.lm.eval()
     order = sorted(range(len(encodings)), key=lambda i: -scorer.row_length(encodings[i]))
-    out = np.zeros((len(encodings), len(scorer.labels)), dtype=np.float32)
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    wrapped = hasattr(scorer.lm, "module")  # a data-parallel wrapper while training: score everything
+    mine = distributed.my_batches(batches, wrapped)
     desc = progress if isinstance(progress, str) else "scoring"
     shared = getattr(scorer, "shares_prefix", False)
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
-        index = order[start : start + batch_size]
-        chosen = [encodings[i] for i in index]
+    index: list[int] = []
+    rows: list[torch.Tensor] = []
+    for b in tqdm(mine, desc=desc, disable=not progress, unit="batch"):
+        chosen = [encodings[i] for i in batches[b]]
         if shared:
             scores = scorer.shared_prefix_log_scores(chosen, calibrate=calibrate)
         else:
             scores = scorer.class_log_scores(scorer.collate(chosen).to(scorer.device), calibrate=calibrate)
-        out[index] = scores.cpu().numpy()
+        index += batches[b]
+        rows.append(scores.float().cpu())
     scorer.lm.train(was_training)
-    return out
+    width = len(scorer.labels)
+    mine_rows = torch.cat(rows) if rows else torch.zeros((0, width), dtype=torch.float32)
+    gathered = distributed.gather_rows(
+        torch.tensor(index, dtype=torch.long), mine_rows, len(encodings), wrapped
+    )
+    return gathered.numpy()
 
 
 def regression_prediction(log_scores: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 from .config import check_precision
 from .data import load_split
 from .demonstrations import Demonstrations
+from .distributed import is_main_process
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig
 from .model import SCORING_BATCH_SIZE, regression_prediction
@@ -129,9 +130,10 @@ def predict_with_states(
                 "trained": settings.get("out"),
             },
         )
-        run.write(
-            target, markdown=markdown, records=prediction_records(task, examples, log_scores, predictions)
-        )
+        if is_main_process():  # under a launcher every process has every score; the main one writes
+            run.write(
+                target, markdown=markdown, records=prediction_records(task, examples, log_scores, predictions)
+            )
         summary["out"] = str(target)
         summaries.append(summary)
     return summaries

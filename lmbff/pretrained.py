@@ -309,6 +309,9 @@ def load_model(
         to_rest(model, DTYPES[resolved])
     tokenizer = AutoTokenizer.from_pretrained(path, **local)
     model.eval()
+    from .distributed import device
+
+    model.to(device())  # this process's GPU under a launcher, the GPU when there is one, else the CPU
     folder = str(Path(path).resolve()) if Path(path).is_dir() else None
     return LoadedModel(model, tokenizer, kind, name, path=folder)
 

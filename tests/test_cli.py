@@ -239,6 +239,10 @@ def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
     args = build_parser().parse_args([*base, "--model", "some/folder"])
     text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
     assert "measured on the first steps" in text
+    # the per-step costs were measured in fp32; bf16's depend on the hardware: no estimate then
+    args = build_parser().parse_args([*base, "--precision", "bf16"])
+    text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
+    assert "in bf16 (preset fast" in text and "measured on the first steps" in text
 
 
 def test_zero_shot_and_report_share_one_schema_and_report_writes_beside_runs(

@@ -182,6 +182,10 @@ def cmd_zero_shot(args) -> int:
         split=args.split if not args.data_file else str(args.data_file),
     )
     run.peak_memory_mb = memory.peak_mb()
+    from ..distributed import is_main_process
+
+    if not is_main_process():  # under a launcher every process has every score; the main one writes
+        return 0
     write_zero_shot(run, task, examples, log_scores, out)
     if run.results:
         _print_results(task, run.results, highlight=1 if args.calibrate else 0)
@@ -211,6 +215,10 @@ def cmd_predict(args) -> int:
         model=args.model,
         precision=args.precision,
     )
+    from ..distributed import is_main_process
+
+    if not is_main_process():
+        return 0
     table = Table(title=f"predictions ({args.split})")
     for column in ("state", "task", "examples", "metric", "out"):
         table.add_column(column)

@@ -128,6 +128,10 @@ def cmd_events(args) -> int:
         # (the benchmark reads accuracy, macro F1 and the ablation at the top level; the common keys win)
         details={k: v for k, v in summary.items() if k not in ("model", "method")} | {"solver": args.method},
     )
+    from ..distributed import is_main_process
+
+    if not is_main_process():  # under a launcher every process has every score; the main one writes
+        return 0
     run.write(out, markdown="\n".join(lines) + "\n", records=records)
     if result:
         console.print(

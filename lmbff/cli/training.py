@@ -228,9 +228,7 @@ def cmd_run(args) -> int:
             console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
             config = _experiment_config(args, method, str(folder), "", seed)
             config.out = str(
-                experiment_folder(
-                    out, method, seed, config.backend, config.backend_options, config.precision
-                )
+                experiment_folder(out, method, seed, config.backend, config.backend_options, config.precision)
             )
             runs.append(run(config, resume=True))
     _print_metrics(runs)

@@ -1,0 +1,225 @@
+"""The whole LM-BFF table: LM-BFF's 15 tasks, the official 16-shot splits, 5 seeds, the manual templates,
+zero-shot (raw and calibrated), prompt-based tuning with a parameter-efficient backend, full
+prompt-based fine-tuning on the single-sentence tasks, and SetFit, in one table with the time and peak
+memory of each method.
+
+    python benchmarks/lmbff_table.py --data-root ../shared/data --run zero-shot,peft,full,setfit
+    python benchmarks/lmbff_table.py --table     # rebuild table.md / table.json / table.png
+
+Each phase is a resumable sweep of independent run folders under ``<out>/runs`` (finished runs are
+kept; an interrupted phase continues where it stopped), made by benchmarks/few_shot.py and
+benchmarks/setfit_baseline.py with the budget given here. Test sets over 2,000 examples are a fixed,
+seeded sample of 2,000, the same for every method (benchmarks/lmbff_tasks.py). Zero-shot scores do not
+depend on the seed (no training; calibration reads no data), so zero-shot runs once, on split 16-13.
+The table gives each task's metric as LM-BFF reports it (STS-B Pearson, CoLA MCC, MRPC and QQP F1,
+the rest accuracy), x100, mean (std) over seeds; a cell with fewer seeds says how many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lmbff_tasks import SEEDS, TASKS, TEST_SAMPLE
+
+from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
+from lmbff.report import find_metrics, summarize
+
+HERE = Path(__file__).resolve().parent
+PHASES = ("zero-shot", "peft", "full", "setfit")
+
+
+def phase_command(phase: str, args) -> list[str]:
+    """The command a phase runs (one sweep of run folders under <out>/runs)."""
+    runs = str(args.out / "runs")
+    common = ["--data-root", str(args.data_root), "--test-sample", str(args.test_sample), "--out", runs]
+    few_shot = [sys.executable, str(HERE / "few_shot.py"), *common, "--precision", args.precision]
+    budget = ["--max-steps", str(args.max_steps), "--eval-every", str(args.eval_every)]
+    seeds = ["--seeds", args.seeds]
+    if phase == "zero-shot":
+        return [
+            *few_shot,
+            "--tasks",
+            args.tasks,
+            "--methods",
+            "zero-shot",
+            "--seeds",
+            args.seeds.split(",")[0],
+        ]
+    if phase == "peft":
+        return [*few_shot, "--tasks", args.tasks, "--methods", "prompt", "--backends", args.peft,
+                "--learning-rate", str(args.peft_learning_rate), *budget, *seeds]  # fmt: skip
+    if phase == "full":
+        return [*few_shot, "--tasks", args.full_tasks, "--methods", "prompt", "--backends", args.full,
+                "--learning-rate", str(args.full_learning_rate), *budget, *seeds]  # fmt: skip
+    if phase == "setfit":
+        return [sys.executable, str(HERE / "setfit_baseline.py"), *common, "--tasks", args.tasks, *seeds]
+    raise SystemExit(f"unknown phase {phase!r}; phases: {', '.join(PHASES)}")
+
+
+def column_name(row: dict) -> str:
+    if row["method"] in ("zero-shot", "zero-shot + calibration"):
+        return row["method"]
+    if row["method"] == "setfit":
+        return "SetFit"
+    return f"{row['method']} ({row['backend']})"
+
+
+def build_table(rows: list[dict]) -> dict:
+    """Cells per (task, column) and, per column, the mean minutes per run and peak memory."""
+    columns = list(dict.fromkeys(column_name(r) for r in rows))
+    order = {name: i for i, name in enumerate(["zero-shot", "zero-shot + calibration"])}
+    columns.sort(key=lambda c: (order.get(c, 2), c == "SetFit", c))
+    cells: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        metric = r["metric"]
+        cells.setdefault(r["task"], {})[column_name(r)] = {
+            "metric": metric,
+            "mean": 100 * r["mean"][metric],
+            "std": 100 * r["std"][metric],
+            "seeds": r["seeds"],
+            "minutes": r["seconds_per_seed"] / 60,
+            "peak_memory_mb": r["peak_memory_mb"],
+        }
+    cost = {
+        c: {
+            "minutes_per_run": float(np.mean([cells[t][c]["minutes"] for t in cells if c in cells[t]])),
+            "peak_memory_mb": float(max(cells[t][c]["peak_memory_mb"] for t in cells if c in cells[t])),
+            "tasks": sum(c in cells[t] for t in cells),
+        }
+        for c in columns
+    }
+    return {"columns": columns, "cells": cells, "cost": cost}
+
+
+def table_markdown(table: dict) -> str:
+    columns, cells = table["columns"], table["cells"]
+
+    def cell(task: str, column: str) -> str:
+        c = cells.get(task, {}).get(column)
+        if c is None:
+            return "n/a" if column == "SetFit" and not _single(task) else ""
+        text = f"{c['mean']:.1f} ({c['std']:.1f})"
+        expected = 1 if column.startswith("zero-shot") else len(SEEDS)
+        return text if len(c["seeds"]) >= expected else f"{text}, {len(c['seeds'])} of {expected} seeds"
+
+    metric_of = {t.name: t.metric for t in TASKS}
+    scores = markdown_table(
+        ["task (metric)", *columns],
+        [[f"{t} ({metric_of.get(t, '')})", *(cell(t, c) for c in columns)] for t in _ordered(cells)],
+    )
+    cost = markdown_table(
+        ["method", "minutes per run (mean over tasks)", "peak MB (max)", "tasks"],
+        [
+            [
+                c,
+                f"{table['cost'][c]['minutes_per_run']:.1f}",
+                f"{table['cost'][c]['peak_memory_mb']:.0f}",
+                str(table["cost"][c]["tasks"]),
+            ]
+            for c in columns
+        ],
+    )
+    return f"{scores}\n\n{cost}\n"
+
+
+def _single(task: str) -> bool:
+    return next((t.single_sentence for t in TASKS if t.name == task), True)
+
+
+def _ordered(cells: dict) -> list[str]:
+    names = [t.name for t in TASKS]
+    return sorted(cells, key=lambda t: names.index(t) if t in names else len(names))
+
+
+def plot(table: dict, path: Path) -> Path:
+    """Mean score over the single-sentence tasks every plotted method ran, against minutes per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = table["cells"]
+    shared = [t for t in cells if _single(t)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for column in table["columns"]:
+        tasks = [t for t in shared if column in cells[t]]
+        if not tasks:
+            continue
+        score = np.mean([cells[t][column]["mean"] for t in tasks])
+        minutes = np.mean([cells[t][column]["minutes"] for t in tasks])
+        ax.scatter(minutes, score)
+        ax.annotate(f"{column} ({len(tasks)} tasks)", (minutes, score), fontsize=7)
+    ax.set_xlabel("minutes per run (2 CPU cores)")
+    ax.set_ylabel("mean test score x100, single-sentence tasks")
+    ax.set_title("LM-BFF tasks: score against time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_table(out: Path, budget: dict) -> str:
+    rows = summarize(find_metrics([out / "runs"])) if (out / "runs").is_dir() else []
+    table = build_table(rows)
+    text = (
+        "# The LM-BFF table\n\nK=16 (LM-BFF's official splits), test metric x100, mean (std) over seeds. "
+        f"Budget: {json.dumps(budget)}.\n\n" + table_markdown(table)
+    )
+    atomic_write_text(out / "table.md", text)
+    atomic_write_json(out / "table.json", {"budget": budget, **table})
+    if rows:
+        plot(table, out / "table.png")
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lmbff_table"))
+    parser.add_argument("--run", default="", help=f"comma-separated phases: {', '.join(PHASES)}")
+    parser.add_argument("--table", action="store_true", help="rebuild the table from finished runs only")
+    parser.add_argument("--tasks", default="all", help="names, all, single or pairs")
+    parser.add_argument("--full-tasks", default="single", help="tasks of the full fine-tuning phase")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--test-sample", type=int, default=TEST_SAMPLE)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--peft", default="lora", help="the parameter-efficient backend")
+    parser.add_argument("--peft-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--full", default="full", help="the full backend (or full with options)")
+    parser.add_argument("--full-learning-rate", type=float, default=1e-5, help="LM-BFF's 1e-5")
+    args = parser.parse_args(argv)
+    budget = {
+        "max_steps": args.max_steps,
+        "eval_every": args.eval_every,
+        "batch_size": 8,
+        "peft": f"{args.peft} at {args.peft_learning_rate:g}",
+        "full": f"{args.full} at {args.full_learning_rate:g}",
+        "precision": args.precision,
+        "test_sample": args.test_sample,
+    }
+    phases = [p for p in args.run.split(",") if p]
+    if phases and not args.data_root.is_dir():
+        print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
+        return 2
+    for phase in phases:
+        command = phase_command(phase, args)
+        print("$", " ".join(command), flush=True)
+        code = subprocess.run(command).returncode
+        if code:
+            return code
+        write_table(args.out, budget)  # after every phase: a partial table is always there
+    print(write_table(args.out, budget))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""LM-BFF's 15 tasks as the benchmarks run them: which are single-sentence, which template a causal LM
+uses, and the data folder each run reads (LM-BFF's official 16-shot splits, and the test set or a
+fixed, seeded sample of it).
+
+Test sets of more than ``TEST_SAMPLE`` examples (SST-5, MNLI, SNLI, QNLI, QQP) are sampled once with
+``SAMPLE_SEED``: ``<derived>/<task>/test.tsv`` holds the sample and ``k-shot/`` links to the shared
+splits, so every method of the table scores the same examples. MR, CR, MPQA and Subj's test files are
+already LM-BFF's own 2,000-example samples. QQP has no GLUE dev set here: its test is a sample of
+``test_substitute.tsv`` (see ../shared/data/README.md), not comparable to published QQP numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+TEST_SAMPLE = 2000
+SAMPLE_SEED = 42
+SEEDS = (13, 21, 42, 87, 100)
+
+
+@dataclass(frozen=True)
+class BenchmarkTask:
+    name: str
+    single_sentence: bool
+    metric: str  # as LM-BFF reports it
+    causal_template: str | None = None  # the task file's template a causal LM uses (None: the default)
+    test_file: str = "test.tsv"
+
+
+TASKS = [
+    BenchmarkTask("SST-2", True, "accuracy"),
+    BenchmarkTask("SST-5", True, "accuracy"),
+    BenchmarkTask("MR", True, "accuracy"),
+    BenchmarkTask("CR", True, "accuracy"),
+    BenchmarkTask("MPQA", True, "accuracy"),
+    BenchmarkTask("Subj", True, "accuracy"),
+    # LM-BFF's slot-first template makes a causal LM score the whole question once per label
+    BenchmarkTask("TREC", True, "accuracy", causal_template="answer_type"),
+    BenchmarkTask("CoLA", True, "mcc"),
+    BenchmarkTask("MNLI", False, "accuracy"),
+    BenchmarkTask("SNLI", False, "accuracy"),
+    BenchmarkTask("QNLI", False, "accuracy"),
+    BenchmarkTask("RTE", False, "accuracy"),
+    BenchmarkTask("MRPC", False, "f1"),
+    BenchmarkTask("QQP", False, "f1", test_file="test_substitute.tsv"),
+    BenchmarkTask("STS-B", False, "pearson"),
+]
+BY_NAME = {t.name: t for t in TASKS}
+
+
+def select(spec: str) -> list[BenchmarkTask]:
+    """``all``, ``single`` (the single-sentence tasks), ``pairs``, or comma-separated names."""
+    if spec == "all":
+        return list(TASKS)
+    if spec == "single":
+        return [t for t in TASKS if t.single_sentence]
+    if spec == "pairs":
+        return [t for t in TASKS if not t.single_sentence]
+    unknown = [name for name in spec.split(",") if name not in BY_NAME]
+    if unknown:
+        raise SystemExit(f"unknown tasks {unknown}; known: {', '.join(BY_NAME)} (or all, single, pairs)")
+    return [BY_NAME[name] for name in spec.split(",")]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(text, encoding="utf-8")
+    os.replace(staged, path)
+
+
+def data_dir(task: BenchmarkTask, data_root: Path, derived: Path, sample: int = TEST_SAMPLE) -> Path:
+    """The folder a run of ``task`` reads: the shared task folder when its test set is used whole, else
+    ``<derived>/<task>`` with the seeded sample as test.tsv and ``k-shot`` linked to the shared splits.
+
+    Raises:
+        FileNotFoundError: the task's shared folder or test file is missing.
+    """
+    source = data_root / task.name
+    test = source / task.test_file
+    if not test.is_file():
+        raise FileNotFoundError(f"{test} is missing (see {data_root / 'README.md'})")
+    lines = test.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], [line for line in lines[1:] if line.strip()]
+    if task.test_file == "test.tsv" and len(rows) <= sample:
+        return source
+    folder = derived / task.name
+    if (folder / "test.tsv").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = sorted(random.Random(SAMPLE_SEED).sample(range(len(rows)), min(sample, len(rows))))
+    for name in ("train.tsv", "k-shot"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to((source / name).resolve())
+    _write_atomically(
+        folder / "SAMPLE.md", f"{len(chosen)} of {len(rows)} rows of {test}, seed {SAMPLE_SEED}\n"
+    )
+    _write_atomically(folder / "test.tsv", "\n".join([header, *(rows[i] for i in chosen)]) + "\n")
+    return folder

@@ -1,0 +1,88 @@
+"""The LM-BFF table benchmark: the seeded test sample every method shares, and the table built from
+run folders of every kind (zero-shot, prompt-based tuning, SetFit), with n/a where a method cannot run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+
+tasks = importlib.import_module("lmbff_tasks")  # the benchmark scripts import each other by name
+table = importlib.import_module("lmbff_table")
+
+
+def _task_folder(root: Path, name: str, rows: int, pair: bool = False) -> None:
+    folder = root / name
+    (folder / "k-shot" / "16-13").mkdir(parents=True)
+    header = "text_a\ttext_b\tlabel" if pair else "text_a\tlabel"
+    body = [f"text {i}\tother {i}\t{i % 2}" if pair else f"text {i}\t{i % 2}" for i in range(rows)]
+    (folder / "test.tsv").write_text("\n".join([header, *body]) + "\n")
+    (folder / "train.tsv").write_text(f"{header}\n")
+
+
+def test_large_test_sets_are_sampled_once_with_a_fixed_seed(tmp_path):
+    root, derived = tmp_path / "data", tmp_path / "derived"
+    _task_folder(root, "SST-5", 50)
+    _task_folder(root, "SST-2", 10)
+    sst5 = tasks.BY_NAME["SST-5"]
+    assert tasks.data_dir(tasks.BY_NAME["SST-2"], root, derived, sample=20) == root / "SST-2"  # whole
+    folder = tasks.data_dir(sst5, root, derived, sample=20)
+    assert folder == derived / "SST-5"
+    lines = (folder / "test.tsv").read_text().splitlines()
+    assert lines[0] == "text_a\tlabel" and len(lines) == 21 and len(set(lines)) == 21
+    assert (folder / "k-shot" / "16-13").is_dir()  # the official splits, linked
+    again = tasks.data_dir(sst5, root, tmp_path / "elsewhere", sample=20)
+    assert (again / "test.tsv").read_text() == (folder / "test.tsv").read_text()  # same seed, same sample
+    assert [t.name for t in tasks.select("single")] == [
+        "SST-2", "SST-5", "MR", "CR", "MPQA", "Subj", "TREC", "CoLA",
+    ]  # fmt: skip
+    assert len(tasks.select("all")) == 15
+
+
+def _run(
+    root: Path, task: str, method: str, backend: str, seed: int, value: float, metric="accuracy", **extra
+):
+    folder = root / task / f"{method}-{backend}" / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    metrics = {
+        "task": task, "method": method, "backend": backend, "model": "m", "template": "t", "seed": seed,
+        "metric": metric, "test": {metric: value}, "seconds": 120.0, "peak_memory_mb": 1000.0, **extra,
+    }  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_the_table_has_every_method_its_seeds_and_na_for_setfit_on_pairs(tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs, "SST-2", "zero-shot", "none", 13, 0.5, test_calibrated={"accuracy": 0.7})
+    for seed, value in zip(tasks.SEEDS, [0.80, 0.90, 0.85, 0.85, 0.85], strict=True):
+        _run(runs, "SST-2", "prompt", "lora", seed, value)
+        _run(runs, "SST-2", "setfit", "all-MiniLM-L6-v2", seed, 0.6)
+    _run(runs, "SST-2", "prompt", "full", 13, 0.9)
+    _run(runs, "RTE", "prompt", "lora", 13, 0.55)
+    _run(runs, "STS-B", "prompt", "lora", 13, 0.3, metric="pearson")
+    text = table.write_table(tmp_path, {"max_steps": 100})
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("|")}
+    header = [c.strip() for c in lines["task (metric)"].strip("|").split("|")]
+    assert header == [
+        "task (metric)", "zero-shot", "zero-shot + calibration", "prompt (full)", "prompt (lora)", "SetFit",
+    ]  # fmt: skip
+    sst2 = [c.strip() for c in lines["SST-2 (accuracy)"].strip("|").split("|")]
+    assert sst2 == [
+        "SST-2 (accuracy)",
+        "50.0 (0.0)",
+        "70.0 (0.0)",
+        "90.0 (0.0), 1 of 5 seeds",
+        "85.0 (3.2)",
+        "60.0 (0.0)",
+    ]
+    rte = [c.strip() for c in lines["RTE (accuracy)"].strip("|").split("|")]
+    assert rte[-1] == "n/a" and rte[-2] == "55.0 (0.0), 1 of 5 seeds"
+    assert "STS-B (pearson)" in lines
+    saved = json.loads((tmp_path / "table.json").read_text())
+    assert saved["cost"]["SetFit"]["minutes_per_run"] == 2.0 and saved["budget"] == {"max_steps": 100}
+    assert (tmp_path / "table.png").stat().st_size > 0
