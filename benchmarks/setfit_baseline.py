@@ -32,8 +32,9 @@ PAIR_REASON = (
 )
 
 
-def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: int) -> dict:
-    """Train and score SetFit on one split; returns the metrics.json content (written to ``out``)."""
+def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: int, derived: Path) -> dict:
+    """Train and score SetFit on one split; returns the metrics.json content (written to ``out``).
+    ``derived`` holds the sampled test sets (shared with benchmarks/few_shot.py's runs)."""
     import numpy as np
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
@@ -49,7 +50,7 @@ def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: 
     started = time.perf_counter()
     bench = BY_NAME[task_name]
     task = load_task(task_name).task
-    folder = data_dir(bench, data_root, out.parent.parent / "derived", test_sample)
+    folder = data_dir(bench, data_root, derived, test_sample)
     split = folder / "k-shot" / f"16-{seed}"
     train = load_split(split, "train", task).examples
     test = load_split(split, "test", task).examples
@@ -104,7 +105,8 @@ def main(argv=None) -> int:
     if args.one:
         task, seed = args.one.rsplit(":", 1)
         folder = args.out / task / "setfit" / f"seed-{seed}"
-        print(json.dumps(run_one(task, int(seed), args.data_root, folder, args.test_sample)))
+        row = run_one(task, int(seed), args.data_root, folder, args.test_sample, args.out / "derived")
+        print(json.dumps(row))
         return 0
     if not args.data_root.is_dir():
         print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
