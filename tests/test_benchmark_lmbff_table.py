@@ -109,3 +109,17 @@ def test_setfit_baseline_writes_a_run_folder_the_table_reads(tmp_path):
     assert (out / "metrics.json").exists()
     built = table.build_table(table.summarize(table.find_metrics([tmp_path / "runs"])))
     assert "SetFit" in built["columns"] and "SST-2" in built["cells"]
+
+
+def test_the_learning_rate_sweep_reads_dev_scores_per_rate(tmp_path):
+    sweep = importlib.import_module("lr_sweep")
+    assert sweep.parse_rates("ln=3e-3/1e-2,lora=1e-3") == {"ln": [0.003, 0.01], "lora": [0.001]}
+    assert sweep.candidate_rates("lora", {}) == pytest.approx([1e-4 / 3, 1e-4, 3e-4])  # around its own
+    _run(tmp_path / "lr-0.001", "SST-2", "prompt", "lora", 13, 0.8)
+    _run(tmp_path / "lr-0.001", "TREC", "prompt", "lora", 13, 0.6)
+    _run(tmp_path / "lr-0.0003", "SST-2", "prompt", "lora", 13, 0.9)
+    rows = sweep.summarize_sweep(tmp_path)
+    assert [(r["learning_rate"], round(r["mean_dev"], 3), r["runs"]) for r in rows] == [
+        ("0.0003", 0.9, 1),
+        ("0.001", 0.7, 2),
+    ]

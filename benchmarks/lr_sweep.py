@@ -1,0 +1,130 @@
+"""Learning rates for a short budget, chosen on dev sets only (test is never read).
+
+    python benchmarks/lr_sweep.py --data-root ../shared/data --tasks SST-2,TREC --seeds 13,21 \
+        --backends ln,lora,full --max-steps 100 --out benchmarks/results/lr_sweep
+
+For each backend and each of its candidate rates (``--rates backend=r1/r2/...``; default: the backend's
+own rate, a third of it and three times it), benchmarks/few_shot.py trains prompt-based tuning on each
+task and seed with ``--test-split dev``: the best checkpoint is picked on dev and the "test" pass scores
+dev again, so no test example is seen. sweep.md / sweep.json give the mean dev score per (backend,
+rate) over tasks and seeds, and the rate each backend would get. Resumable: finished runs are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
+from lmbff.report import find_metrics
+from lmbff.tuning import make_config
+
+HERE = Path(__file__).resolve().parent
+
+
+def candidate_rates(backend: str, given: dict[str, list[float]]) -> list[float]:
+    if backend in given:
+        return given[backend]
+    own = make_config(backend).learning_rate
+    return [own / 3, own, own * 3]
+
+
+def parse_rates(text: str) -> dict[str, list[float]]:
+    """``ln=3e-3/1e-2,lora=1e-3`` -> {"ln": [0.003, 0.01], "lora": [0.001]}."""
+    rates = {}
+    for part in filter(None, text.split(",")):
+        backend, values = part.split("=", 1)
+        rates[backend] = [float(v) for v in values.split("/")]
+    return rates
+
+
+def summarize_sweep(out: Path) -> list[dict]:
+    """Mean dev score per (backend, rate) over every finished run under ``out``."""
+    scores: dict[tuple, list[float]] = defaultdict(list)
+    for run in find_metrics([out]):
+        rate = Path(run["_path"]).parts[-4].removeprefix("lr-")
+        scores[(run["backend"], rate)].append(run["test"][run["metric"]])
+    return [
+        {"backend": b, "learning_rate": r, "mean_dev": float(np.mean(v)), "runs": len(v)}
+        for (b, r), v in sorted(scores.items())
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--tasks", default="SST-2,TREC")
+    parser.add_argument("--seeds", default="13,21")
+    parser.add_argument("--backends", default="ln,lora,full")
+    parser.add_argument("--rates", default="", help="backend=r1/r2,... (default: own/3, own, own*3)")
+    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lr_sweep"))
+    args = parser.parse_args(argv)
+    given = parse_rates(args.rates)
+    for backend in args.backends.split(","):
+        for rate in candidate_rates(backend, given):
+            command = [
+                sys.executable,
+                str(HERE / "few_shot.py"),
+                "--data-root",
+                str(args.data_root),
+                "--tasks",
+                args.tasks,
+                "--seeds",
+                args.seeds,
+                "--methods",
+                "prompt",
+                "--backends",
+                backend,
+                "--learning-rate",
+                str(rate),
+                "--max-steps",
+                str(args.max_steps),
+                "--eval-every",
+                str(args.eval_every),
+                "--precision",
+                args.precision,
+                "--test-split",
+                "dev",
+                "--out",
+                str(args.out / f"lr-{rate:g}"),
+            ]
+            code = subprocess.run(command).returncode
+            if code:
+                return code
+    rows = summarize_sweep(args.out)
+    best = {}
+    for row in rows:
+        if row["backend"] not in best or row["mean_dev"] > best[row["backend"]]["mean_dev"]:
+            best[row["backend"]] = row
+    table = markdown_table(
+        ["backend", "learning rate", "mean dev (x100)", "runs", "chosen"],
+        [
+            [
+                r["backend"],
+                r["learning_rate"],
+                f"{100 * r['mean_dev']:.1f}",
+                r["runs"],
+                "yes" if best[r["backend"]] is r else "",
+            ]
+            for r in rows
+        ],
+    )
+    atomic_write_json(args.out / "sweep.json", {"rows": rows, "chosen": best})
+    atomic_write_text(
+        args.out / "sweep.md",
+        f"# Learning rates on dev ({args.tasks}, seeds {args.seeds}, {args.max_steps} steps)\n\n{table}\n",
+    )
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
