@@ -12,7 +12,8 @@ benchmarks/setfit_baseline.py with the budget given here. Test sets over 2,000 e
 seeded sample of 2,000, the same for every method (benchmarks/lmbff_tasks.py). Zero-shot scores do not
 depend on the seed (no training; calibration reads no data), so zero-shot runs once, on split 16-13.
 The table gives each task's metric as LM-BFF reports it (STS-B Pearson, CoLA MCC, MRPC and QQP F1,
-the rest accuracy), x100, mean (std) over seeds; a cell with fewer seeds says how many.
+the rest accuracy), x100, mean (std) over seeds (zero-shot: its one run); a cell with fewer seeds
+says how many.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def table_markdown(table: dict) -> str:
         c = cells.get(task, {}).get(column)
         if c is None:
             return "n/a" if column == "SetFit" and not _single(task) else ""
-        text = f"{c['mean']:.1f} ({c['std']:.1f})"
         expected = 1 if column.startswith("zero-shot") else len(SEEDS)
+        text = f"{c['mean']:.1f}" if expected == 1 else f"{c['mean']:.1f} ({c['std']:.1f})"
         return text if len(c["seeds"]) >= expected else f"{text}, {len(c['seeds'])} of {expected} seeds"
 
     metric_of = {t.name: t.metric for t in TASKS}
