@@ -44,11 +44,6 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def wait_for_everyone() -> None:
-    if world_size() > 1:
-        _state().wait_for_everyone()
-
-
 def my_batches(batches: Sequence, wrapped: bool = False) -> list[int]:
     """Indices of the batches this process scores: every ``world``-th from its rank. All of them while
     a data-parallel wrapper holds the model (its forward passes synchronise, so every process must run

@@ -2,11 +2,13 @@
 
 ``fp32`` is everything in float32. ``bf16`` puts the weights themselves in bfloat16, not an autocast
 over float32 weights: autocast re-casts every weight on every call, which on CPU eats most of the gain
-at the toolkit's small batches (measured on SST-2 zero-shot: 1.1-1.4x with autocast, 2.3x with bf16
-weights). Weights that train are float32 master copies while they train (so AdamW's moments are
-float32 too), and go back to the model's dtype when training ends; while a model holds both dtypes,
-its forward passes run under ``torch.autocast`` in bfloat16. Label-word logits, log-probabilities,
-losses and calibration are computed in float32 whatever the weights are (:mod:`lmbff.model`).
+at the toolkit's small batches (issue 19's measurement on a CPU with avx512_bf16, SST-2 zero-shot:
+1.1-1.4x with autocast, 2.3x with bf16 weights; on a CPU without native bf16, bf16 is several times
+slower than fp32: benchmarks/results/precision_cost). Weights that train are float32 master copies while
+they train (so AdamW's moments are float32 too), and go back to the model's dtype when training ends;
+while a model holds both dtypes, its forward passes run under ``torch.autocast`` in bfloat16. Label-word
+logits, log-probabilities, losses and calibration are computed in float32 whatever the weights are
+(:mod:`lmbff.model`).
 
 ``auto`` is bf16 where the hardware multiplies bf16 natively and fp32 elsewhere: on CPU, the
 avx512_bf16 or AMX instructions (``torch.cpu`` reports them); on CUDA, native bf16 support without
