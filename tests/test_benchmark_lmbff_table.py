@@ -123,3 +123,18 @@ def test_the_learning_rate_sweep_reads_dev_scores_per_rate(tmp_path):
         ("0.0003", 0.9, 1),
         ("0.001", 0.7, 2),
     ]
+
+
+def test_each_causal_template_exists_keeps_lmbffs_words_and_ends_in_the_slot():
+    from lmbff.scoring import default_mode
+    from prompts.library import load_task
+
+    named = [t for t in tasks.TASKS if t.causal_template]
+    assert {t.name for t in named} == {"TREC", *(t.name for t in tasks.select("pairs"))}
+    for task in named:
+        file = load_task(task.name)
+        variant, lmbff = file.prompt(task.causal_template), file.prompt("lmbff")
+        assert variant.label_words == lmbff.label_words, task.name
+        # One position read per example, not the text after the slot scored once per label word.
+        assert default_mode("causal", variant.template) == "next_token", task.name
+        assert default_mode("causal", lmbff.template) == "sequence", task.name
