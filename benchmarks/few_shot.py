@@ -59,9 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--templates",
         default=None,
-        help="TASK=TEMPLATE,... (default: each task's causal-LM template from lmbff_tasks.py: the "
-        "slot-last ones of TREC and the pair tasks, as LM-BFF's slot-first or slot-between ones cost a "
-        "causal LM a pass over the text after the slot per label; TASK=lmbff for LM-BFF's own)",
+        help="TASK=TEMPLATE,... (default: each task's causal-LM template from lmbff_tasks.py: TREC's "
+        "slot-last one, as LM-BFF's slot-first one costs a causal LM a pass over the whole question per "
+        "label; the pair tasks' slot-last variants are question_answer)",
     )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     parser.add_argument(

@@ -71,7 +71,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         template: the template name in the task file (default: its default).
         method: ``prompt`` (tune on the examples given to ``fit``) or ``zero-shot`` (no training).
         backend, learning_rate, max_steps, eval_every: the tuning recipe; None takes the ``fast`` preset
-            (``preset="lmbff"``: LM-BFF's full fine-tuning, 1e-5, 1000 steps).
+            (``preset="lmbff"``: LM-BFF's full fine-tuning, 1e-5, 1000 steps). A backend without a
+            learning rate trains at the preset's rate for it (fast: ln 1e-2, lora 1e-3), else its own.
         calibrate: contextual calibration (Zhao et al. 2021); ``"auto"``: on for zero-shot, off after
             tuning (LM-BFF does not calibrate tuned models).
         columns: renames input columns to task fields (``{"sentence": "text_a"}``).

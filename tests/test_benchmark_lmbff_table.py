@@ -129,12 +129,13 @@ def test_each_causal_template_exists_keeps_lmbffs_words_and_ends_in_the_slot():
     from lmbff.scoring import default_mode
     from prompts.library import load_task
 
-    named = [t for t in tasks.TASKS if t.causal_template]
-    assert {t.name for t in named} == {"TREC", *(t.name for t in tasks.select("pairs"))}
-    for task in named:
-        file = load_task(task.name)
-        variant, lmbff = file.prompt(task.causal_template), file.prompt("lmbff")
-        assert variant.label_words == lmbff.label_words, task.name
+    assert {t.name for t in tasks.TASKS if t.causal_template} == {"TREC"}
+    variants = [(t.name, t.causal_template) for t in tasks.TASKS if t.causal_template]
+    variants += [(t.name, tasks.PAIR_SLOT_LAST_TEMPLATE) for t in tasks.select("pairs")]
+    for name, template in variants:
+        file = load_task(name)
+        variant, lmbff = file.prompt(template), file.prompt("lmbff")
+        assert variant.label_words == lmbff.label_words, name
         # One position read per example, not the text after the slot scored once per label word.
-        assert default_mode("causal", variant.template) == "next_token", task.name
-        assert default_mode("causal", lmbff.template) == "sequence", task.name
+        assert default_mode("causal", variant.template) == "next_token", name
+        assert default_mode("causal", lmbff.template) == "sequence", name

@@ -213,10 +213,17 @@ def test_train_prints_its_plan_and_presets_set_the_recipe(capsys):
         ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--backend", "ln"]
     )
     ln = _experiment_config(args, "prompt", "d", "o")
-    assert ln.backend == "ln" and ln.training.learning_rate is None  # LN-tuning's own rate, not the preset's
+    # The fast preset's short-budget rate for LN-tuning (chosen on dev), not its 1000-step default 1e-3.
+    assert ln.backend == "ln" and ln.training.learning_rate == 1e-2
     base = ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o"]
     args = build_parser().parse_args([*base, "--backend", "lora"])
-    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # the table's lora
+    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate == 1e-3
+    args = build_parser().parse_args([*base, "--backend", "prefix"])
+    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # not swept: its own
+    args = build_parser().parse_args([*base, "--backend", "ln", "--learning-rate", "3e-3"])
+    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate == 3e-3  # given wins
+    args = build_parser().parse_args([*base, "--backend", "ln", "--preset", "lmbff"])
+    assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # 1000 steps: its own
     with pytest.raises(ValueError, match="--method finetune trains"):
         _experiment_config(args, "finetune", "d", "o")
 
