@@ -4,10 +4,11 @@ in each precision.
     python benchmarks/backend_cost.py --backends none,full,full-lean,ln,lora --precisions fp32,bf16 --infer 64
 
 Each (backend, precision) runs in its own process (so peak memory is its own): the model is loaded in
-that precision, the backend applied, ``--steps`` optimizer steps are taken on the same SST-2 batch
-(batch 8, LM-BFF's template; seconds per step is their median, which the first step's warm-up does
-not move), the exported state is measured, and the first ``--infer`` SST-2 test sentences are scored
-with the trained model (examples per second). ``none`` is the model as loaded (inference only);
+that precision, the backend applied, ``--steps`` optimizer steps are taken on the same batch of 8
+(SST-2 and LM-BFF's template; ``--task`` and ``--template`` time another task file's, e.g. a pair
+task's slot-last variant; seconds per step is their median, which the first step's warm-up does not
+move), the exported state is measured, and the first ``--infer`` test examples are scored with the
+trained model (examples per second). ``none`` is the model as loaded (inference only);
 ``full-lean`` is full fine-tuning with the vocabulary matrices frozen (``--full-embeddings frozen``).
 Prints and writes a table with trainable parameters (% of the model), saved-state size, seconds per
 step and peak memory, each with its ratio to ``full``, and one per precision pair with the bf16 /
@@ -38,7 +39,16 @@ OUT = Path("benchmarks/results/backend_cost")
 BACKEND_ALIASES = {"full-lean": ("full", {"full": {"embeddings": "frozen"}})}
 
 
-def measure(backend: str, model: str, steps: int, data_dir: Path, precision: str, infer: int) -> dict:
+def measure(
+    backend: str,
+    model: str,
+    steps: int,
+    data_dir: Path,
+    precision: str,
+    infer: int,
+    task: str = "SST-2",
+    template: str | None = None,
+) -> dict:
     from safetensors.torch import save
 
     from lmbff.data import load_split
@@ -50,14 +60,20 @@ def measure(backend: str, model: str, steps: int, data_dir: Path, precision: str
     from prompts.library import load_task
 
     memory = PeakMemory()
-    task_file = load_task("SST-2")
+    task_file = load_task(task)
     train = load_split(data_dir, "train", task_file.task).examples[:8]
     test = load_split(data_dir, "test", task_file.task).examples[:infer]
     loaded = load_model(model, precision=precision)
     scorer = PromptModel.for_task(
-        loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(), kind=loaded.kind
+        loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(template), kind=loaded.kind
     )
-    row = {"backend": backend, "precision": loaded.precision}
+    row = {
+        "backend": backend,
+        "precision": loaded.precision,
+        "task": task,
+        "template": task_file.prompt(template).name,
+        "scoring": scorer.scoring.name,
+    }
     if backend != "none":
         name, options = BACKEND_ALIASES.get(backend, (backend, {}))
         trainer = Trainer(
@@ -132,10 +148,17 @@ def main(argv=None) -> int:
         "--backends", default="none,full,full-lean,ln,soft-prompt,prefix,lora,adapter,prefix+ln,unipelt"
     )
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, auto")
-    parser.add_argument("--infer", type=int, default=64, help="SST-2 test sentences scored (0: none)")
+    parser.add_argument("--infer", type=int, default=64, help="test examples scored (0: none)")
+    parser.add_argument("--task", default="SST-2", help="the task file whose batch and template are timed")
+    parser.add_argument("--template", default=None, help="a template of the task file (default: its own)")
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/SST-2/k-shot/16-42"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="a k-shot split (default: ../shared/data/TASK/k-shot/16-42)",
+    )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the per-backend worker
     parser.add_argument("--accuracy-from", type=Path, default=Path("benchmarks/results/few_shot"))
     parser.add_argument("--table-only", action="store_true", help="rebuild the table from cost.json")
@@ -144,12 +167,23 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)  # the worker's
     args = parser.parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = Path(f"../shared/data/{args.task}/k-shot/16-42")
     if args.one:
-        row = measure(args.one, args.model, args.steps, args.data_dir, args.precision, args.infer)
+        row = measure(
+            args.one,
+            args.model,
+            args.steps,
+            args.data_dir,
+            args.precision,
+            args.infer,
+            args.task,
+            args.template,
+        )
         print(json.dumps(row))
         return 0
     if not args.table_only and not args.data_dir.is_dir():
-        print(f"no data at {args.data_dir}; pass --data-dir (a k-shot split of SST-2)", file=sys.stderr)
+        print(f"no data at {args.data_dir}; pass --data-dir (a k-shot split of {args.task})", file=sys.stderr)
         return 2
     out = args.out
     rows = json.loads((out / "cost.json").read_text()) if args.table_only else []
@@ -168,6 +202,9 @@ def main(argv=None) -> int:
             precision,
             "--infer",
             str(args.infer),
+            "--task",
+            args.task,
+            *(["--template", args.template] if args.template else []),
         ]
         done = subprocess.run([*worker, "--data-dir", str(args.data_dir)], capture_output=True, text=True)
         if done.returncode:
@@ -185,7 +222,8 @@ def main(argv=None) -> int:
     table = backend_table(trained, accuracy) if trained else ""
     cpu = json.loads((out / "cpu.json").read_text()) if (out / "cpu.json").exists() else {}
     title = (
-        f"# Tuning backends on {args.model}\n\nCost: one SST-2 batch of 8, LM-BFF's template, fp32. "
+        f"# Tuning backends on {args.model}\n\nCost: one {args.task} batch of 8, template "
+        f"{args.template or 'lmbff (LM-BFF)'}, fp32. "
         "Accuracy: K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
         f"{args.accuracy_from}.\n\n"
     )

@@ -72,3 +72,26 @@ def test_the_table_gives_cost_ratios_and_accuracy_differences_to_full(tmp_path):
         "75.0 (5.0) [-10.0], 2 of 5 seeds",
         "n/a",
     ]
+
+
+def test_the_cost_worker_times_a_pair_task_in_either_template(gpt_dir, tmp_path):
+    """A pair task's batch is timed in the scoring mode its template implies: LM-BFF's slot between
+    the sentences scores the filled sequence, the slot-last variant reads one position."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    cost = importlib.import_module("backend_cost")
+    rows = ["text_a\ttext_b\tlabel"] + [
+        f"a man is walking {i}.\tsomeone walks {i}.\t{label}"
+        for i, label in enumerate(["entailment", "contradiction", "neutral"] * 3)
+    ]
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    seen = {}
+    for template in ("lmbff", "question_answer"):
+        row = cost.measure("ln", str(gpt_dir), 2, tmp_path, "fp32", 4, task="MNLI", template=template)
+        assert row["task"] == "MNLI" and row["template"] == template
+        assert row["seconds_per_step"] > 0 and row["inference_examples_per_second"] > 0
+        seen[template] = row["scoring"]
+    assert seen == {"lmbff": "sequence", "question_answer": "next_token"}
