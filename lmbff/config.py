@@ -32,7 +32,10 @@ class TrainingArguments:
 
     max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
-    learning_rate: float | None = field(default=None, metadata={"help": "default: the backend's own"})
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "the preset's rate for the backend, else the backend's own"},
+    )
     eval_every: int = field(
         default=100, metadata={"help": "evaluate on dev every N steps (0: only at the end)"}
     )
