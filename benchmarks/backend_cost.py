@@ -63,15 +63,14 @@ def measure(
     task_file = load_task(task)
     train = load_split(data_dir, "train", task_file.task).examples[:8]
     test = load_split(data_dir, "test", task_file.task).examples[:infer]
+    prompt = task_file.prompt(template)
     loaded = load_model(model, precision=precision)
-    scorer = PromptModel.for_task(
-        loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(template), kind=loaded.kind
-    )
+    scorer = PromptModel.for_task(loaded.model, loaded.tokenizer, task_file.task, prompt, kind=loaded.kind)
     row = {
         "backend": backend,
         "precision": loaded.precision,
         "task": task,
-        "template": task_file.prompt(template).name,
+        "template": prompt.name,
         "scoring": scorer.scoring.name,
     }
     if backend != "none":
@@ -182,6 +181,14 @@ def main(argv=None) -> int:
         )
         print(json.dumps(row))
         return 0
+    if not args.table_only:
+        from prompts.library import load_task
+
+        try:  # a bad task or template name, before any model loads
+            load_task(args.task).prompt(args.template)
+        except (FileNotFoundError, KeyError) as error:
+            print(f"--task/--template: {error}", file=sys.stderr)
+            return 2
     if not args.table_only and not args.data_dir.is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir (a k-shot split of {args.task})", file=sys.stderr)
         return 2

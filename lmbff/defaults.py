@@ -26,11 +26,6 @@ class Preset:
     # at its own default rate (the backend table's), which is meant for long budgets.
     learning_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
-    @property
-    def learning_rate(self) -> float | None:
-        """The rate of the preset's own backend."""
-        return self.learning_rates.get(self.backend)
-
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(

@@ -95,3 +95,15 @@ def test_the_cost_worker_times_a_pair_task_in_either_template(gpt_dir, tmp_path)
         assert row["seconds_per_step"] > 0 and row["inference_examples_per_second"] > 0
         seen[template] = row["scoring"]
     assert seen == {"lmbff": "sequence", "question_answer": "next_token"}
+
+
+def test_a_bad_task_or_template_is_refused_before_any_worker_starts(capsys):
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    cost = importlib.import_module("backend_cost")
+    assert cost.main(["--task", "MNLI", "--template", "nope", "--backends", "ln"]) == 2
+    assert "no template named 'nope'" in capsys.readouterr().err
+    assert cost.main(["--task", "NOPE", "--backends", "ln"]) == 2
+    assert "no task file for 'NOPE'" in capsys.readouterr().err
