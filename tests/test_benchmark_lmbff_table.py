@@ -87,6 +87,13 @@ def test_the_table_has_every_method_its_seeds_and_na_for_setfit_on_pairs(tmp_pat
     assert "STS-B (pearson)" in lines
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["cost"]["SetFit"]["minutes_per_run"] == 2.0 and saved["budget"] == {"max_steps": 100}
+    # Each run took 2 minutes: LoRA's 7 runs over 3 tasks, and 14 runs in all (zero-shot counted once).
+    assert saved["cost"]["prompt (lora)"]["total_minutes"] == 14.0
+    assert saved["total_minutes"] == 28.0
+    assert "summed: 0.5 h" in text
+    # The plot averages only the single-sentence tasks every method ran: SST-2 (RTE is a pair task).
+    shared, points = table.plot_points(saved)
+    assert shared == ["SST-2"] and points["prompt (lora)"] == (2.0, 85.0) and points["SetFit"] == (2.0, 60.0)
     assert (tmp_path / "table.png").stat().st_size > 0
 
 
