@@ -59,9 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--templates",
         default=None,
-        help="TASK=TEMPLATE,... (default: each task's causal-LM template from lmbff_tasks.py: TREC's "
-        "slot-last one, as LM-BFF's slot-first one costs a causal LM a pass over the whole question per "
-        "label; the pair tasks' slot-last variants are question_answer)",
+        help="TASK=TEMPLATE,... over the defaults (each task's causal-LM template from "
+        "lmbff_tasks.py: TREC's slot-last one, as LM-BFF's slot-first one costs a causal LM a pass "
+        "over the whole question per label; the pair tasks' slot-last variants are question_answer)",
     )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     parser.add_argument(
@@ -76,10 +76,16 @@ def main(argv=None) -> int:
     if not args.data_root.is_dir():
         print(f"no benchmark data at {args.data_root}; pass --data-root", file=sys.stderr)
         return 2
-    if args.templates is None:
-        templates = {t.name: t.causal_template for t in BY_NAME.values() if t.causal_template}
-    else:
-        templates = dict(pair.split("=", 1) for pair in args.templates.split(",") if pair)
+    # --templates overrides the defaults task by task: naming MNLI's template keeps TREC's slot-last one.
+    templates = {t.name: t.causal_template for t in BY_NAME.values() if t.causal_template}
+    for pair in (args.templates or "").split(","):
+        if not pair:
+            continue
+        task, sep, template = pair.partition("=")
+        if not sep or task not in BY_NAME or not template:
+            print(f"--templates: expected TASK=TEMPLATE with a known task, got {pair!r}", file=sys.stderr)
+            return 2
+        templates[task] = template
     derived = args.out / "derived"  # sampled test sets (not committed)
     for task in [t.name for t in select(args.tasks)]:
         source = args.data_root / task

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import SEEDS, TASKS, TEST_SAMPLE
+from lmbff_tasks import PAIR_SLOT_LAST_TEMPLATE, SEEDS, TASKS, TEST_SAMPLE
 
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
 from lmbff.report import find_metrics, summarize
@@ -43,6 +43,14 @@ def phase_command(phase: str, args) -> list[str]:
     few_shot = [sys.executable, str(HERE / "few_shot.py"), *common, "--precision", args.precision]
     budget = ["--max-steps", str(args.max_steps), "--eval-every", str(args.eval_every)]
     seeds = ["--seeds", args.seeds]
+    # Tuned pair-task runs use the slot-last template (README, "The LM-BFF table": 4.3x cheaper steps,
+    # one dev pair apart after tuning); zero-shot keeps LM-BFF's own.
+    pairs = [t.name for t in TASKS if not t.single_sentence]
+    tuned_templates = (
+        ["--templates", ",".join(f"{t}={args.tuned_pair_template}" for t in pairs)]
+        if args.tuned_pair_template
+        else []
+    )
     if phase == "zero-shot":
         return [
             *few_shot,
@@ -55,10 +63,12 @@ def phase_command(phase: str, args) -> list[str]:
         ]
     if phase == "peft":
         return [*few_shot, "--tasks", args.tasks, "--methods", "prompt", "--backends", args.peft,
-                "--learning-rate", str(args.peft_learning_rate), *budget, *seeds]  # fmt: skip
+                "--learning-rate", str(args.peft_learning_rate), *budget, *seeds,
+                *tuned_templates]  # fmt: skip
     if phase == "full":
         return [*few_shot, "--tasks", args.full_tasks, "--methods", "prompt", "--backends", args.full,
-                "--learning-rate", str(args.full_learning_rate), *budget, *seeds]  # fmt: skip
+                "--learning-rate", str(args.full_learning_rate), *budget, *seeds,
+                *tuned_templates]  # fmt: skip
     if phase == "setfit":
         return [sys.executable, str(HERE / "setfit_baseline.py"), *common, "--tasks", args.tasks, *seeds]
     raise SystemExit(f"unknown phase {phase!r}; phases: {', '.join(PHASES)}")
@@ -88,6 +98,7 @@ def build_table(rows: list[dict]) -> dict:
             "minutes": r["seconds_per_seed"] / 60,
             "total_minutes": r["seconds_per_seed"] * len(r["seeds"]) / 60,
             "peak_memory_mb": r["peak_memory_mb"],
+            "templates": r.get("templates", []),
         }
     cost = {
         c: {
@@ -137,7 +148,22 @@ def table_markdown(table: dict) -> str:
         f"Wall time of every run in the table, summed: {hours:.1f} h "
         "(the calibrated zero-shot column shares the raw column's runs)."
     )
-    return f"{scores}\n\n{cost}\n\n{total}\n"
+    notes = template_notes(table)
+    return f"{scores}\n\n{cost}\n\n{total}\n" + (f"\n{notes}\n" if notes else "")
+
+
+def template_notes(table: dict) -> str:
+    """Which cells used a template other than the task's manual (LM-BFF) one, so that a column that
+    mixes templates says so."""
+    default = {t.name: t.causal_template or "lmbff" for t in TASKS}
+    lines = []
+    for task in _ordered(table["cells"]):
+        for column, c in table["cells"][task].items():
+            other = [name for name in c.get("templates", []) if name != "lmbff"]
+            if other and column != "zero-shot + calibration":  # (the raw column's runs, named once)
+                why = "" if other != [default.get(task)] else " (the task's causal-LM default)"
+                lines.append(f"- {task}, {column}: template {', '.join(other)}{why}")
+    return "Templates other than LM-BFF's manual one:\n\n" + "\n".join(lines) if lines else ""
 
 
 def _single(task: str) -> bool:
@@ -221,6 +247,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--full", default="full", help="the full backend (or full with options)")
     parser.add_argument("--full-learning-rate", type=float, default=1e-5, help="LM-BFF's 1e-5")
+    parser.add_argument(
+        "--tuned-pair-template",
+        default=PAIR_SLOT_LAST_TEMPLATE,
+        help="the pair tasks' template in the peft and full phases ('' for LM-BFF's own)",
+    )
     args = parser.parse_args(argv)
     budget = {
         "max_steps": args.max_steps,
@@ -230,6 +261,7 @@ def main(argv=None) -> int:
         "full": f"{args.full} at {args.full_learning_rate:g}",
         "precision": args.precision,
         "test_sample": args.test_sample,
+        "tuned_pair_template": args.tuned_pair_template or "lmbff",
     }
     phases = [p for p in args.run.split(",") if p]
     if phases and not args.data_root.is_dir():

@@ -78,6 +78,7 @@ def summarize(runs: list[dict]) -> list[dict]:
             "total_parameters": members[0].get("total_parameters", 0),
             "seconds_per_step": float(np.mean([m.get("seconds_per_step", 0.0) for m in members])),
             "state_bytes": members[0].get("state_bytes", 0),
+            "templates": sorted({m["template"] for m in members if m.get("template")}),
         }
         for name in metric_names:
             values = np.array([m["test"][name] for m in members], dtype=float)

@@ -146,3 +146,41 @@ def test_each_causal_template_exists_keeps_lmbffs_words_and_ends_in_the_slot():
         # One position read per example, not the text after the slot scored once per label word.
         assert default_mode("causal", variant.template) == "next_token", name
         assert default_mode("causal", lmbff.template) == "sequence", name
+
+
+def test_tuned_pair_runs_get_the_slot_last_template_and_the_table_names_it(tmp_path):
+    parsed = argparse_namespace(tmp_path, tuned_pair_template="question_answer")
+    peft = table.phase_command("peft", parsed)
+    templates = peft[peft.index("--templates") + 1].split(",")
+    assert "MNLI=question_answer" in templates and "RTE=question_answer" in templates
+    assert not any(t.startswith("TREC=") for t in templates)  # few_shot.py keeps TREC's default
+    assert "--templates" not in table.phase_command("zero-shot", parsed)  # zero-shot: LM-BFF's own
+    lmbffs_own = argparse_namespace(tmp_path, tuned_pair_template="")
+    assert "--templates" not in table.phase_command("peft", lmbffs_own)
+    runs = tmp_path / "runs"
+    _run(runs, "MNLI", "zero-shot", "none", 13, 0.47, template="lmbff")
+    _run(runs, "MNLI", "prompt", "lora", 13, 0.5, template="question_answer")
+    _run(runs, "TREC", "prompt", "lora", 13, 0.7, template="answer_type")
+    text = table.write_table(tmp_path, {})
+    assert "- MNLI, prompt (lora): template question_answer\n" in text
+    assert "- TREC, prompt (lora): template answer_type (the task's causal-LM default)" in text
+    assert "MNLI, zero-shot" not in text
+
+
+def argparse_namespace(tmp_path: Path, **overrides):
+    import argparse
+
+    values = dict(
+        out=tmp_path, data_root=tmp_path, test_sample=2000, precision="fp32", max_steps=100, eval_every=25,
+        seeds="13", tasks="pairs", full_tasks="single", peft="lora", peft_learning_rate=3e-3, full="full",
+        full_learning_rate=1e-5,
+    )  # fmt: skip
+    return argparse.Namespace(**{**values, **overrides})
+
+
+def test_few_shot_refuses_a_malformed_templates_argument(tmp_path, capsys):
+    few_shot = importlib.import_module("few_shot")
+    code = few_shot.main(["--data-root", str(tmp_path), "--templates", "NOPE=question_answer"])
+    assert code == 2 and "expected TASK=TEMPLATE with a known task, got 'NOPE=question_answer'" in (
+        capsys.readouterr().err
+    )
