@@ -228,7 +228,7 @@ def write_table(out: Path, budget: dict) -> str:
     return text
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lmbff_table"))
@@ -252,7 +252,28 @@ def main(argv=None) -> int:
         default=PAIR_SLOT_LAST_TEMPLATE,
         help="the pair tasks' template in the peft and full phases ('' for LM-BFF's own)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_tuned_pair_template(name: str) -> str | None:
+    """Why ``name`` cannot be every pair task's template (None when it can): found before any phase
+    runs, not when the first tuned pair run starts after hours of earlier phases."""
+    from prompts.library import load_task
+
+    for task in (t.name for t in TASKS if not t.single_sentence):
+        try:
+            load_task(task).prompt(name)
+        except KeyError as error:
+            return f"--tuned-pair-template: {error.args[0]}"
+    return None
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    problem = args.tuned_pair_template and check_tuned_pair_template(args.tuned_pair_template)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     budget = {
         "max_steps": args.max_steps,
         "eval_every": args.eval_every,

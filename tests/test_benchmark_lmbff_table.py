@@ -167,15 +167,18 @@ def test_tuned_pair_runs_get_the_slot_last_template_and_the_table_names_it(tmp_p
     assert "MNLI, zero-shot" not in text
 
 
-def argparse_namespace(tmp_path: Path, **overrides):
-    import argparse
+def argparse_namespace(tmp_path: Path, tuned_pair_template: str):
+    argv = ["--out", str(tmp_path), "--tasks", "pairs", "--tuned-pair-template", tuned_pair_template]
+    return table.build_parser().parse_args(argv)
 
-    values = dict(
-        out=tmp_path, data_root=tmp_path, test_sample=2000, precision="fp32", max_steps=100, eval_every=25,
-        seeds="13", tasks="pairs", full_tasks="single", peft="lora", peft_learning_rate=3e-3, full="full",
-        full_learning_rate=1e-5,
-    )  # fmt: skip
-    return argparse.Namespace(**{**values, **overrides})
+
+def test_an_unknown_tuned_pair_template_is_refused_before_any_phase(tmp_path, capsys):
+    code = table.main(["--data-root", str(tmp_path), "--out", str(tmp_path), "--run", "zero-shot",
+                       "--tuned-pair-template", "question_anwer"])  # fmt: skip
+    error = capsys.readouterr().err
+    assert code == 2 and "no template named 'question_anwer'" in error and "question_answer" in error
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "table.md").exists()
+    assert table.check_tuned_pair_template("question_answer") is None
 
 
 def test_few_shot_refuses_a_malformed_templates_argument(tmp_path, capsys):
