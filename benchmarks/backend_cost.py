@@ -119,6 +119,8 @@ def precision_table(rows: list[dict]) -> str:
     backends = [
         b for b in dict.fromkeys(r["backend"] for r in rows) if (b, "fp32") in by and (b, "bf16") in by
     ]
+    if not backends:  # one precision measured: no section, rather than a header over nothing
+        return ""
 
     def pair(backend: str, key: str, fmt: str, faster_when_smaller: bool) -> str:
         a, b = by[(backend, "fp32")].get(key), by[(backend, "bf16")].get(key)
@@ -225,14 +227,22 @@ def main(argv=None) -> int:
         atomic_write_json(out / "cost.json", rows)
         atomic_write_json(out / "cpu.json", cpu_bf16())
     accuracy = prompt_accuracy(args.accuracy_from) if args.accuracy_from.is_dir() else {}
+    if args.task != "SST-2" or args.template:
+        # Another task's batch: SST-2's and TREC's accuracy would sit beside costs they did not pay.
+        accuracy = {task: rows for task, rows in accuracy.items() if task == args.task}
     trained = [r for r in rows if r.get("precision", "fp32") == "fp32" and "seconds_per_step" in r]
     table = backend_table(trained, accuracy) if trained else ""
     cpu = json.loads((out / "cpu.json").read_text()) if (out / "cpu.json").exists() else {}
     title = (
         f"# Tuning backends on {args.model}\n\nCost: one {args.task} batch of 8, template "
-        f"{args.template or 'lmbff (LM-BFF)'}, fp32. "
-        "Accuracy: K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
-        f"{args.accuracy_from}.\n\n"
+        f"{args.template or 'lmbff (LM-BFF)'}, fp32."
+        + (
+            " Accuracy: K=16 test accuracy, mean (std) over seeds, [difference to full in points], from "
+            f"{args.accuracy_from}."
+            if accuracy
+            else ""
+        )
+        + "\n\n"
     )
     precisions = precision_table(rows)
     text = f"{title}{table}\n"

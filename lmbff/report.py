@@ -241,8 +241,11 @@ def backend_table(cost: list[dict], accuracy: dict[str, dict[str, dict]]) -> str
             text += f", {len(row['seeds'])} of 5 seeds"
         return text
 
+    # Without a full row there is nothing to compare with: the headers say so rather than promise ratios.
+    columns = COST_COLUMNS if full else [c.replace(" (x full)", "") for c in COST_COLUMNS]
+    versus = " [vs full]" if any("full" in accuracy[task] for task in tasks) else ""
     return markdown_table(
-        [*COST_COLUMNS, *(f"{task} accuracy [vs full]" for task in tasks)],
+        [*columns, *(f"{task} accuracy{versus}" for task in tasks)],
         [
             [
                 r["backend"],

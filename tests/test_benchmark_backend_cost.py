@@ -107,3 +107,30 @@ def test_a_bad_task_or_template_is_refused_before_any_worker_starts(capsys):
     assert "no template named 'nope'" in capsys.readouterr().err
     assert cost.main(["--task", "NOPE", "--backends", "ln"]) == 2
     assert "no task file for 'NOPE'" in capsys.readouterr().err
+
+
+def test_a_cost_table_without_full_promises_no_ratios_nor_another_tasks_accuracy(tmp_path, capsys):
+    """A one-backend cost run of a pair task (the pair-template check) used to print "(x full)" headers
+    with no full row, SST-2 and TREC accuracy beside an MNLI batch's cost, and an empty bf16 section."""
+    import importlib
+    import sys
+
+    _run(tmp_path / "few_shot", "SST-2", "lora", 13, 0.8)
+    table = backend_cost.backend_table([_cost("lora", 10, 2**20, 3.0, 200.0)], {})
+    header = table.splitlines()[0]
+    assert "x full" not in header and header.startswith("| backend | trainable (% of model) | state MB |")
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    cost = importlib.import_module("backend_cost")
+    out = tmp_path / "cost"
+    out.mkdir()
+    (out / "cost.json").write_text(
+        json.dumps([{**_cost("lora", 10, 2**20, 3.0, 200.0), "precision": "fp32"}])
+    )
+    common = ["--table-only", "--out", str(out), "--accuracy-from", str(tmp_path / "few_shot")]
+    assert cost.main([*common, "--task", "MNLI", "--template", "question_answer"]) == 0
+    text = (out / "cost.md").read_text()
+    assert "SST-2" not in text and "Accuracy:" not in text and "bf16 against fp32" not in text
+    assert cost.main(common) == 0  # SST-2's own batch keeps its accuracy column
+    assert "SST-2 accuracy" in (out / "cost.md").read_text()
+    capsys.readouterr()
