@@ -33,10 +33,10 @@ from pathlib import Path
 
 from lmbff.report import backend_table, prompt_accuracy
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lmbff_tasks import BACKEND_ALIASES  # the benchmarks' shared module, beside this file
+
 OUT = Path("benchmarks/results/backend_cost")
-
-
-BACKEND_ALIASES = {"full-lean": ("full", {"full": {"embeddings": "frozen"}})}
 
 
 def measure(

@@ -24,7 +24,7 @@ from pathlib import Path
 from lmbff.report import find_metrics, summarize, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import BY_NAME, TEST_SAMPLE, data_dir, select
+from lmbff_tasks import BACKEND_ALIASES, BY_NAME, TEST_SAMPLE, backend_arguments, data_dir, select
 
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
 
@@ -40,7 +40,10 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-every", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
-        "--backends", default="full", help="tuning backends for the prompt methods, e.g. full,ln,prefix+ln"
+        "--backends",
+        default="full",
+        help="tuning backends for the prompt methods, e.g. full,ln,prefix+ln; full-lean: full with the "
+        "vocabulary matrices frozen (--full-embeddings frozen)",
     )
     parser.add_argument(
         "--learning-rate",
@@ -97,9 +100,8 @@ def main(argv=None) -> int:
             for backend in (args.backends.split(",") if method.startswith("prompt") else ["full"])
         ]
         for method, backend in runs:
-            rate = (
-                args.learning_rate if args.learning_rate is not None else 1e-5 if backend == "full" else None
-            )
+            full = BACKEND_ALIASES.get(backend, (backend,))[0] == "full"  # full-lean too: LM-BFF's rate
+            rate = args.learning_rate if args.learning_rate is not None else 1e-5 if full else None
             for seed in args.seeds.split(","):
                 # One process per run: peak memory is then the run's own, not the high-water mark left
                 # by the run before it in the same process.
@@ -126,8 +128,7 @@ def main(argv=None) -> int:
                     str(args.eval_every),
                     "--batch-size",
                     str(args.batch_size),
-                    "--backend",
-                    backend,
+                    *backend_arguments(backend),
                     *(["--learning-rate", str(rate)] if rate is not None else []),
                     "--demo-inference-sets",
                     str(args.demo_inference_sets),

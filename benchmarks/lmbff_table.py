@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--peft-learning-rate", type=float, default=3e-3, help="chosen on dev: benchmarks/results/lr_sweep"
     )
-    parser.add_argument("--full", default="full", help="the full backend (or full with options)")
+    parser.add_argument("--full", default="full", help="full, or full-lean (vocabulary matrices frozen)")
     parser.add_argument("--full-learning-rate", type=float, default=1e-5, help="LM-BFF's 1e-5")
     parser.add_argument(
         "--tuned-pair-template",

@@ -58,6 +58,21 @@ BY_NAME = {t.name: t for t in TASKS}
 # MNLI=question_answer runs it anywhere.
 PAIR_SLOT_LAST_TEMPLATE = "question_answer"
 
+# Backend variants the benchmarks name as one backend: (the backend, its typed config options). Their
+# command-line flags follow the CLI's --<backend>-<option> pattern (--full-embeddings frozen).
+BACKEND_ALIASES = {"full-lean": ("full", {"full": {"embeddings": "frozen"}})}
+
+
+def backend_arguments(backend: str) -> list[str]:
+    """``lmbff run`` arguments for a backend or an alias: full-lean -> --backend full --full-embeddings
+    frozen."""
+    name, options = BACKEND_ALIASES.get(backend, (backend, {}))
+    flags = ["--backend", name]
+    for method, fields in options.items():
+        for field, value in fields.items():
+            flags += [f"--{method}-{field.replace('_', '-')}", str(value)]
+    return flags
+
 
 def select(spec: str) -> list[BenchmarkTask]:
     """``all``, ``single`` (the single-sentence tasks), ``pairs``, or comma-separated names."""

@@ -187,3 +187,33 @@ def test_few_shot_refuses_a_malformed_templates_argument(tmp_path, capsys):
     assert code == 2 and "expected TASK=TEMPLATE with a known task, got 'NOPE=question_answer'" in (
         capsys.readouterr().err
     )
+
+
+def test_full_lean_reaches_the_cli_as_full_with_frozen_embeddings_at_lmbffs_rate(tmp_path, monkeypatch):
+    """The benchmarks name lean full fine-tuning ``full-lean``; `lmbff run` must receive the backend and
+    option it stands for (not an unknown backend) and, as for full, LM-BFF's 1e-5 by default."""
+    from lmbff.cli import build_parser
+    from lmbff.cli.training import _experiment_config
+
+    flags = tasks.backend_arguments("full-lean")
+    assert flags == ["--backend", "full", "--full-embeddings", "frozen"]
+    assert tasks.backend_arguments("lora") == ["--backend", "lora"]
+    args = build_parser().parse_args(["run", "--task", "SST-2", "--data-dir", "d", "--out", "o", *flags])
+    config = _experiment_config(args, "prompt", "d", "o")
+    assert config.backend == "full" and config.backend_options == {"full": {"embeddings": "frozen"}}
+
+    few_shot = importlib.import_module("few_shot")
+    commands = []
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(few_shot.subprocess, "run", lambda command: commands.append(command) or Done)
+    _task_folder(tmp_path, "SST-2", 4)
+    out = tmp_path / "out"
+    argv = ["--data-root", str(tmp_path), "--tasks", "SST-2", "--methods", "prompt", "--seeds", "13"]
+    assert few_shot.main([*argv, "--backends", "full-lean,lora", "--out", str(out)]) == 0
+    lean, lora = commands
+    at = lean.index("--backend")
+    assert lean[at : at + 4] == flags and lean[lean.index("--learning-rate") + 1] == "1e-05"
+    assert "--learning-rate" not in lora  # LoRA keeps its own rate
