@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
-from lmbff.report import find_metrics
+from lmbff.report import backend_label, find_metrics
 from lmbff.tuning import make_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lmbff_tasks import BACKEND_ALIASES  # the benchmarks' shared module, beside this file
 
 HERE = Path(__file__).resolve().parent
 
@@ -30,7 +33,8 @@ HERE = Path(__file__).resolve().parent
 def candidate_rates(backend: str, given: dict[str, list[float]]) -> list[float]:
     if backend in given:
         return given[backend]
-    own = make_config(backend).learning_rate
+    name, options = BACKEND_ALIASES.get(backend, (backend, {}))
+    own = make_config(name, options).learning_rate
     return [own / 3, own, own * 3]
 
 
@@ -48,7 +52,8 @@ def summarize_sweep(out: Path) -> list[dict]:
     scores: dict[tuple, list[float]] = defaultdict(list)
     for run in find_metrics([out]):
         rate = Path(run["_path"]).parts[-4].removeprefix("lr-")
-        scores[(run["backend"], rate)].append(run["test"][run["metric"]])
+        # backend_label: lean full records backend "full" with an option, and must not average with it
+        scores[(backend_label(run), rate)].append(run["test"][run["metric"]])
     return [
         {"backend": b, "learning_rate": r, "mean_dev": float(np.mean(v)), "runs": len(v)}
         for (b, r), v in sorted(scores.items())

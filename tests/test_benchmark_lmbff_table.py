@@ -132,6 +132,23 @@ def test_the_learning_rate_sweep_reads_dev_scores_per_rate(tmp_path):
     ]
 
 
+def test_the_sweep_keeps_lean_full_apart_from_full_and_gives_it_lmbffs_rates(tmp_path):
+    """Lean full runs record backend "full" with an option; averaged with full's they would hide the
+    very comparison the sweep is for."""
+    sweep = importlib.import_module("lr_sweep")
+    _run(tmp_path / "lr-1e-05", "TREC", "prompt", "full", 13, 0.8)
+    lean = {"backend_options": {"full": {"embeddings": "frozen"}}}
+    _run(tmp_path / "lr-1e-05", "SST-2", "prompt", "full-embeddings-frozen", 13, 0.6, **lean)
+    metrics = next((tmp_path / "lr-1e-05" / "SST-2").glob("*/seed-13/metrics.json"))
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "backend": "full"}))  # as run writes
+    rows = sweep.summarize_sweep(tmp_path)
+    assert sorted((r["backend"], r["learning_rate"], r["mean_dev"]) for r in rows) == [
+        ("full", "1e-05", 0.8),
+        ("full (embeddings=frozen)", "1e-05", 0.6),
+    ]
+    assert sweep.candidate_rates("full-lean", {}) == sweep.candidate_rates("full", {})
+
+
 def test_each_causal_template_exists_keeps_lmbffs_words_and_ends_in_the_slot():
     from lmbff.scoring import default_mode
     from prompts.library import load_task
