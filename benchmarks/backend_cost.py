@@ -34,7 +34,7 @@ from pathlib import Path
 from lmbff.report import backend_table, prompt_accuracy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import BACKEND_ALIASES  # the benchmarks' shared module, beside this file
+from lmbff_tasks import resolve_backend  # the benchmarks' shared module, beside this file
 
 OUT = Path("benchmarks/results/backend_cost")
 
@@ -74,7 +74,7 @@ def measure(
         "scoring": scorer.scoring.name,
     }
     if backend != "none":
-        name, options = BACKEND_ALIASES.get(backend, (backend, {}))
+        name, options = resolve_backend(backend)
         trainer = Trainer(
             scorer,
             task_file.task,

@@ -24,7 +24,7 @@ from pathlib import Path
 from lmbff.report import find_metrics, summarize, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import BACKEND_ALIASES, BY_NAME, TEST_SAMPLE, backend_arguments, data_dir, select
+from lmbff_tasks import BY_NAME, TEST_SAMPLE, backend_arguments, data_dir, resolve_backend, select
 
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
             for backend in (args.backends.split(",") if method.startswith("prompt") else ["full"])
         ]
         for method, backend in runs:
-            full = BACKEND_ALIASES.get(backend, (backend,))[0] == "full"  # full-lean too: LM-BFF's rate
+            full = resolve_backend(backend)[0] == "full"  # full-lean too: LM-BFF's rate
             rate = args.learning_rate if args.learning_rate is not None else 1e-5 if full else None
             for seed in args.seeds.split(","):
                 # One process per run: peak memory is then the run's own, not the high-water mark left

@@ -58,19 +58,26 @@ BY_NAME = {t.name: t for t in TASKS}
 # MNLI=question_answer runs it anywhere.
 PAIR_SLOT_LAST_TEMPLATE = "question_answer"
 
-# Backend variants the benchmarks name as one backend: (the backend, its typed config options). Their
-# command-line flags follow the CLI's --<backend>-<option> pattern (--full-embeddings frozen).
+# Backend variants the benchmarks name as one backend: (the backend, its typed config options).
 BACKEND_ALIASES = {"full-lean": ("full", {"full": {"embeddings": "frozen"}})}
+
+
+def resolve_backend(backend: str) -> tuple[str, dict[str, dict]]:
+    """(the backend, its config options) for a backend or an alias: full-lean -> ("full", {"full":
+    {"embeddings": "frozen"}})."""
+    return BACKEND_ALIASES.get(backend, (backend, {}))
 
 
 def backend_arguments(backend: str) -> list[str]:
     """``lmbff run`` arguments for a backend or an alias: full-lean -> --backend full --full-embeddings
-    frozen."""
-    name, options = BACKEND_ALIASES.get(backend, (backend, {}))
+    frozen (the flags as the CLI names them)."""
+    from lmbff.cli.training import backend_option_flag
+
+    name, options = resolve_backend(backend)
     flags = ["--backend", name]
     for method, fields in options.items():
         for field, value in fields.items():
-            flags += [f"--{method}-{field.replace('_', '-')}", str(value)]
+            flags += [backend_option_flag(method, field), str(value)]
     return flags
 
 

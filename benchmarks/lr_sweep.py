@@ -25,7 +25,7 @@ from lmbff.report import backend_label, find_metrics
 from lmbff.tuning import make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import BACKEND_ALIASES  # the benchmarks' shared module, beside this file
+from lmbff_tasks import resolve_backend  # the benchmarks' shared module, beside this file
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 def candidate_rates(backend: str, given: dict[str, list[float]]) -> list[float]:
     if backend in given:
         return given[backend]
-    name, options = BACKEND_ALIASES.get(backend, (backend, {}))
+    name, options = resolve_backend(backend)
     own = make_config(name, options).learning_rate
     return [own / 3, own, own * 3]
 

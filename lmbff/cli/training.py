@@ -81,6 +81,11 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     _add_dataclass_args(p, DemonstrationConfig, "demo-")
 
 
+def backend_option_flag(backend: str, option: str) -> str:
+    """The command-line flag of a backend's config option: ("prefix", "mlp_hidden") -> --prefix-mlp-hidden."""
+    return f"--{backend}-{option.replace('_', '-')}"
+
+
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
     """--<backend>-<option> for every option of every registered backend (e.g. --prefix-length)."""
     from ..tuning import backend_names, get_config_class
@@ -93,7 +98,7 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
             is_list = "list" in str(f.type)
             kind = _comma_list if is_list else {int: int, float: float, str: str}.get(type(f.default), str)
             group.add_argument(
-                f"--{backend}-{f.name.replace('_', '-')}",
+                backend_option_flag(backend, f.name),
                 dest=f"backend__{backend}__{f.name}",
                 metavar="A,B" if is_list else f.name.upper(),
                 type=kind,
