@@ -46,7 +46,11 @@ ModeName = str  # a registered scoring mode: "mask", "next_token", "sequence" (l
 # The batch size runs score dev and test with (predict_log_scores' default). Batching is part of
 # bit-identical scores, so predict and the estimator score saved states with it too.
 SCORING_BATCH_SIZE = 16
-_LOGSOFTMAX_CHUNK = 64  # scored positions per full-vocabulary log-softmax (bounds memory)
+# Float32 logits per full-vocabulary log-softmax chunk. The product with the output layer reads the
+# whole embedding matrix once per chunk (671 MB for Gemma 3's 262,144 x 640), so small chunks are
+# bound by memory bandwidth: on 2 EPYC cores a row cost 9.4 ms in chunks of 64 rows and 4.4 ms in
+# chunks of 512 (benchmarks/output_layer_chunks.py). 512 MiB gives Gemma 3 chunks of 512 rows.
+_LOGITS_CHUNK_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -70,6 +74,12 @@ class ScoringBatch:
     def to(self, device) -> ScoringBatch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
         return ScoringBatch(**moved)
+
+
+def logits_chunk_rows(vocab_size: int) -> int:
+    """Positions per full-vocabulary log-softmax: as many as fit in ``_LOGITS_CHUNK_BYTES`` of float32
+    logits, at least one."""
+    return max(1, _LOGITS_CHUNK_BYTES // (4 * vocab_size))
 
 
 class PromptModel(nn.Module):
@@ -303,10 +313,18 @@ class PromptModel(nn.Module):
 
     def _target_log_probs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log P(target) at each feature row, full-vocabulary log-softmax in chunks (bounds memory)."""
+        step = logits_chunk_rows(self.base_lm.get_output_embeddings().weight.shape[0])
         logprobs = []
-        for start in range(0, features.shape[0], _LOGSOFTMAX_CHUNK):
-            chunk = self._output_logits(features[start : start + _LOGSOFTMAX_CHUNK]).float().log_softmax(-1)
-            logprobs.append(chunk.gather(1, targets[start : start + _LOGSOFTMAX_CHUNK, None]).squeeze(1))
+        for start in range(0, features.shape[0], step):
+            logits = self._output_logits(features[start : start + step]).float()
+            target = targets[start : start + step, None]
+            if torch.is_grad_enabled():
+                logprobs.append(logits.log_softmax(-1).gather(1, target).squeeze(1))
+            else:  # scoring: log-sum-exp in place, so a chunk costs one logits buffer, not three
+                picked = logits.gather(1, target).squeeze(1)
+                top = logits.amax(-1, keepdim=True)
+                norm = logits.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(1))
+                logprobs.append(picked - norm)
         return torch.cat(logprobs) if logprobs else features.new_zeros(0)
 
     def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:

@@ -241,3 +241,34 @@ def test_unknown_label_word_is_an_error(bert):
             Verbalizer({"a": "good", "b": "☃"}),
             kind="masked",
         )
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 1000])
+def test_target_log_probs_in_chunks_equal_the_full_log_softmax(gpt, monkeypatch, chunk_rows):
+    """The full-vocabulary log-softmax runs in chunks sized by a memory budget, in place when nothing
+    needs gradients; every chunk size and both paths give each position's log P(target), and training
+    still gets gradients through it."""
+    import lmbff.model as model_module
+
+    model, tokenizer = gpt
+    pm = PromptModel(
+        model,
+        tokenizer,
+        Template("{{ text_a }} It was {{ mask }} ."),
+        Verbalizer({"a": "good", "b": "bad"}, ["a", "b"]),
+        kind="causal",
+    )
+    vocab = model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(model_module, "_LOGITS_CHUNK_BYTES", chunk_rows * 4 * vocab)
+    assert model_module.logits_chunk_rows(vocab) == chunk_rows
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(7, model.config.hidden_size, generator=generator)
+    targets = torch.randint(0, vocab, (7,), generator=generator)
+    expected = pm._output_logits(features).log_softmax(-1)[torch.arange(7), targets]
+    with torch.no_grad():
+        scored = pm._target_log_probs(features, targets)
+    torch.testing.assert_close(scored, expected.detach(), rtol=1e-5, atol=1e-5)
+    trained = pm._target_log_probs(features.requires_grad_(), targets)
+    torch.testing.assert_close(trained.detach(), expected.detach(), rtol=1e-5, atol=1e-5)
+    trained.sum().backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0

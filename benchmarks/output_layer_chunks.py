@@ -1,0 +1,96 @@
+"""Sequence scoring (a causal LM whose slot has text after it: LM-BFF's pair templates) with the
+full-vocabulary log-softmax in chunks of 64 positions (lmbff 0.1's fixed chunk) against chunks sized
+by the logits budget (``lmbff.model._LOGITS_CHUNK_BYTES``: 512 rows for Gemma 3's vocabulary).
+
+    python benchmarks/output_layer_chunks.py --data-root ../shared/data --task QNLI --examples 32
+
+Zero-shot with the task's default (LM-BFF) template, raw scores, on a seeded sample of the test set.
+Both ways score the same examples alternately (A, B, A, B) so that a busy machine hurts both alike;
+printed: seconds per example each way (median of runs), the ratio, the largest score difference and
+each way's peak memory above the loaded model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import lmbff.model as model_module
+from lmbff.classifier import PromptClassifier
+from lmbff.inputs import to_examples
+from lmbff.memory import PeakMemory
+
+OLD_CHUNK_ROWS = 64  # lmbff 0.1: _LOGSOFTMAX_CHUNK
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def timed(pm, examples, chunk_bytes: int) -> tuple[float, np.ndarray, float]:
+    original = model_module._LOGITS_CHUNK_BYTES
+    model_module._LOGITS_CHUNK_BYTES = chunk_bytes
+    try:
+        memory = PeakMemory()
+        started = time.perf_counter()
+        scores = pm.predict_log_scores(examples, calibrate=False)
+        return time.perf_counter() - started, scores, memory.above_start_mb()
+    finally:
+        model_module._LOGITS_CHUNK_BYTES = original
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--task", default="QNLI")
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--examples", type=positive_int, default=32)
+    parser.add_argument("--repeats", type=positive_int, default=2)
+    args = parser.parse_args(argv)
+    test = args.data_root / args.task / "test.tsv"
+    if not test.is_file():
+        print(f"no test set at {test}; pass --data-root", file=sys.stderr)
+        return 2
+    read = dict(sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
+    frame = pd.read_csv(test, **read)
+    sample = frame.sample(min(args.examples, len(frame)), random_state=0)
+    clf = PromptClassifier(args.task, args.model, method="zero-shot", calibrate=False, verbose=False)
+    clf.fit(None)
+    pm = clf.prompt_model_
+    examples = to_examples(sample.drop(columns=["label"]), clf.task_.fields, None)
+    vocab = pm.base_lm.get_output_embeddings().weight.shape[0]
+    ways = {
+        f"chunks of {OLD_CHUNK_ROWS} positions": OLD_CHUNK_ROWS * 4 * vocab,
+        f"chunks of {model_module.logits_chunk_rows(vocab)} positions": model_module._LOGITS_CHUNK_BYTES,
+    }
+    timed(pm, examples[:2], model_module._LOGITS_CHUNK_BYTES)  # first-call costs out of the measurement
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    peaks: dict[str, float] = {}
+    scores: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):
+        for name, chunk_bytes in ways.items():
+            took, scores[name], peak = timed(pm, examples, chunk_bytes)
+            seconds[name].append(took)
+            peaks[name] = max(peak, peaks.get(name, 0.0))
+    old, new = (float(np.median(seconds[name])) for name in ways)
+    first, second = (scores[name] for name in ways)
+    print(f"{args.model}, {args.task} zero-shot ({pm.scoring.name} scoring), {len(examples)} test examples")
+    print("| log-softmax | s / example (median) | peak MB above the model |\n|---|---|---|")
+    for name in ways:
+        print(f"| {name} | {np.median(seconds[name]) / len(examples):.3f} | {peaks[name]:.0f} |")
+    difference = float(np.abs(first - second).max())
+    print(f"\nlarger chunks are {old / new:.2f}x faster; largest score difference {difference:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
