@@ -36,7 +36,12 @@ from lmbff.report import backend_table, prompt_accuracy
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lmbff_tasks import resolve_backend  # the benchmarks' shared module, beside this file
 
+from lmbff.cli.common import non_negative_int, positive_int
+
 OUT = Path("benchmarks/results/backend_cost")
+# The batch timed by default. Its table also shows the accuracy of every task with finished runs
+# (SST-2's and TREC's), since their costs are this batch's; another task shows only its own.
+DEFAULT_TASK = "SST-2"
 
 
 def measure(
@@ -46,7 +51,7 @@ def measure(
     data_dir: Path,
     precision: str,
     infer: int,
-    task: str = "SST-2",
+    task: str = DEFAULT_TASK,
     template: str | None = None,
 ) -> dict:
     from safetensors.torch import save
@@ -149,11 +154,11 @@ def main(argv=None) -> int:
         "--backends", default="none,full,full-lean,ln,soft-prompt,prefix,lora,adapter,prefix+ln,unipelt"
     )
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, auto")
-    parser.add_argument("--infer", type=int, default=64, help="test examples scored (0: none)")
-    parser.add_argument("--task", default="SST-2", help="the task file whose batch and template are timed")
+    parser.add_argument("--infer", type=non_negative_int, default=64, help="test examples scored (0: none)")
+    parser.add_argument("--task", default=DEFAULT_TASK, help="task file whose batch and template are timed")
     parser.add_argument("--template", default=None, help="a template of the task file (default: its own)")
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=positive_int, default=6)
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -227,7 +232,7 @@ def main(argv=None) -> int:
         atomic_write_json(out / "cost.json", rows)
         atomic_write_json(out / "cpu.json", cpu_bf16())
     accuracy = prompt_accuracy(args.accuracy_from) if args.accuracy_from.is_dir() else {}
-    if args.task != "SST-2" or args.template:
+    if args.task != DEFAULT_TASK or args.template:
         # Another task's batch: SST-2's and TREC's accuracy would sit beside costs they did not pay.
         accuracy = {task: rows for task, rows in accuracy.items() if task == args.task}
     trained = [r for r in rows if r.get("precision", "fp32") == "fp32" and "seconds_per_step" in r]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from lmbff.cli.common import positive_int
 from lmbff.files import atomic_write_text, markdown_table
 
 # Entity-type words for KAIROS' type codes: one common word each, so that the typing prompt's slot
@@ -158,9 +159,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument(
-        "--geneva-sentences", type=int, default=60, help="the first N sentences of GENEVA test"
+        "--geneva-sentences", type=positive_int, default=60, help="the first N sentences of GENEVA test"
     )
-    parser.add_argument("--wikievents-sentences", type=int, default=80, help="the first N event sentences")
+    parser.add_argument(
+        "--wikievents-sentences", type=positive_int, default=80, help="the first N event sentences"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/events"))
     args = parser.parse_args(argv)
     geneva, wiki = args.data_root / "geneva" / "test.json", args.data_root / "wikievents"

@@ -26,6 +26,8 @@ from lmbff.report import find_metrics, summarize, write_report
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lmbff_tasks import BY_NAME, TEST_SAMPLE, backend_arguments, data_dir, resolve_backend, select
 
+from lmbff.cli.common import non_negative_int, positive_float, positive_int
+
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
 
 
@@ -36,9 +38,11 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=DEFAULT_METHODS)
     parser.add_argument("--seeds", default="13,21,42,87,100")
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--max-steps", type=int, default=32, help="LM-BFF: 1000; 32 fits 2 CPU cores")
-    parser.add_argument("--eval-every", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--max-steps", type=positive_int, default=32, help="LM-BFF: 1000; 32 fits 2 CPU cores"
+    )
+    parser.add_argument("--eval-every", type=positive_int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument(
         "--backends",
         default="full",
@@ -47,18 +51,18 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--learning-rate",
-        type=float,
+        type=positive_float,
         default=None,
         help="default: LM-BFF's 1e-5 for full tuning and the baselines, each other backend's own",
     )
     parser.add_argument(
         "--demo-inference-sets",
-        type=int,
+        type=positive_int,
         default=1,
         help="LM-BFF: 16 (MNLI, SNLI, QQP: 4); 1 here: one set of SST-2's 872 test prompts with two "
         "demonstrations takes ~6 minutes on 2 cores",
     )
-    parser.add_argument("--max-length", type=int, default=256, help="query + two demonstrations")
+    parser.add_argument("--max-length", type=positive_int, default=256, help="query + two demonstrations")
     parser.add_argument(
         "--templates",
         default=None,
@@ -69,7 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     parser.add_argument(
         "--test-sample",
-        type=int,
+        type=non_negative_int,
         default=0,
         help=f"score test sets over N examples on a seeded sample of N (the LM-BFF table: {TEST_SAMPLE})",
     )

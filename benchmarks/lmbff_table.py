@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lmbff_tasks import PAIR_SLOT_LAST_TEMPLATE, SEEDS, TASKS, TEST_SAMPLE
 
+from lmbff.cli.common import non_negative_int, positive_float, positive_int
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
 from lmbff.report import find_metrics, summarize
 
@@ -237,16 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", default="all", help="names, all, single or pairs")
     parser.add_argument("--full-tasks", default="single", help="tasks of the full fine-tuning phase")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    parser.add_argument("--test-sample", type=int, default=TEST_SAMPLE)
+    parser.add_argument("--test-sample", type=non_negative_int, default=TEST_SAMPLE)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
-    parser.add_argument("--max-steps", type=int, default=100)
-    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--max-steps", type=positive_int, default=100)
+    parser.add_argument("--eval-every", type=positive_int, default=25)
     parser.add_argument("--peft", default="lora", help="the parameter-efficient backend")
     parser.add_argument(
-        "--peft-learning-rate", type=float, default=3e-3, help="chosen on dev: benchmarks/results/lr_sweep"
+        "--peft-learning-rate",
+        type=positive_float,
+        default=3e-3,
+        help="chosen on dev: benchmarks/results/lr_sweep",
     )
     parser.add_argument("--full", default="full", help="full, or full-lean (vocabulary matrices frozen)")
-    parser.add_argument("--full-learning-rate", type=float, default=1e-5, help="LM-BFF's 1e-5")
+    parser.add_argument("--full-learning-rate", type=positive_float, default=1e-5, help="LM-BFF's 1e-5")
     parser.add_argument(
         "--tuned-pair-template",
         default=PAIR_SLOT_LAST_TEMPLATE,

@@ -27,6 +27,8 @@ from lmbff.tuning import make_config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lmbff_tasks import resolve_backend  # the benchmarks' shared module, beside this file
 
+from lmbff.cli.common import positive_int
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -67,8 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="13,21")
     parser.add_argument("--backends", default="ln,lora,full")
     parser.add_argument("--rates", default="", help="backend=r1/r2,... (default: own/3, own, own*3)")
-    parser.add_argument("--max-steps", type=int, default=100)
-    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--max-steps", type=positive_int, default=100)
+    parser.add_argument("--eval-every", type=positive_int, default=25)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lr_sweep"))
     args = parser.parse_args(argv)

@@ -23,17 +23,11 @@ import pandas as pd
 
 import lmbff.model as model_module
 from lmbff.classifier import PromptClassifier
+from lmbff.cli.common import positive_int
 from lmbff.inputs import to_examples
 from lmbff.memory import PeakMemory
 
 OLD_CHUNK_ROWS = 64  # lmbff 0.1: _LOGSOFTMAX_CHUNK
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def timed(pm, examples, chunk_bytes: int) -> tuple[float, np.ndarray, float]:

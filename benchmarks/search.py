@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmbff.cli.common import positive_int
 from lmbff.data import load_split
 from lmbff.evaluate import score_examples
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="SST-2")
     parser.add_argument("--seeds", default="13,21,42,87,100")
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--top-k", type=positive_int, default=100)
     parser.add_argument(
         "--templates",
         default="TREC=answer_type",

@@ -27,6 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lmbff_tasks import BY_NAME, SEEDS, TEST_SAMPLE, data_dir, select
 
+from lmbff.cli.common import non_negative_int
+
 PAIR_REASON = (
     "n/a: SetFit embeds a single text and classifies the embedding; it has no input for a sentence pair"
 )
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--tasks", default="single", help="names, all, single or pairs")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    parser.add_argument("--test-sample", type=int, default=TEST_SAMPLE)
+    parser.add_argument("--test-sample", type=non_negative_int, default=TEST_SAMPLE)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lmbff_table/setfit"))
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # TASK:SEED, the worker
     args = parser.parse_args(argv)

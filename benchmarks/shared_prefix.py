@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmbff.cli.common import positive_int
 from lmbff.events.data import read_events
 from lmbff.events.pipeline import ontology_from_events
 from lmbff.events.scoring import RoleScorer
@@ -42,8 +43,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--sentences", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sentences", type=positive_int, default=12)
+    parser.add_argument("--repeats", type=positive_int, default=2)
     args = parser.parse_args(argv)
     data = args.data_root / "geneva" / "test.json"
     if not data.is_file():

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from lmbff.cli.common import non_negative_float, positive_int
 from lmbff.memory import PeakMemory
 from lmbff.pretrained import DEFAULT_MODEL
 from lmbff.studio import Studio, create_app
@@ -161,14 +162,14 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="SST-2")
     parser.add_argument("--data-file", default=None, help="default: the task's dev split, else train")
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--n", type=int, default=6, help="preview examples, as the page shows")
+    parser.add_argument("--n", type=positive_int, default=6, help="preview examples, as the page shows")
     parser.add_argument(
         "--gap",
-        type=float,
+        type=non_negative_float,
         default=0.3,
         help="seconds between edits that get past the page's 250 ms debounce",
     )
-    parser.add_argument("--sample", type=int, default=64)
+    parser.add_argument("--sample", type=positive_int, default=64)
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"no data at {args.data_dir}; pass --data-dir", file=sys.stderr)

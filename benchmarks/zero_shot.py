@@ -26,6 +26,7 @@ import numpy as np
 import psutil
 import torch
 
+from lmbff.cli.common import positive_int
 from lmbff.data import load_split
 from lmbff.evaluate import zero_shot
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
@@ -230,9 +231,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--limit", type=int, default=None, help="test examples per task (default: all)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--throughput-n", type=int, default=100, help="examples for the baseline comparison")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="test examples per task (default: all)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument(
+        "--throughput-n", type=positive_int, default=100, help="examples for the baseline comparison"
+    )
     parser.add_argument("--throughput-tasks", default="SST-2,TREC")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zero_shot"))
     parser.add_argument("--phase", choices=["toolkit", "naive"], help=argparse.SUPPRESS)  # one measured side

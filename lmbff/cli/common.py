@@ -4,6 +4,7 @@ reading a task's data as the commands do."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -57,9 +58,31 @@ def _int_at_least(minimum: int, maximum: int | None = None):
     return parse
 
 
+def _finite_number(minimum: float, strict: bool):
+    """An argparse type: a finite number above ``minimum`` (``strict``) or at least it."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            bound = f"above {minimum:g}" if strict else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_positive_float = _finite_number(0, strict=True)  # learning rates
+_non_negative_float = _finite_number(0, strict=False)  # pauses
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 _port = _int_at_least(1, 65535)
+# For the benchmarks' command lines, which validate as the CLI does.
+positive_int, non_negative_int = _positive_int, _non_negative_int
+positive_float, non_negative_float = _positive_float, _non_negative_float
 
 
 def _add_model_args(p: argparse.ArgumentParser, precision: bool = True) -> None:
