@@ -75,14 +75,11 @@ def _finite_number(minimum: float, strict: bool):
     return parse
 
 
-_positive_float = _finite_number(0, strict=True)  # learning rates
-_non_negative_float = _finite_number(0, strict=False)  # pauses
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+positive_float = _finite_number(0, strict=True)  # learning rates
+non_negative_float = _finite_number(0, strict=False)  # pauses
+positive_int = _int_at_least(1)  # the benchmarks validate with these too
+non_negative_int = _int_at_least(0)
 _port = _int_at_least(1, 65535)
-# For the benchmarks' command lines, which validate as the CLI does.
-positive_int, non_negative_int = _positive_int, _non_negative_int
-positive_float, non_negative_float = _positive_float, _non_negative_float
 
 
 def _add_model_args(p: argparse.ArgumentParser, precision: bool = True) -> None:

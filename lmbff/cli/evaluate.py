@@ -15,11 +15,11 @@ from .common import (
     _add_precision_arg,
     _add_task_args,
     _comma_list,
-    _positive_int,
     _print_results,
     _read,
     _seeds,
     console,
+    positive_int,
     say_notes,
 )
 
@@ -61,10 +61,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--split", default="test", help="split name or file in --data-dir (default: test)")
     p.add_argument("--out", default=None, help="output folder (default: runs/zero-shot/<task>)")
     p.add_argument(
-        "--max-length", type=_positive_int, default=128, help="token budget per prompt (LM-BFF: 128)"
+        "--max-length", type=positive_int, default=128, help="token budget per prompt (LM-BFF: 128)"
     )
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--limit", type=_positive_int, default=None, help="score only the first N examples")
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--limit", type=positive_int, default=None, help="score only the first N examples")
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -92,7 +92,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("split", help="write LM-BFF k-shot splits (K per class for train and dev, per seed)")
     _add_task_args(p)
-    p.add_argument("--k", type=_positive_int, default=16)
+    p.add_argument("--k", type=positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument("--out", required=True, help="output folder; gets <k>-<seed>/ per seed")
     p.set_defaults(handler=cmd_split)

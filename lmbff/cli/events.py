@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .common import _add_model_args, _non_negative_int, _positive_int, console
+from .common import _add_model_args, console, non_negative_int, positive_int
 
 
 def add_parsers(sub) -> None:
@@ -25,11 +25,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-cross-argument", action="store_true")
     p.add_argument("--no-cross-event", action="store_true")
     p.add_argument("--ablation", action="store_true", help="every constraint setting, exact and greedy")
-    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sentences")
-    p.add_argument("--max-length", type=_positive_int, default=256)
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N sentences")
+    p.add_argument("--max-length", type=positive_int, default=256)
     p.add_argument(
         "--after-words",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="keep N words after the argument (default: all, GCP)",
     )

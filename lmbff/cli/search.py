@@ -14,9 +14,9 @@ from .common import (
     _add_model_args,
     _add_task_args,
     _data_dir,
-    _positive_int,
     _read,
     console,
+    positive_int,
 )
 
 
@@ -29,9 +29,9 @@ def add_parsers(sub) -> None:
     from ..config import LabelSearchConfig
 
     _add_dataclass_args(p, LabelSearchConfig)
-    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--max-length", type=positive_int, default=128)
     p.add_argument(
-        "--rerank-steps", type=_positive_int, default=100, help="tuning steps per re-ranked assignment"
+        "--rerank-steps", type=positive_int, default=100, help="tuning steps per re-ranked assignment"
     )
     p.add_argument("--rerank-backend", default="full", help="tuning backend for re-ranking")
     p.add_argument("--out", required=True, help="labels.json, labels.md and verbalizer.yaml go here")
@@ -49,7 +49,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--pool", default=None, help="YAML list of candidate templates (default: the built-in pool)"
     )
-    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--max-length", type=positive_int, default=128)
     p.add_argument("--out", required=True, help="templates.json, templates.md and templates.yaml go here")
     p.set_defaults(handler=cmd_search_templates)
 

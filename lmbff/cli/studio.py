@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import _add_model_args, _port, _positive_int, console
+from .common import _add_model_args, _port, console, positive_int
 
 
 def add_parsers(sub) -> None:
@@ -21,12 +21,12 @@ def add_parsers(sub) -> None:
         help="address to listen on (the page has no login: loopback by default)",
     )
     p.add_argument("--port", type=_port, default=8765)
-    p.add_argument("--max-length", type=_positive_int, default=256)
+    p.add_argument("--max-length", type=positive_int, default=256)
     p.set_defaults(handler=cmd_studio)
 
     p = sub.add_parser("demo", help="the main job: zero-shot, then LN-tuning on 16 examples per class")
     _add_model_args(p, precision=False)
-    p.add_argument("--steps", type=_positive_int, default=30, help="LN-tuning steps")
+    p.add_argument("--steps", type=positive_int, default=30, help="LN-tuning steps")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(handler=cmd_demo)
 

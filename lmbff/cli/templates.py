@@ -10,7 +10,7 @@ from prompts.library import iter_task_files, load_task, template_dirs
 
 from ..data import DataError, load_split
 from ..pretrained import load_tokenizer
-from .common import _add_model_args, _add_task_args, _comma_list, _data_dir, _positive_int, _read, console
+from .common import _add_model_args, _add_task_args, _comma_list, _data_dir, _read, console, positive_int
 
 
 def add_parsers(sub) -> None:
@@ -33,8 +33,8 @@ def add_parsers(sub) -> None:
     _add_task_args(p, data_required=False)
     _add_model_args(p)
     p.add_argument("--split", default="train")
-    p.add_argument("--n", type=_positive_int, default=8)
-    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--n", type=positive_int, default=8)
+    p.add_argument("--max-length", type=positive_int, default=128)
     p.set_defaults(handler=cmd_preview)
 
     p = templates.add_parser(
@@ -62,10 +62,10 @@ def add_parsers(sub) -> None:
     p = templates.add_parser("render", help="show rendered prompts for real examples")
     _add_task_args(p, data_required=False)
     p.add_argument("--split", default="train")
-    p.add_argument("--n", type=_positive_int, default=3)
+    p.add_argument("--n", type=positive_int, default=3)
     p.add_argument("--model", default=None, help="also show token counts and truncation for this model")
     p.add_argument("--model-kind", choices=["masked", "causal"], default=None)
-    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--max-length", type=positive_int, default=128)
     p.set_defaults(handler=cmd_render)
 
 

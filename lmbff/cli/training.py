@@ -17,9 +17,9 @@ from .common import (
     _add_model_args,
     _add_task_args,
     _comma_list,
-    _positive_int,
     _seeds,
     console,
+    positive_int,
 )
 
 
@@ -39,7 +39,7 @@ def add_parsers(sub) -> None:
     _add_task_args(p)
     _add_model_args(p)
     _add_experiment_args(p)
-    p.add_argument("--k", type=_positive_int, default=16)
+    p.add_argument("--k", type=positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument(
         "--methods", default="prompt", help="comma-separated: zero-shot,finetune,prompt,prompt-demos"
@@ -69,7 +69,7 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
         "(default: the preset's)",
     )
     _add_backend_options(p)
-    p.add_argument("--max-length", type=_positive_int, default=128, help="token budget per prompt")
+    p.add_argument("--max-length", type=positive_int, default=128, help="token budget per prompt")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--test-split", default="test")
     p.add_argument(
