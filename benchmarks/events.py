@@ -141,10 +141,11 @@ def wikievents_sentences(path: Path, event_types: set[str]) -> tuple[list[dict],
     return records, dropped
 
 
-def run_events(name: str, extra: list[str], out: Path, model: str) -> dict:
+def run_events(name: str, extra: list[str], out: Path, model: str, precision: str = "fp32") -> dict:
     folder = out / name
     if not (folder / "metrics.json").exists():
         command = [sys.executable, "-m", "lmbff.cli", "events", *extra, "--ablation", "--model", model]
+        command += ["--precision", precision]  # stated, not the machine-dependent default (auto)
         subprocess.run([*command, "--out", str(folder)], check=True)
     summary = json.loads((folder / "metrics.json").read_text())
     predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
@@ -164,6 +165,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--wikievents-sentences", type=positive_int, default=80, help="the first N event sentences"
     )
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/events"))
     args = parser.parse_args(argv)
     geneva, wiki = args.data_root / "geneva" / "test.json", args.data_root / "wikievents"
@@ -182,6 +184,7 @@ def main(argv=None) -> int:
             ["--data", str(geneva), "--ontology-from-data", "--limit", str(args.geneva_sentences)],
             args.out,
             args.model,
+            args.precision,
         ),
         f"WikiEvents (first {args.wikievents_sentences} sentences, KAIROS)": run_events(
             f"wikievents-{args.wikievents_sentences}",
@@ -195,6 +198,7 @@ def main(argv=None) -> int:
             ],
             args.out,
             args.model,
+            args.precision,
         ),
     }
     rows = []

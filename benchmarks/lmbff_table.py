@@ -22,6 +22,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from lmbff_tasks import PAIR_SLOT_LAST_TEMPLATE, SEEDS, TASKS, TEST_SAMPLE
 
 from lmbff.cli.common import non_negative_int, positive_float, positive_int
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
-from lmbff.report import find_metrics, summarize
+from lmbff.report import MACHINE_NOT_RECORDED, find_metrics, summarize
 
 HERE = Path(__file__).resolve().parent
 PHASES = ("zero-shot", "peft", "full", "setfit")
@@ -100,6 +101,7 @@ def build_table(rows: list[dict]) -> dict:
             "total_minutes": r["seconds_per_seed"] * len(r["seeds"]) / 60,
             "peak_memory_mb": r["peak_memory_mb"],
             "templates": r.get("templates", []),
+            "machines": r.get("machines", {}),
         }
     cost = {
         c: {
@@ -150,7 +152,24 @@ def table_markdown(table: dict) -> str:
         "(the calibrated zero-shot column shares the raw column's runs)."
     )
     notes = template_notes(table)
-    return f"{scores}\n\n{cost}\n\n{total}\n" + (f"\n{notes}\n" if notes else "")
+    machines = machine_note(table)
+    return f"{scores}\n\n{cost}\n\n{total} {machines}\n" + (f"\n{notes}\n" if notes else "")
+
+
+def machine_note(table: dict) -> str:
+    """How many runs ran on which CPU: minutes from different machines do not compare."""
+    runs: Counter = Counter()
+    for task_cells in table["cells"].values():
+        for column, c in task_cells.items():
+            if column != "zero-shot + calibration":  # the raw column's runs
+                runs.update(c.get("machines", {}))
+    if not runs:
+        return ""
+    parts = [f"{cpu}: {n} run{'s' if n > 1 else ''}" for cpu, n in sorted(runs.items())]
+    return (
+        f'Machines (CPU as torch names it; "{MACHINE_NOT_RECORDED}": runs from before run metrics '
+        f"named it): {'; '.join(parts)}."
+    )
 
 
 def template_notes(table: dict) -> str:

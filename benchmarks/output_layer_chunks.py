@@ -53,7 +53,9 @@ def main(argv=None) -> int:
     if not (folder / "test.tsv").is_file():
         print(f"no test set in {folder}; pass --data-root", file=sys.stderr)
         return 2
-    clf = PromptClassifier(args.task, args.model, method="zero-shot", calibrate=False, verbose=False)
+    clf = PromptClassifier(
+        args.task, args.model, method="zero-shot", calibrate=False, verbose=False, precision="fp32"
+    )
     clf.fit(None)
     pm = clf.prompt_model_
     everything = load_split(folder, "test", clf.task_).examples

@@ -44,7 +44,7 @@ _SHARED_BASES: dict[tuple, LoadedModel] = {}
 def shared_base(
     model: str | LoadedModel, kind: str | None = None, precision: str | None = None
 ) -> LoadedModel:
-    """The one loaded copy of ``model`` in this process for a precision (default fp32; loaded on first
+    """The one loaded copy of ``model`` in this process for a precision (default auto; loaded on first
     use). A base loaded without a kind serves a later call that names the kind it was detected as."""
     if isinstance(model, LoadedModel):
         return model
@@ -77,7 +77,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             tuning (LM-BFF does not calibrate tuned models).
         columns: renames input columns to task fields (``{"sentence": "text_a"}``).
         precision: the weights' precision, ``"fp32"``, ``"bf16"`` or ``"auto"`` (bf16 where the hardware
-            multiplies it natively; :mod:`lmbff.precision`); None: fp32, or the precision of a
+            multiplies it natively; :mod:`lmbff.precision`); None: auto, or the precision of a
             ``LoadedModel`` given as ``model``.
         verbose: progress bars and the training plan (off: ``verbose=False``).
         The rest are :class:`TrainingArguments` fields.

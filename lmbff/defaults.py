@@ -117,11 +117,16 @@ def format_duration(seconds: float) -> str:
 def plan_text(configs: list, preset: str | None) -> str:
     """A few lines saying what runs will train and, for the embedded default model, how long that takes
     on 2 CPU cores (measured per backend); the trainer times its own first steps and says so too."""
+    from .precision import resolve_precision
+
     trained = [c for c in configs if c.method != "zero-shot"]
     first = configs[0]
+    requested = getattr(first, "precision", "fp32")
+    precision = resolve_precision(requested)
+    shown = precision if requested != "auto" else f"{precision} (auto: what this machine multiplies natively)"
     lines = [
         f"plan: {len(configs)} run(s) of {first.task} on {first.model} "
-        f"in {getattr(first, 'precision', 'fp32')} (preset {preset or DEFAULT_PRESET}; "
+        f"in {shown} (preset {preset or DEFAULT_PRESET}; "
         "--preset lmbff is LM-BFF's full fine-tuning, 1000 steps)"
     ]
     total = 0.0
@@ -131,7 +136,7 @@ def plan_text(configs: list, preset: str | None) -> str:
         batch = group[0].training.batch_size
         line = f"  {len(group)} x {method}: backend {backend}, {rate}, {steps} steps of batch {batch}"
         # measured in fp32 only: bf16's speed depends on the hardware (lmbff.precision)
-        measured = getattr(group[0], "precision", "fp32") == "fp32"
+        measured = resolve_precision(getattr(group[0], "precision", "fp32")) == "fp32"
         seconds = estimate_seconds(first.model, backend, steps) if measured else None
         if seconds is None:
             known = False

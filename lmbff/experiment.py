@@ -26,6 +26,7 @@ from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
 from .files import atomic_write_json, markdown_table
+from .machine import cpu_seconds, describe_machine
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
 from .results import RunResult, prediction_records
@@ -126,7 +127,7 @@ def run_experiment(
     from accelerate import Accelerator
 
     processes = Accelerator()  # (not PartialState(): only Accelerator reads ACCELERATE_USE_CPU)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), cpu_seconds()
     memory = PeakMemory()
     # Everything that can be wrong with the inputs is found before the folder is claimed and before a
     # model loads: a failed start leaves nothing behind that blocks the corrected rerun.
@@ -212,7 +213,9 @@ def run_experiment(
         "train_seconds": train_seconds,
         "seconds_per_step": result.seconds_per_step if result else 0.0,
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": cpu_seconds() - started_cpu,
         "peak_memory_mb": memory.peak_mb(),
+        "machine": describe_machine(),
     }
     if calibrated_results is not None:
         metrics["test_calibrated"] = calibrated_results[0].metrics
@@ -312,7 +315,11 @@ def experiment_folder(
 ) -> Path:
     """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full, with the
     backend options given and the precision when it is not fp32 (``prompt-full-embeddings-frozen-bf16``),
-    so that differently made runs never share a folder."""
+    so that differently made runs never share a folder. ``auto`` is named by what it resolves to on this
+    machine: auto runs of two machines may differ in precision."""
+    from .precision import resolve_precision
+
+    precision = resolve_precision(precision)
     parts = [method] if backend == "full" else [method, backend]
     for name in sorted(backend_options or {}):
         for option, value in sorted(backend_options[name].items()):

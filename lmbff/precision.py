@@ -27,6 +27,11 @@ from .config import PRECISIONS, check_precision
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
+# Marks a float32 master copy of a weight that rests in bf16 (an attribute of the Parameter itself). A
+# model whose every weight trains (``full``) holds no bf16 weight while it trains, so its dtypes alone
+# cannot tell that it should compute in bf16.
+_BF16_MASTER = "_lmbff_bf16_master"
+
 __all__ = [
     "DTYPES",
     "PRECISIONS",
@@ -95,6 +100,8 @@ def master_copies(model: nn.Module, params: Iterable[nn.Parameter]) -> None:
         siblings = not isinstance(module, (nn.Linear, nn.Embedding))
         for p in own:
             if (id(p) in trained or siblings) and p.is_floating_point() and p.dtype != torch.float32:
+                if p.dtype == torch.bfloat16:
+                    setattr(p, _BF16_MASTER, True)
                 p.data = p.data.float()
 
 
@@ -104,18 +111,27 @@ def to_rest(model: nn.Module, dtype: torch.dtype) -> None:
     for p in model.parameters():
         if p.is_floating_point() and p.dtype != dtype:
             p.data = p.data.to(dtype)
+        if hasattr(p, _BF16_MASTER):
+            delattr(p, _BF16_MASTER)
 
 
-def _mixed(model: nn.Module) -> bool:
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+def _bf16_compute(model: nn.Module) -> bool:
+    """Whether a model at rest in bf16 holds float32 weights: master copies, or modules a backend added."""
+    dtypes = set()
+    for p in model.parameters():
+        if getattr(p, _BF16_MASTER, False):
+            return True
+        if p.is_floating_point():
+            dtypes.add(p.dtype)
     return torch.bfloat16 in dtypes and len(dtypes) > 1
 
 
 @contextlib.contextmanager
 def compute(model: nn.Module) -> Iterator[None]:
     """Run a forward pass in the model's precision: under bf16 autocast while it holds bf16 and float32
-    weights at once (trainable master copies, or modules a backend added), as it is otherwise."""
-    if not _mixed(model):
+    weights at once (trainable master copies, or modules a backend added) or only master copies of bf16
+    weights (``full`` while it trains), as it is otherwise."""
+    if not _bf16_compute(model):
         yield
         return
     device = next(model.parameters()).device.type

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from .files import atomic_write_json, atomic_write_text, markdown_table
 
+# The machine of a run whose metrics predate the record (lmbff.machine).
+MACHINE_NOT_RECORDED = "not recorded"
 METHOD_ORDER = ["zero-shot", "zero-shot + calibration", "finetune", "prompt", "prompt-demos"]
 
 
@@ -79,6 +81,8 @@ def summarize(runs: list[dict]) -> list[dict]:
             "seconds_per_step": float(np.mean([m.get("seconds_per_step", 0.0) for m in members])),
             "state_bytes": members[0].get("state_bytes", 0),
             "templates": sorted({m["template"] for m in members if m.get("template")}),
+            # runs per CPU (lmbff.machine): timings from different machines do not compare
+            "machines": dict(Counter(m.get("machine", {}).get("cpu", MACHINE_NOT_RECORDED) for m in members)),
         }
         for name in metric_names:
             values = np.array([m["test"][name] for m in members], dtype=float)

@@ -233,8 +233,10 @@ def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
     cores) and nothing said so before it started."""
     from lmbff.cli import _experiment_config, build_parser
     from lmbff.defaults import plan_text
+    from lmbff.precision import resolve_precision
 
-    base = ["run", "--task", "SST-2", "--data-dir", "d", "--out", "o"]
+    # the per-step costs were measured in fp32; bf16's depend on the hardware: no estimate then
+    base = ["run", "--task", "SST-2", "--data-dir", "d", "--out", "o", "--precision", "fp32"]
     args = build_parser().parse_args([*base, "--preset", "lmbff"])
     configs = [_experiment_config(args, "prompt", "d", "o", s) for s in args.seeds]
     text = plan_text(configs, "lmbff")
@@ -246,10 +248,15 @@ def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
     args = build_parser().parse_args([*base, "--model", "some/folder"])
     text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
     assert "measured on the first steps" in text
-    # the per-step costs were measured in fp32; bf16's depend on the hardware: no estimate then
     args = build_parser().parse_args([*base, "--precision", "bf16"])
     text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
     assert "in bf16 (preset fast" in text and "measured on the first steps" in text
+    # the default, auto, says what it resolved to on this machine
+    args = build_parser().parse_args(base[:-2])
+    text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
+    resolved = resolve_precision("auto")
+    assert f"in {resolved} (auto: what this machine multiplies natively)" in text
+    assert ("about 88 s of training each" in text) == (resolved == "fp32")
 
 
 def test_zero_shot_and_report_share_one_schema_and_report_writes_beside_runs(
@@ -274,10 +281,10 @@ def test_zero_shot_and_report_share_one_schema_and_report_writes_beside_runs(
     assert main(command) == 2
     assert "already holds a zero-shot run" in capsys.readouterr().out
     assert main(["report", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "zero-shot + calibration" in printed
+    capsys.readouterr()
     (report,) = (tmp_path / "runs").glob("report-*")
-    assert (report / "report.md").exists() and not (out / "report.md").exists()
+    assert "| zero-shot + calibration |" in (report / "report.md").read_text()
+    assert not (out / "report.md").exists()
     assert main(["report", str(out), "--out", str(out / "inside")]) == 2
     assert "inside the run folder" in capsys.readouterr().out
 

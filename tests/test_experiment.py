@@ -5,6 +5,8 @@ import json
 import pytest
 
 from lmbff.cli import main
+from lmbff.machine import describe_machine
+from lmbff.precision import resolve_precision
 from lmbff.report import summarize, write_report
 
 from .conftest import DEMO_DATA
@@ -35,6 +37,7 @@ def test_train_writes_metrics_state_and_config(method, split, bert_dir, tmp_path
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["best_step"] in (2, 4)
     assert set(metrics["test"]) >= {"accuracy", "macro_f1"} and len(metrics["history"]) == 4
+    assert metrics["cpu_seconds"] > 0 and metrics["machine"] == describe_machine()  # timings' context
     assert json.loads((out / "config.json").read_text())["training"]["max_steps"] == 4
     assert (out / "state" / "trained.safetensors").stat().st_size > 0
     assert not (out / "checkpoint").exists()
@@ -66,11 +69,14 @@ def test_run_makes_splits_trains_per_seed_and_reports(bert_dir, tmp_path):
     )
     assert lmbff(command) == 0
     assert sorted(p.name for p in (out / "splits").iterdir()) == ["4-13", "4-21"]
-    for folder in ("zero-shot", "prompt-lora"):  # the default preset tunes with LoRA
+    # the default preset tunes with LoRA; folders name a precision other than fp32 (auto: the machine's)
+    suffix = "" if resolve_precision("auto") == "fp32" else "-bf16"
+    for folder in (f"zero-shot{suffix}", f"prompt-lora{suffix}"):
         for seed in (13, 21):
             assert (out / folder / f"seed-{seed}" / "metrics.json").exists()
     report = (out / "report.md").read_text()
-    assert "| reviews | zero-shot |" in report and "| reviews | prompt | lora |" in report
+    lora = "lora" if not suffix else "lora, bf16"
+    assert "| reviews | zero-shot |" in report and f"| reviews | prompt | {lora} |" in report
     assert "| reviews | zero-shot + calibration |" in report  # zero-shot reports both rows
     assert (out / "report.png").stat().st_size > 1000
     rows = json.loads((out / "report.json").read_text())

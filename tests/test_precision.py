@@ -56,6 +56,19 @@ def test_auto_follows_what_the_hardware_reports(monkeypatch):
         resolve_precision("fp16")
 
 
+def test_auto_runs_are_filed_under_the_precision_they_ran_in(monkeypatch):
+    """Seen: an auto run's folder said "auto", so bf16 runs of one machine and fp32 runs of another
+    would have been averaged as one method."""
+    from lmbff.experiment import experiment_folder
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for native, name in ((True, "prompt-lora-bf16"), (False, "prompt-lora")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        assert experiment_folder("o", "prompt", 13, "lora", None, "auto").parent.name == name
+        assert experiment_folder("o", "prompt", 13, "lora", None, "bf16").parent.name == "prompt-lora-bf16"
+
+
 @pytest.mark.parametrize(
     ("family", "task", "template"),
     [
@@ -96,7 +109,8 @@ def test_load_model_in_bf16_keeps_the_fingerprint(bert_dir):
 
 
 class Watched(Trainer):
-    """Records the dtypes of the trained weights and of the frozen linear layers while it trains."""
+    """Records the dtypes of the trained weights and of the frozen linear layers while it trains, and
+    the dtypes its linear layers compute in (their outputs)."""
 
     def loss(self, examples, encodings):
         linear = [
@@ -105,7 +119,17 @@ class Watched(Trainer):
             if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))
         ]
         self.seen = ({p.dtype for p in self.params}, {p.dtype for p in linear if not p.requires_grad})
-        return super().loss(examples, encodings)
+        self.computed = set()
+        hooks = [
+            m.register_forward_hook(lambda module, args, out: self.computed.add(out.dtype))
+            for m in self.model.base_lm.modules()
+            if isinstance(m, torch.nn.Linear)
+        ]
+        try:
+            return super().loss(examples, encodings)
+        finally:
+            for hook in hooks:
+                hook.remove()
 
 
 @pytest.mark.parametrize(
@@ -126,6 +150,8 @@ def test_every_backend_trains_in_bf16_and_its_state_scores_identically(backend, 
     trained_dtypes, frozen_dtypes = trainer.seen
     assert trained_dtypes == {torch.float32}
     assert frozen_dtypes == ({torch.bfloat16} if backend != "full" else set())
+    # bf16 compute while training, also when every weight trains (full: nothing is left in bf16)
+    assert trainer.computed == {torch.bfloat16}
     assert {p.dtype for p in pm.base_lm.parameters()} == {torch.bfloat16}
     data = toy(3)
     after_training = pm.predict_log_scores(data)
@@ -233,7 +259,7 @@ def test_the_estimator_in_bf16_saves_and_loads_bit_identically(bert_dir, tmp_pat
     )  # fmt: skip
     clf.fit(texts, labels)
     assert clf.base_.precision == "bf16"
-    assert shared_base(str(bert_dir)) is not clf.base_  # an fp32 classifier never shares it
+    assert shared_base(str(bert_dir), precision="fp32") is not clf.base_  # an fp32 classifier never shares it
     probabilities = clf.predict_proba(texts)
     clf.save(tmp_path / "clf")
     loaded = PromptClassifier.load(tmp_path / "clf")

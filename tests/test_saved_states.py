@@ -80,10 +80,10 @@ def test_state_on_another_base_model_is_refused(bert_dir, gpt_dir, bert_tokenize
         PromptClassifier.load(tmp_path / "saved", model=str(other))
 
 
-def _train_spam(model_dir, out):
+def _train_spam(model_dir, out, precision="auto"):
     command = (
         f"train --task spam.yaml --data-dir data --model {model_dir} --out {out} "
-        "--max-steps 3 --eval-every 0 --batch-size 4 --learning-rate 1e-2"
+        f"--max-steps 3 --eval-every 0 --batch-size 4 --learning-rate 1e-2 --precision {precision}"
     )
     assert main(command.split()) == 0
 
@@ -150,7 +150,7 @@ def _as_legacy(state_folder, task: str):
 
 def test_a_legacy_state_of_an_unverifiable_task_file_is_refused_then_upgraded(bert_dir, capsys, spam_work):
     work = spam_work
-    _train_spam(bert_dir, "run")
+    _train_spam(bert_dir, "run", precision="fp32")  # states from before precisions were all fp32
     expected = _scores(work / "run" / "predictions.jsonl")
     _as_legacy(work / "run" / "state", "spam.yaml")
     with pytest.raises(StateError, match=r"no checksum.*lmbff upgrade-state --state"):
@@ -163,7 +163,8 @@ def test_a_legacy_state_of_an_unverifiable_task_file_is_refused_then_upgraded(be
 
 
 def test_a_legacy_state_of_an_unchanged_bundled_task_loads(bert_dir, tmp_path, monkeypatch):
-    clf = PromptClassifier("SST-2", str(bert_dir), **TINY).fit(TEXTS, ["0", "1"] * 5)
+    # states from before precisions were all fp32
+    clf = PromptClassifier("SST-2", str(bert_dir), precision="fp32", **TINY).fit(TEXTS, ["0", "1"] * 5)
     expected = clf.predict_proba(TEXTS)
     clf.save(tmp_path / "saved")
     path = tmp_path / "saved" / "config.json"
