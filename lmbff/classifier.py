@@ -196,6 +196,13 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         )
         return backend, args
 
+    def _resolved_precision(self) -> str:
+        """fp32 or bf16 for this estimator's backend on this machine (``precision`` None: the default)."""
+        from .precision import resolve_precision
+
+        backend = resolve(self.preset, self.backend, None, None, None)[0] if self.method == "prompt" else None
+        return resolve_precision(self.precision or DEFAULT_PRECISION, backend=backend)
+
     def _validate(self) -> None:
         if self.method not in ("prompt", "zero-shot"):
             raise ValueError(f"method must be 'prompt' or 'zero-shot', got {self.method!r}")
@@ -205,15 +212,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"max_length must be an integer of at least 8, got {self.max_length!r}")
         if self.precision is not None:
             check_precision(self.precision)
-            if isinstance(self.model, LoadedModel):
-                from .precision import resolve_precision
-
-                if resolve_precision(self.precision) != self.model.precision:
-                    raise ValueError(
-                        f"precision={self.precision!r}, but the LoadedModel given as model is in "
-                        f"{self.model.precision}: load it in that precision (load_model(..., precision=...)) "
-                        "or leave precision=None"
-                    )
+            if isinstance(self.model, LoadedModel) and self._resolved_precision() != self.model.precision:
+                raise ValueError(
+                    f"precision={self.precision!r}, but the LoadedModel given as model is in "
+                    f"{self.model.precision}: load it in that precision (load_model(..., precision=...)) "
+                    "or leave precision=None"
+                )
 
     def _labels(self, task, examples, y):
         """Attach labels to examples (task labels) and return the codec; for regression, floats."""
@@ -263,7 +267,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         if X_dev is not None:
             _, dev = self._labels(task, to_examples(X_dev, task.fields, self.columns), y_dev)
 
-        base = shared_base(self.model, self.model_kind, self.precision)
+        base = shared_base(self.model, self.model_kind, self._resolved_precision())
         _release(base)  # the base as loaded: no other classifier's state on it
         from .model import PromptModel
 

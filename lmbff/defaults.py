@@ -122,7 +122,7 @@ def plan_text(configs: list, preset: str | None) -> str:
     trained = [c for c in configs if c.method != "zero-shot"]
     first = configs[0]
     requested = getattr(first, "precision", "fp32")
-    precision = resolve_precision(requested)
+    precision = resolve_precision(requested, backend=trained[0].backend if trained else None)
     shown = precision if requested != "auto" else f"{precision} (auto: what this machine multiplies natively)"
     lines = [
         f"plan: {len(configs)} run(s) of {first.task} on {first.model} "
@@ -136,7 +136,7 @@ def plan_text(configs: list, preset: str | None) -> str:
         batch = group[0].training.batch_size
         line = f"  {len(group)} x {method}: backend {backend}, {rate}, {steps} steps of batch {batch}"
         # measured in fp32 only: bf16's speed depends on the hardware (lmbff.precision)
-        measured = resolve_precision(getattr(group[0], "precision", "fp32")) == "fp32"
+        measured = resolve_precision(getattr(group[0], "precision", "fp32"), backend=backend) == "fp32"
         seconds = estimate_seconds(first.model, backend, steps) if measured else None
         if seconds is None:
             known = False

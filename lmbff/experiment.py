@@ -76,6 +76,14 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def resolved_precision(self) -> str:
+        """fp32 or bf16: what ``precision`` is for this run's backend on this machine."""
+        from .precision import resolve_precision
+
+        backend = self.backend if self.method != "zero-shot" else None
+        return resolve_precision(self.precision, backend=backend)
+
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
         """From a saved config.json; fields added since it was written take their defaults."""
@@ -143,7 +151,7 @@ def run_experiment(
     main_process = processes.is_main_process
     if main_process:
         atomic_write_json(saved_config, config.to_dict())
-    loaded = loaded or load_model(config.model, kind=config.model_kind, precision=config.precision)
+    loaded = loaded or load_model(config.model, kind=config.model_kind, precision=config.resolved_precision)
     base = base_identity(loaded)  # before training changes any weight
     if config.method == "finetune":
         from .finetune import FineTuneClassifier
@@ -319,7 +327,7 @@ def experiment_folder(
     machine: auto runs of two machines may differ in precision."""
     from .precision import resolve_precision
 
-    precision = resolve_precision(precision)
+    precision = resolve_precision(precision, backend=backend if method != "zero-shot" else None)
     parts = [method] if backend == "full" else [method, backend]
     for name in sorted(backend_options or {}):
         for option, value in sorted(backend_options[name].items()):
