@@ -117,13 +117,17 @@ def format_duration(seconds: float) -> str:
 def plan_text(configs: list, preset: str | None) -> str:
     """A few lines saying what runs will train and, for the embedded default model, how long that takes
     on 2 CPU cores (measured per backend); the trainer times its own first steps and says so too."""
-    from .precision import resolve_precision
-
     trained = [c for c in configs if c.method != "zero-shot"]
     first = configs[0]
-    requested = getattr(first, "precision", "fp32")
-    precision = resolve_precision(requested, backend=trained[0].backend if trained else None)
-    shown = precision if requested != "auto" else f"{precision} (auto: what this machine multiplies natively)"
+    methods_in: dict[str, dict[str, None]] = {}  # resolved precision -> the methods run in it
+    for c in configs:
+        methods_in.setdefault(c.resolved_precision, {})[c.method] = None
+    if len(methods_in) == 1:
+        shown = next(iter(methods_in))
+    else:  # auto keeps some backends in fp32 (lmbff.precision.AUTO_FP32_BACKENDS)
+        shown = ", ".join(f"{p} for {'/'.join(methods)}" for p, methods in methods_in.items())
+    if first.precision == "auto":
+        shown += " (auto: what this machine multiplies natively)"
     lines = [
         f"plan: {len(configs)} run(s) of {first.task} on {first.model} "
         f"in {shown} (preset {preset or DEFAULT_PRESET}; "
@@ -136,7 +140,7 @@ def plan_text(configs: list, preset: str | None) -> str:
         batch = group[0].training.batch_size
         line = f"  {len(group)} x {method}: backend {backend}, {rate}, {steps} steps of batch {batch}"
         # measured in fp32 only: bf16's speed depends on the hardware (lmbff.precision)
-        measured = resolve_precision(getattr(group[0], "precision", "fp32"), backend=backend) == "fp32"
+        measured = group[0].resolved_precision == "fp32"
         seconds = estimate_seconds(first.model, backend, steps) if measured else None
         if seconds is None:
             known = False

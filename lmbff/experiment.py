@@ -79,15 +79,20 @@ class ExperimentConfig:
     @property
     def resolved_precision(self) -> str:
         """fp32 or bf16: what ``precision`` is for this run's backend on this machine."""
-        from .precision import resolve_precision
-
-        backend = self.backend if self.method != "zero-shot" else None
-        return resolve_precision(self.precision, backend=backend)
+        return run_precision(self.precision, self.method, self.backend)
 
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
         """From a saved config.json; fields added since it was written take their defaults."""
         return cls(**data)
+
+
+def run_precision(precision: str, method: str, backend: str) -> str:
+    """fp32 or bf16: what ``precision`` is on this machine for a run of ``method`` that trains with
+    ``backend`` (a zero-shot run trains none; :func:`lmbff.precision.resolve_precision`)."""
+    from .precision import resolve_precision
+
+    return resolve_precision(precision, backend=backend if method != "zero-shot" else None)
 
 
 def finished_run(config: ExperimentConfig, resume: bool) -> dict | None:
@@ -325,9 +330,7 @@ def experiment_folder(
     backend options given and the precision when it is not fp32 (``prompt-full-embeddings-frozen-bf16``),
     so that differently made runs never share a folder. ``auto`` is named by what it resolves to on this
     machine: auto runs of two machines may differ in precision."""
-    from .precision import resolve_precision
-
-    precision = resolve_precision(precision, backend=backend if method != "zero-shot" else None)
+    precision = run_precision(precision, method, backend)
     parts = [method] if backend == "full" else [method, backend]
     for name in sorted(backend_options or {}):
         for option, value in sorted(backend_options[name].items()):

@@ -297,6 +297,10 @@ def test_auto_keeps_full_fine_tuning_in_fp32_where_bf16_is_native(monkeypatch, b
         config = _experiment_config(args, "prompt", "d", "o", 13)
         assert config.resolved_precision == resolved
         assert f"in {resolved} (auto" in plan_text([config], "fast")
+    # a plan whose runs resolve differently says which runs get which
+    args = build_parser().parse_args([*base, "--backend", "full"])
+    mixed = [_experiment_config(args, m, "d", "o", 13) for m in ("zero-shot", "prompt")]
+    assert "in bf16 for zero-shot, fp32 for prompt (auto" in plan_text(mixed, "fast")
     texts, labels = ["good film", "bad film"] * 2, [1, 0] * 2
     for backend, dtype in (("full", torch.float32), ("ln", torch.bfloat16)):
         clf = PromptClassifier("SST-2", str(bert_dir), backend=backend, max_steps=1, batch_size=2,
