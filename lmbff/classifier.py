@@ -249,9 +249,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         task = task_file.task
         prompt = task_file.prompt(self.template)
         backend, args = self._training_arguments()
+        from .defaults import preset_backend_options
         from .tuning import make_config
 
-        tuning = make_config(backend, dict(self.backend_options or {})) if self.method == "prompt" else None
+        tuning = (
+            make_config(backend, preset_backend_options(self.preset, backend, self.backend_options))
+            if self.method == "prompt"
+            else None
+        )
         train: list = []
         codec = LabelCodec(task.labels, None)
         if self.method == "prompt":
@@ -464,6 +469,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             classes = list(task.labels)
         else:
             params, classes = dict(settings["params"]), settings["classes"]
+        if state.tuning is not None:
+            # Options whose default changed since the classifier was trained take the values it was
+            # trained with, so that get_params (and a clone refitted from them) say what it is.
+            from .tuning import pinned_options
+
+            options = {part: dict(values) for part, values in (params.get("backend_options") or {}).items()}
+            for part, values in pinned_options(state.tuning).items():
+                options[part] = {**values, **options.get(part, {})}
+            if options:
+                params["backend_options"] = options
         spec = state.scoring
         task_file = _task_file_of(spec, state) if spec is not None else load_task(settings["task"])
         known = set(cls().get_params(deep=False))

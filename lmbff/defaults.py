@@ -25,6 +25,8 @@ class Preset:
     # Per backend, the learning rate chosen on dev for this preset's budget. A backend without one trains
     # at its own default rate (the backend table's), which is meant for long budgets.
     learning_rates: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # Per backend, options the preset sets unless given (``--<backend>-<option>``, backend_options).
+    backend_options: Mapping[str, Mapping] = field(default_factory=lambda: MappingProxyType({}))
 
 
 PRESETS: dict[str, Preset] = {
@@ -45,8 +47,11 @@ PRESETS: dict[str, Preset] = {
         backend="full",
         max_steps=1000,
         eval_every=100,
-        description="LM-BFF's protocol: full fine-tuning at 1e-5, 1000 steps, dev every 100",
+        description="LM-BFF's protocol: full fine-tuning of every weight (the vocabulary matrices too) at "
+        "1e-5, 1000 steps, dev every 100",
         learning_rates=MappingProxyType({"full": 1e-5}),
+        # LM-BFF trains every weight; full fine-tuning's own default keeps the vocabulary matrices frozen
+        backend_options=MappingProxyType({"full": MappingProxyType({"embeddings": "train"})}),
     ),
 }
 DEFAULT_PRESET = "fast"
@@ -99,9 +104,33 @@ def resolve(
     )
 
 
-def estimate_seconds(model: str, backend: str, steps: int) -> float | None:
-    """Training seconds expected on 2 CPU cores, for the embedded default model; None otherwise."""
+def preset_backend_options(
+    preset: str | None, backend: str, options: Mapping[str, Mapping] | None
+) -> dict[str, dict]:
+    """The backend options a run uses: those given, over the preset's for the backends it names.
+
+    Raises:
+        KeyError: an unknown preset.
+    """
+    name = preset or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
+    merged = {part: dict(PRESETS[name].backend_options.get(part, {})) for part in backend.split("+")}
+    for part, values in (options or {}).items():
+        merged.setdefault(part, {}).update(values)
+    return {part: values for part, values in merged.items() if values}
+
+
+def estimate_seconds(
+    model: str, backend: str, steps: int, options: Mapping[str, Mapping] | None = None
+) -> float | None:
+    """Training seconds expected on 2 CPU cores, for the embedded default model; None otherwise (another
+    model, or backend options other than those measured: each backend at its options' former values)."""
+    from .tuning import distinctive_options
+
     if model != MEASURED_MODEL or backend not in MEASURED_SECONDS_PER_STEP:
+        return None
+    if distinctive_options({k: dict(v) for k, v in (options or {}).items()}):
         return None
     return MEASURED_SECONDS_PER_STEP[backend] * steps
 
@@ -135,13 +164,14 @@ def plan_text(configs: list, preset: str | None) -> str:
     ]
     total = 0.0
     known = True
-    for (method, backend, lr, steps), group in _groups(trained).items():
+    for (method, backend, named, lr, steps), group in _groups(trained).items():
         rate = f"learning rate {lr}" if lr is not None else "the backend's learning rate"
         batch = group[0].training.batch_size
-        line = f"  {len(group)} x {method}: backend {backend}, {rate}, {steps} steps of batch {batch}"
+        line = f"  {len(group)} x {method}: backend {backend}{named}, {rate}, {steps} steps of batch {batch}"
         # measured in fp32 only: bf16's speed depends on the hardware (lmbff.precision)
         measured = group[0].resolved_precision == "fp32"
-        seconds = estimate_seconds(first.model, backend, steps) if measured else None
+        options = group[0].backend_options
+        seconds = estimate_seconds(first.model, backend, steps, options) if measured else None
         if seconds is None:
             known = False
         else:
@@ -159,8 +189,13 @@ def plan_text(configs: list, preset: str | None) -> str:
 
 
 def _groups(configs: list) -> dict[tuple, list]:
+    from .tuning import distinctive_options
+
     groups: dict[tuple, list] = {}
     for c in configs:
-        key = (c.method, c.backend, c.training.learning_rate, c.training.max_steps)
+        options = distinctive_options(c.backend_options)
+        named = ", ".join(f"{k}={v}" for part in sorted(options) for k, v in sorted(options[part].items()))
+        named = f" ({named})" if named else ""
+        key = (c.method, c.backend, named, c.training.learning_rate, c.training.max_steps)
         groups.setdefault(key, []).append(c)
     return groups

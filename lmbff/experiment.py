@@ -32,7 +32,7 @@ from .pretrained import DEFAULT_MODEL, load_model
 from .results import RunResult, prediction_records
 from .state import ScoringSpec, base_identity, save_state
 from .train import Trainer, TrainingArguments
-from .tuning import make_config
+from .tuning import distinctive_options, make_config, pin_changed_defaults
 
 METHODS = ("zero-shot", "prompt", "prompt-demos", "finetune")
 
@@ -68,6 +68,12 @@ class ExperimentConfig:
                 "--method finetune trains a new classification head with the whole model (--backend full); "
                 f"backend {self.backend!r} applies to the prompt methods"
             )
+        if self.method != "zero-shot":
+            # The options whose default changed are recorded as this run uses them, so that config.json
+            # means the same to every later version; the finetune baseline trains every weight.
+            self.backend_options = pin_changed_defaults(
+                self.backend, self.backend_options, legacy=self.method == "finetune"
+            )
         if isinstance(self.training, dict):
             self.training = TrainingArguments(**self.training)
         if isinstance(self.demonstrations, dict):
@@ -83,7 +89,13 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
-        """From a saved config.json; fields added since it was written take their defaults."""
+        """From a saved config.json; fields added since it was written take their defaults, and backend
+        options whose default changed since take the value the run was made with."""
+        data = dict(data)
+        if data.get("method", "prompt") != "zero-shot":
+            data["backend_options"] = pin_changed_defaults(
+                data.get("backend", "full"), data.get("backend_options"), legacy=True
+            )
         return cls(**data)
 
 
@@ -328,12 +340,18 @@ def experiment_folder(
 ) -> Path:
     """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full, with the
     backend options given and the precision when it is not fp32 (``prompt-full-embeddings-frozen-bf16``),
-    so that differently made runs never share a folder. ``auto`` is named by what it resolves to on this
-    machine: auto runs of two machines may differ in precision."""
+    so that differently made runs never share a folder. An option at its value from before its default
+    changed is left out (``prompt`` is full fine-tuning of every weight, as before lean became the
+    default). ``auto`` is named by what it resolves to on this machine: auto runs of two machines may
+    differ in precision."""
     precision = run_precision(precision, method, backend)
     parts = [method] if backend == "full" else [method, backend]
-    for name in sorted(backend_options or {}):
-        for option, value in sorted(backend_options[name].items()):
+    named = {}
+    if method != "zero-shot":  # named as the run's config records it (ExperimentConfig)
+        pinned = pin_changed_defaults(backend, backend_options, legacy=method == "finetune")
+        named = distinctive_options(pinned)
+    for name in sorted(named):
+        for option, value in sorted(named[name].items()):
             parts.append(f"{name}-{option.replace('_', '-')}-{value}")
     if precision != "fp32":
         parts.append(precision)

@@ -40,12 +40,14 @@ def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
 def backend_label(run: dict) -> str:
     """The backend as reports name it: with its options other than the defaults, and the precision when
     it is not fp32 (``full (embeddings=frozen)``, ``lora, bf16``), so that such runs never average with
-    the plain ones."""
+    the plain ones. An option at its value from before its default changed is left out: ``full`` is
+    every weight trained, whether the run is older than the option or pinned to it."""
+    from .tuning import distinctive_options
+
     label = run.get("backend", "") or ""
+    named = distinctive_options(run.get("backend_options")) if label != "none" else {}
     options = [
-        f"{name}={value}"
-        for backend in sorted(run.get("backend_options") or {})
-        for name, value in sorted(run["backend_options"][backend].items())
+        f"{name}={value}" for backend in sorted(named) for name, value in sorted(named[backend].items())
     ]
     if options:
         label += f" ({', '.join(options)})"

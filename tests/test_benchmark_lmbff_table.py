@@ -213,10 +213,20 @@ def test_full_lean_reaches_the_cli_as_full_with_frozen_embeddings_at_lmbffs_rate
     option it stands for (not an unknown backend) and, as for full, LM-BFF's 1e-5 by default."""
     from lmbff.cli import build_parser
     from lmbff.cli.training import _experiment_config
+    from lmbff.experiment import experiment_folder
 
     flags = tasks.backend_arguments("full-lean")
     assert flags == ["--backend", "full", "--full-embeddings", "frozen"]
     assert tasks.backend_arguments("lora") == ["--backend", "lora"]
+    # the benchmarks' full is LM-BFF's (every weight), as in all the full runs they recorded; full's own
+    # default is now lean, so it is passed explicitly, and its runs keep the folder those runs have
+    every = tasks.backend_arguments("full")
+    assert every == ["--backend", "full", "--full-embeddings", "train"]
+    args = build_parser().parse_args(["run", "--task", "SST-2", "--data-dir", "d", "--out", "o", *every])
+    config = _experiment_config(args, "prompt", "d", "o", 13)
+    assert config.backend_options == {"full": {"embeddings": "train"}}
+    folder = experiment_folder("o", "prompt", 13, config.backend, config.backend_options)
+    assert folder.parent.name == "prompt"
     args = build_parser().parse_args(["run", "--task", "SST-2", "--data-dir", "d", "--out", "o", *flags])
     config = _experiment_config(args, "prompt", "d", "o")
     assert config.backend == "full" and config.backend_options == {"full": {"embeddings": "frozen"}}

@@ -133,7 +133,19 @@ class Watched(Trainer):
 
 
 @pytest.mark.parametrize(
-    "backend", ["ln", "full", "lora", "prefix", "soft-prompt", "adapter", "bitfit", "unipelt", "prefix+ln"]
+    "backend",
+    [
+        "ln",
+        "full",
+        "full-train",
+        "lora",
+        "prefix",
+        "soft-prompt",
+        "adapter",
+        "bitfit",
+        "unipelt",
+        "prefix+ln",
+    ],
 )
 @pytest.mark.parametrize("family", ["bert", "gpt"])
 def test_every_backend_trains_in_bf16_and_its_state_scores_identically(backend, family, request, tmp_path):
@@ -145,12 +157,15 @@ def test_every_backend_trains_in_bf16_and_its_state_scores_identically(backend, 
     kind = "causal" if family == "gpt" else "masked"
     pm = PromptModel.for_task(copy_of(model, torch.bfloat16), tokenizer, SST2.task, SST2.prompt(), kind=kind)
     args = TrainingArguments(max_steps=2, batch_size=4, eval_every=0, learning_rate=1e-2)
-    trainer = Watched(pm, SST2.task, make_config(backend), args, toy(4))
+    # full-train: LM-BFF's every weight; full: lean, the vocabulary matrices frozen (in bf16)
+    every_weight = {"full": {"embeddings": "train"}}
+    tuning = make_config("full", every_weight) if backend == "full-train" else make_config(backend)
+    trainer = Watched(pm, SST2.task, tuning, args, toy(4))
     trainer.train(progress=False)
     trained_dtypes, frozen_dtypes = trainer.seen
     assert trained_dtypes == {torch.float32}
-    assert frozen_dtypes == ({torch.bfloat16} if backend != "full" else set())
-    # bf16 compute while training, also when every weight trains (full: nothing is left in bf16)
+    assert frozen_dtypes == ({torch.bfloat16} if backend != "full-train" else set())
+    # bf16 compute while training, also when every weight trains (full-train: nothing is left in bf16)
     assert trainer.computed == {torch.bfloat16}
     assert {p.dtype for p in pm.base_lm.parameters()} == {torch.bfloat16}
     data = toy(3)
@@ -289,7 +304,8 @@ def test_auto_keeps_full_fine_tuning_in_fp32_where_bf16_is_native(monkeypatch, b
     assert resolve_precision("auto", backend="full") == "fp32"
     assert resolve_precision("auto", backend="lora") == "bf16" and resolve_precision("auto") == "bf16"
     assert resolve_precision("bf16", backend="full") == "bf16"  # asked for: given
-    assert experiment_folder("o", "prompt", 13, "full", None, "auto").parent.name == "prompt"
+    lean = experiment_folder("o", "prompt", 13, "full", None, "auto")
+    assert lean.parent.name == "prompt-full-embeddings-frozen"
     assert experiment_folder("o", "zero-shot", 13, "full", None, "auto").parent.name == "zero-shot-bf16"
     base = ["run", "--task", "SST-2", "--data-dir", "d", "--out", "o"]
     for extra, resolved in ((["--backend", "full"], "fp32"), ([], "bf16")):

@@ -119,7 +119,7 @@ def _backend_options(args) -> dict[str, dict]:
 
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
     from ..config import DemonstrationConfig, TrainingArguments
-    from ..defaults import resolve
+    from ..defaults import preset_backend_options, resolve
     from ..ensemble import resolve_ensemble
     from ..experiment import ExperimentConfig
 
@@ -148,7 +148,11 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         template=args.template,
         # the baselines have nothing to choose: zero-shot trains nothing, finetune trains everything
         backend=backend,
-        backend_options=_backend_options(args) if method in ("prompt", "prompt-demos") else {},
+        backend_options=(
+            preset_backend_options(args.preset, backend, _backend_options(args))
+            if method in ("prompt", "prompt-demos")
+            else {}
+        ),
         max_length=args.max_length,
         training=training,
         demonstrations=demos,

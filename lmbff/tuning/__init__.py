@@ -14,8 +14,11 @@ from .base import (
     TuningConfig,
     backend_names,
     config_from_dict,
+    distinctive_options,
     get_config_class,
     make_config,
+    pin_changed_defaults,
+    pinned_options,
     register,
 )
 from .bitfit import BitFitConfig
@@ -55,8 +58,11 @@ __all__ = [
     "backend_names",
     "config_from_dict",
     "detach",
+    "distinctive_options",
     "get_config_class",
     "make_config",
+    "pin_changed_defaults",
+    "pinned_options",
     "register",
     "trainable_summary",
 ]

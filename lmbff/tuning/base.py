@@ -32,6 +32,11 @@ class TuningConfig:
     # scorer)`` and ``export(config, model)``); imported on first use.
     implementation: ClassVar[str] = ""
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate for this backend"})
+    # Options whose default changed, with the value they had before (or that a config had before the
+    # option existed): a saved config without the option was made with this value, not today's default.
+    # Runs pin these options explicitly (``pin_changed_defaults``), and names leave out a legacy value, so
+    # old and new runs of one configuration share a name and a folder and different ones never do.
+    legacy_values: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self):
         """Every number is checked where it is set, so the CLI and the Python API say the same thing."""
@@ -196,8 +201,53 @@ def make_config(name: str, options: dict[str, dict] | None = None, **overrides) 
 
 
 def config_from_dict(data: dict) -> TuningConfig:
-    """Rebuild a config saved by ``to_dict`` (a saved state's config.json)."""
+    """Rebuild a config saved by ``to_dict`` (a saved state's config.json); an option it lacks because
+    it was saved before the option existed takes the value it was made with (``legacy_values``)."""
     if "parts" in data:
         return CombinedConfig(parts=[config_from_dict(p) for p in data["parts"]])
-    values = {k: v for k, v in data.items() if k != "backend"}
-    return get_config_class(data["backend"])(**values)
+    cls = get_config_class(data["backend"])
+    values = {**cls.legacy_values, **{k: v for k, v in data.items() if k != "backend"}}
+    return cls(**values)
+
+
+def pin_changed_defaults(
+    name: str, options: dict[str, dict] | None, *, legacy: bool = False
+) -> dict[str, dict]:
+    """``options`` of backend ``name`` with every option whose default changed set explicitly: to the
+    value given, else to today's default (``legacy=False``: what a run made now uses) or to the value
+    before the change (``legacy=True``: what a config saved without the option was made with).
+
+    A run's config records these values so that its meaning never depends on the version that reads it.
+    """
+    pinned = {backend: dict(values) for backend, values in (options or {}).items()}
+    for backend in name.split("+"):
+        cls = get_config_class(backend)
+        defaults = {f.name: f.default for f in fields(cls)}
+        for option, old in cls.legacy_values.items():
+            values = pinned.setdefault(cls.backend, {})
+            values.setdefault(option, old if legacy else defaults[option])
+    return pinned
+
+
+def pinned_options(config: TuningConfig) -> dict[str, dict]:
+    """The changed-default options of a config as ``backend_options`` name them (``{"full":
+    {"embeddings": "frozen"}}``): what a saved state was trained with."""
+    parts = config.parts if isinstance(config, CombinedConfig) else [config]
+    return {
+        p.backend: {option: getattr(p, option) for option in type(p).legacy_values}
+        for p in parts
+        if type(p).legacy_values
+    }
+
+
+def distinctive_options(options: dict[str, dict] | None) -> dict[str, dict]:
+    """The options that name a run (its folder, its label in reports): all given but those equal to
+    their value before a default changed, so that a run pinned to that value keeps the name that runs
+    made before the change have."""
+    named: dict[str, dict] = {}
+    for backend, values in (options or {}).items():
+        legacy = get_config_class(backend).legacy_values if backend in _REGISTRY else {}
+        kept = {k: v for k, v in values.items() if k not in legacy or legacy[k] != v}
+        if kept:
+            named[backend] = kept
+    return named
