@@ -235,13 +235,16 @@ def run_experiment(
         "history": result.history if result else [],
         "trainable_parameters": trainer.trainable if trainer else 0,
         "total_parameters": trainer.total if trainer else sum(p.numel() for p in loaded.model.parameters()),
-        "train_seconds": train_seconds,
+        # a resumed run also counts the training its earlier processes did up to the checkpoint
+        "train_seconds": train_seconds + (result.earlier_seconds if result else 0.0),
         "seconds_per_step": result.seconds_per_step if result else 0.0,
-        "seconds": time.perf_counter() - started,
-        "cpu_seconds": cpu_seconds() - started_cpu,
+        "seconds": time.perf_counter() - started + (result.earlier_seconds if result else 0.0),
+        "cpu_seconds": cpu_seconds() - started_cpu + (result.earlier_cpu_seconds if result else 0.0),
         "peak_memory_mb": memory.peak_mb(),
         "machine": describe_machine(),
     }
+    if result is not None and result.resumed_at_step:
+        metrics["resumed_at_step"] = result.resumed_at_step
     if calibrated_results is not None:
         metrics["test_calibrated"] = calibrated_results[0].metrics
         metrics["dev_calibrated"] = calibrated_results[1].metrics

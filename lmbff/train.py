@@ -24,6 +24,7 @@ from .config import TrainingArguments
 from .data import Example
 from .demonstrations import Demonstrations
 from .evaluate import score_examples
+from .machine import cpu_seconds
 from .model import PromptModel, regression_targets
 from .precision import master_copies, rest_dtype, to_rest
 from .tuning import TuningConfig, trainable_summary
@@ -48,6 +49,12 @@ class TrainResult:
     # median time of an optimizer step (no evaluation, no checkpoints; robust to the first step's
     # warm-up), over the steps this process ran
     seconds_per_step: float = 0.0
+    # A resumed run: the step its checkpoint was at, and the wall and CPU seconds of training that the
+    # earlier processes spent up to that checkpoint (work after it was lost and is not counted), so that
+    # a run's cost is that of all the training its result is made of, not only this process's share.
+    resumed_at_step: int = 0
+    earlier_seconds: float = 0.0
+    earlier_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -62,6 +69,8 @@ class _LoopState:
     best_step: int = 0
     best_dev: float | None = None
     best: list[torch.Tensor] | None = None
+    seconds: float = 0.0  # training so far, over every process that worked on the run
+    cpu_seconds: float = 0.0
 
 
 class Checkpoint:
@@ -133,6 +142,8 @@ class Checkpoint:
                 "parameter_names": names,
                 "arguments": asdict(trainer.args),
                 "precision": str(trainer.rest_dtype),
+                "seconds": loop.seconds,
+                "cpu_seconds": loop.cpu_seconds,
             }
             (staged / "state.json").write_text(json.dumps(state))
             if self.folder.exists():
@@ -179,6 +190,8 @@ class Checkpoint:
         loop.demo_rng.bit_generator.state = state["demo_rng"]
         loop.order, loop.history, loop.step = state["order"], state["history"], state["step"]
         loop.best_step, loop.best_dev = state["best_step"], state["best_dev"]
+        # checkpoints from before these were recorded: their earlier time is not known, counted as 0
+        loop.seconds, loop.cpu_seconds = state.get("seconds", 0.0), state.get("cpu_seconds", 0.0)
         if (self.folder / "best.safetensors").exists():
             best = load_file(str(self.folder / "best.safetensors"))
             loop.best = [best[name] for name in names]
@@ -287,6 +300,8 @@ class Trainer:
         store = Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
         if resume and store is not None and store.exists():
             loop = store.load(self, optimizer, loop)
+        resumed_at, earlier, earlier_cpu = loop.step, loop.seconds, loop.cpu_seconds
+        started, started_cpu = time.perf_counter(), cpu_seconds()
         schedule = get_linear_schedule_with_warmup(
             optimizer, warmup, args.max_steps, last_epoch=loop.step - 1
         )
@@ -346,6 +361,8 @@ class Trainer:
                     loop.best = [p.detach().clone() for p in self.params]
             loop.history.append(record)
             if at_eval and store is not None:
+                loop.seconds = earlier + time.perf_counter() - started
+                loop.cpu_seconds = earlier_cpu + cpu_seconds() - started_cpu
                 if accelerator.is_main_process:
                     store.save(self, optimizer, loop)
                 accelerator.wait_for_everyone()
@@ -366,6 +383,9 @@ class Trainer:
             self.trainable,
             self.total,
             float(np.median(step_seconds)) if step_seconds else 0.0,
+            resumed_at,
+            earlier,
+            earlier_cpu,
         )
 
     def _say_estimate(self, step_seconds: list[float], remaining: int) -> None:

@@ -234,3 +234,29 @@ def test_template_ensemble_averages_its_members(split, bert_dir, tmp_path, capsy
     assert lmbff(command + " --resume") == 0
     assert lmbff(command.replace("it_was,review_verdict", "top3")) == 2
     assert "templates named auto_<rank>" in capsys.readouterr().out
+
+
+def test_a_resumed_run_counts_the_training_before_its_checkpoint(split, bert_dir, tmp_path, monkeypatch):
+    """A run interrupted after a checkpoint and resumed reports, in metrics.json, the step it resumed
+    at and the training time of both processes, not only the second's."""
+    from lmbff.train import Trainer
+
+    out = tmp_path / "run"
+    command = f"train --task {REVIEWS} --data-dir {split} --model {bert_dir} --out {out} {FAST}"
+    real_loss, calls = Trainer.loss, []
+
+    def interrupted(self, examples, encodings):  # a Ctrl-C during step 3, after step 2's checkpoint
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real_loss(self, examples, encodings)
+
+    monkeypatch.setattr(Trainer, "loss", interrupted)
+    assert lmbff(command) == 130  # the command line's exit code for an interruption
+    before = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert before["step"] == 2 and before["seconds"] > 0 and before["cpu_seconds"] > 0
+    monkeypatch.setattr(Trainer, "loss", real_loss)
+    assert lmbff(command + " --resume") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_at_step"] == 2 and len(metrics["history"]) == 4
+    assert metrics["train_seconds"] > before["seconds"] and metrics["cpu_seconds"] > before["cpu_seconds"]

@@ -100,6 +100,11 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(backend, rate,
     resumed = Trainer(resumed_model, TASK_FILE.task, make_config(backend), args, data, dev=data)
     result = resumed.train(progress=False, checkpoint_dir=tmp_path / "checkpoint", resume=True)
     assert result.history == expected.history and result.best_step == expected.best_step
+    # its cost counts the training before the checkpoint, done by the interrupted process
+    assert expected.resumed_at_step == 0 and expected.earlier_seconds == 0.0
+    assert result.resumed_at_step == 6 and result.earlier_seconds > 0 and result.earlier_cpu_seconds > 0
+    saved = json.loads((tmp_path / "checkpoint" / "state.json").read_text())  # the last: both processes
+    assert saved["step"] == 8 and saved["seconds"] > result.earlier_seconds
     for (name, a), (_, b) in zip(
         whole.lm.named_parameters(), resumed_model.lm.named_parameters(), strict=True
     ):
