@@ -32,7 +32,7 @@ from lmbff_tasks import PAIR_SLOT_LAST_TEMPLATE, SEEDS, TASKS, TEST_SAMPLE
 
 from lmbff.cli.common import non_negative_int, positive_float, positive_int
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
-from lmbff.report import MACHINE_NOT_RECORDED, find_metrics, summarize
+from lmbff.report import MACHINE_NOT_RECORDED, backend_label, find_metrics, summarize
 
 HERE = Path(__file__).resolve().parent
 PHASES = ("zero-shot", "peft", "full", "setfit")
@@ -234,12 +234,42 @@ def plot(table: dict, path: Path) -> Path:
     return path
 
 
+def column_recipes(runs: list[dict]) -> dict[str, list[str]]:
+    """Per column, the distinct recipes of its runs (learning rate, steps, precision), each read from the
+    run's own config.json and metrics.json: a table rebuilt by a command given another budget states
+    what its runs used, not what that command was given. SetFit's runs record no trainer recipe."""
+    recipes: dict[str, set[str]] = {}
+    for run in runs:
+        column = column_name({"method": run["method"], "backend": backend_label(run)})
+        config_file = Path(run["_path"]) / "config.json"
+        training = json.loads(config_file.read_text()).get("training", {}) if config_file.exists() else {}
+        parts = [run.get("precision", "precision not recorded")]
+        if training and run["method"] != "zero-shot":
+            parts = [f"learning rate {training['learning_rate']:g}", f"{training['max_steps']} steps", *parts]
+        recipes.setdefault(column, set()).add(", ".join(parts))
+    return {column: sorted(found) for column, found in recipes.items()}
+
+
+def recipes_note(recipes: dict[str, list[str]]) -> str:
+    lines = [
+        f"- {column}: {'; '.join(found)}"
+        + (" (mixed: the column averages different recipes)" if len(found) > 1 else "")
+        for column, found in recipes.items()
+    ]
+    return "What each column's runs used (from their config.json):\n\n" + "\n".join(lines) if lines else ""
+
+
 def write_table(out: Path, budget: dict) -> str:
-    rows = summarize(find_metrics([out / "runs"])) if (out / "runs").is_dir() else []
+    runs = find_metrics([out / "runs"]) if (out / "runs").is_dir() else []
+    rows = summarize(runs)
     table = build_table(rows)
+    recipes = column_recipes(runs)
+    table["recipes"] = {c: recipes[c] for c in table["columns"] if c in recipes}
     text = (
         "# The LM-BFF table\n\nK=16 (LM-BFF's official splits), test metric x100, mean (std) over seeds. "
-        f"Budget: {json.dumps(budget)}.\n\n" + table_markdown(table)
+        f"Budget of the command that wrote this table: {json.dumps(budget)}.\n\n"
+        + table_markdown(table)
+        + (f"\n{recipes_note(table['recipes'])}\n" if table["recipes"] else "")
     )
     atomic_write_text(out / "table.md", text)
     atomic_write_json(out / "table.json", {"budget": budget, **table})

@@ -246,3 +246,34 @@ def test_full_lean_reaches_the_cli_as_full_with_frozen_embeddings_at_lmbffs_rate
     at = lean.index("--backend")
     assert lean[at : at + 4] == flags and lean[lean.index("--learning-rate") + 1] == "1e-05"
     assert "--learning-rate" not in lora  # LoRA keeps its own rate
+
+
+def test_the_table_states_what_its_runs_used_not_the_rebuilding_commands_budget(tmp_path):
+    """A table rebuilt by a command given another budget (here --full full-lean at 3e-5) names, per
+    column, the recipe in its runs' own config.json, and says when a column mixes recipes."""
+    runs = tmp_path / "runs"
+
+    def with_recipe(seed: int, rate: float, steps: int = 100) -> None:
+        _run(runs, "SST-2", "prompt", "full", seed, 0.8, precision="fp32")
+        training = {"learning_rate": rate, "max_steps": steps}
+        (runs / "SST-2" / "prompt-full" / f"seed-{seed}" / "config.json").write_text(
+            json.dumps({"training": training})
+        )
+
+    with_recipe(13, 1e-5)
+    with_recipe(21, 1e-5)
+    _run(runs, "SST-2", "zero-shot", "none", 13, 0.5, precision="bf16")
+    text = table.write_table(tmp_path, {"full": "full-lean at 3e-05"})
+    assert "- prompt (full): learning rate 1e-05, 100 steps, fp32\n" in text
+    assert "- zero-shot: bf16" in text and "mixed" not in text
+    assert "Budget of the command that wrote this table: " in text
+    with_recipe(42, 3e-5)
+    text = table.write_table(tmp_path, {})
+    assert (
+        "- prompt (full): learning rate 1e-05, 100 steps, fp32; learning rate 3e-05, 100 steps, fp32 "
+        "(mixed: the column averages different recipes)"
+    ) in text
+    assert json.loads((tmp_path / "table.json").read_text())["recipes"]["prompt (full)"] == [
+        "learning rate 1e-05, 100 steps, fp32",
+        "learning rate 3e-05, 100 steps, fp32",
+    ]
