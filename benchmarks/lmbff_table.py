@@ -237,14 +237,16 @@ def plot(table: dict, path: Path) -> Path:
 def column_recipes(runs: list[dict]) -> dict[str, list[str]]:
     """Per column, the distinct recipes of its runs (learning rate, steps, precision), each read from the
     run's own config.json and metrics.json: a table rebuilt by a command given another budget states
-    what its runs used, not what that command was given. SetFit's runs record no trainer recipe."""
+    what its runs used, not what that command was given."""
     recipes: dict[str, set[str]] = {}
     for run in runs:
         column = column_name({"method": run["method"], "backend": backend_label(run)})
         config_file = Path(run["_path"]) / "config.json"
         training = json.loads(config_file.read_text()).get("training", {}) if config_file.exists() else {}
         parts = [run.get("precision", "precision not recorded")]
-        if training and run["method"] != "zero-shot":
+        if "setfit" in run:  # setfit_baseline.py records its recipe as one string
+            parts = [f"SetFit {run['setfit']}", *parts]
+        elif training and run["method"] != "zero-shot":
             parts = [f"learning rate {training['learning_rate']:g}", f"{training['max_steps']} steps", *parts]
         recipes.setdefault(column, set()).add(", ".join(parts))
     return {column: sorted(found) for column, found in recipes.items()}

@@ -263,7 +263,9 @@ def test_the_table_states_what_its_runs_used_not_the_rebuilding_commands_budget(
     with_recipe(13, 1e-5)
     with_recipe(21, 1e-5)
     _run(runs, "SST-2", "zero-shot", "none", 13, 0.5, precision="bf16")
+    _run(runs, "SST-2", "setfit", "all-MiniLM-L6-v2", 13, 0.6, setfit="1.2.0 defaults")
     text = table.write_table(tmp_path, {"full": "full-lean at 3e-05"})
+    assert "- SetFit: SetFit 1.2.0 defaults, precision not recorded\n" in text
     assert "- prompt (full): learning rate 1e-05, 100 steps, fp32\n" in text
     assert "- zero-shot: bf16" in text and "mixed" not in text
     assert "Budget of the command that wrote this table: " in text
