@@ -1,9 +1,11 @@
 """The whole LM-BFF table: LM-BFF's 15 tasks, the official 16-shot splits, 5 seeds, the manual templates,
 zero-shot (raw and calibrated), prompt-based tuning with a parameter-efficient backend, full
-prompt-based fine-tuning on the single-sentence tasks, and SetFit, in one table with the time and peak
-memory of each method.
+prompt-based fine-tuning on the single-sentence tasks, SetFit, and (phase ``grid``) LM-BFF's own
+protocol of a learning-rate grid per task with the rate chosen on dev, in one table with the time and
+peak memory of each method.
 
     python benchmarks/lmbff_table.py --data-root ../shared/data --run zero-shot,peft,full,setfit
+    python benchmarks/lmbff_table.py --data-root ../shared/data --run grid --grid-tasks TREC
     python benchmarks/lmbff_table.py --table     # rebuild table.md / table.json / table.png
 
 Each phase is a resumable sweep of independent run folders under ``<out>/runs`` (finished runs are
@@ -29,13 +31,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lmbff_tasks import PAIR_SLOT_LAST_TEMPLATE, SEEDS, TASKS, TEST_SAMPLE
+from lr_sweep import choose_by_dev
 
 from lmbff.cli.common import non_negative_int, positive_float, positive_int
 from lmbff.files import atomic_write_json, atomic_write_text, markdown_table
 from lmbff.report import MACHINE_NOT_RECORDED, backend_label, find_metrics, summarize
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("zero-shot", "peft", "full", "setfit")
+PHASES = ("zero-shot", "peft", "full", "setfit", "grid")
+# LM-BFF's learning-rate grid (REFERENCES.md: {1e-5, 2e-5, 5e-5}, best on dev); batch size stays 8.
+LMBFF_RATES = "1e-5/2e-5/5e-5"
+GRID_METHOD = "prompt, rate chosen on dev"
 
 
 def phase_command(phase: str, args) -> list[str]:
@@ -73,6 +79,14 @@ def phase_command(phase: str, args) -> list[str]:
                 *tuned_templates]  # fmt: skip
     if phase == "setfit":
         return [sys.executable, str(HERE / "setfit_baseline.py"), *common, "--tasks", args.tasks, *seeds]
+    if phase == "grid":
+        # lr_sweep.py in its test mode: every rate's runs pick checkpoints on dev and score test; the
+        # table then keeps, per task, the rate with the best mean dev (grid_runs).
+        return [sys.executable, str(HERE / "lr_sweep.py"), "--data-root", str(args.data_root),
+                "--tasks", args.grid_tasks, *seeds, "--backends", args.grid_backend,
+                "--rates", f"{args.grid_backend}={args.grid_rates}", *budget, "--precision", args.precision,
+                "--test-split", "test", "--test-sample", str(args.test_sample), *tuned_templates,
+                "--out", str(args.grid_out)]  # fmt: skip
     raise SystemExit(f"unknown phase {phase!r}; phases: {', '.join(PHASES)}")
 
 
@@ -197,10 +211,13 @@ def _ordered(cells: dict) -> list[str]:
 
 def plot_points(table: dict) -> tuple[list[str], dict[str, tuple[float, float]]]:
     """(the tasks averaged, per method (minutes per run, mean score)): the single-sentence tasks that
-    every method with a single-sentence result has run, so that each point averages the same tasks."""
+    every plotted method has run, so that each point averages the same tasks. A method run on no more than
+    half of the table's single-sentence tasks (a comparison on two tasks, a one-task grid) is left out
+    of the plot rather than shrinking every other point's average to its few tasks (plot_omitted)."""
     cells = table["cells"]
     single = [t for t in _ordered(cells) if _single(t)]
-    plotted = [c for c in table["columns"] if any(c in cells[t] for t in single)]
+    covered = {c: sum(c in cells[t] for t in single) for c in table["columns"]}
+    plotted = [c for c in table["columns"] if covered[c] and 2 * covered[c] > len(single)]
     shared = [t for t in single if all(c in cells[t] for c in plotted)]
     points = {
         c: (
@@ -210,6 +227,13 @@ def plot_points(table: dict) -> tuple[list[str], dict[str, tuple[float, float]]]
         for c in (plotted if shared else [])
     }
     return shared, points
+
+
+def plot_omitted(table: dict) -> list[str]:
+    """Columns with single-sentence results that :func:`plot_points` leaves out."""
+    single = [t for t in table["cells"] if _single(t)]
+    _, points = plot_points(table)
+    return [c for c in table["columns"] if c not in points and any(c in table["cells"][t] for t in single)]
 
 
 def plot(table: dict, path: Path) -> Path:
@@ -228,7 +252,10 @@ def plot(table: dict, path: Path) -> Path:
     ax.set_ylabel("mean test score x100")
     ax.set_title(f"LM-BFF tasks: score against time\n(mean over {', '.join(shared) or 'no shared task'})",
                  fontsize=9)  # fmt: skip
-    fig.tight_layout()
+    omitted = plot_omitted(table)
+    if omitted:
+        fig.text(0.01, 0.01, f"not plotted (too few tasks): {'; '.join(omitted)}", fontsize=6)
+    fig.tight_layout(rect=(0, 0.04 if omitted else 0, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -247,7 +274,10 @@ def column_recipes(runs: list[dict]) -> dict[str, list[str]]:
         if "setfit" in run:  # setfit_baseline.py records its recipe as one string
             parts = [f"SetFit {run['setfit']}", *parts]
         elif training and run["method"] != "zero-shot":
-            parts = [f"learning rate {training['learning_rate']:g}", f"{training['max_steps']} steps", *parts]
+            # The grid column's rate differs by task by design (its note lists each choice): not "mixed".
+            rate = f"{training['learning_rate']:g}"
+            rate = "per task, chosen on dev" if run["method"] == GRID_METHOD else rate
+            parts = [f"learning rate {rate}", f"{training['max_steps']} steps", *parts]
         recipes.setdefault(column, set()).add(", ".join(parts))
     return {column: sorted(found) for column, found in recipes.items()}
 
@@ -261,17 +291,62 @@ def recipes_note(recipes: dict[str, list[str]]) -> str:
     return "What each column's runs used (from their config.json):\n\n" + "\n".join(lines) if lines else ""
 
 
-def write_table(out: Path, budget: dict) -> str:
+def grid_runs(grid_out: Path) -> tuple[list[dict], list[dict]]:
+    """The runs of each task's chosen rate in the grid phase (lr_sweep.choose_by_dev: best mean dev over
+    the seeds), relabelled as a method of their own so that they form one column, and the choices. A
+    task whose grid is still incomplete has no cell yet."""
+    if not grid_out.is_dir():
+        return [], []
+    choices = choose_by_dev(grid_out)
+    runs = []
+    for choice in choices:
+        rate = next((r for r in choice["rates"] if r["learning_rate"] == choice["chosen"]), None)
+        for run in find_metrics(rate["runs"]) if rate else []:
+            runs.append({**run, "method": GRID_METHOD})
+    return runs, choices
+
+
+def grid_note(choices: list[dict]) -> str:
+    lines = []
+    for c in choices:
+        means = ", ".join(
+            f"{r['learning_rate']}: {100 * r['mean_dev']:.1f}"
+            + ("" if r["complete"] else f" ({len(r['seeds'])} of {len(c['seeds'])} seeds)")
+            for r in c["rates"]
+        )
+        picked = f"chose {c['chosen']}" if c["chosen"] else "no rate complete yet"
+        lines.append(f"- {c['task']}, {c['backend']}: mean dev per rate {means}; {picked}")
+    return (
+        f'"{GRID_METHOD}" (LM-BFF\'s protocol): per task, the learning rate with the best mean dev score '
+        "over the seeds; test was read for the chosen rate only:\n\n" + "\n".join(lines)
+    )
+
+
+def plot_note(table: dict) -> str:
+    shared, _ = plot_points(table)
+    omitted = plot_omitted(table)
+    text = f"table.png plots each method's mean over {', '.join(shared) or 'no shared task'}"
+    if not omitted:
+        return text + "."
+    return text + f"; not plotted (run on too few of those tasks): {'; '.join(omitted)}."
+
+
+def write_table(out: Path, budget: dict, grid_out: Path | None = None) -> str:
     runs = find_metrics([out / "runs"]) if (out / "runs").is_dir() else []
+    chosen, choices = grid_runs(grid_out) if grid_out else ([], [])
+    runs += chosen
     rows = summarize(runs)
     table = build_table(rows)
     recipes = column_recipes(runs)
     table["recipes"] = {c: recipes[c] for c in table["columns"] if c in recipes}
+    table["grid"] = choices
     text = (
         "# The LM-BFF table\n\nK=16 (LM-BFF's official splits), test metric x100, mean (std) over seeds. "
         f"Budget of the command that wrote this table: {json.dumps(budget)}.\n\n"
         + table_markdown(table)
         + (f"\n{recipes_note(table['recipes'])}\n" if table["recipes"] else "")
+        + (f"\n{grid_note(choices)}\n" if choices else "")
+        + f"\n{plot_note(table)}\n"
     )
     atomic_write_text(out / "table.md", text)
     atomic_write_json(out / "table.json", {"budget": budget, **table})
@@ -302,6 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--full", default="full", help="full, or full-lean (vocabulary matrices frozen)")
     parser.add_argument("--full-learning-rate", type=positive_float, default=1e-5, help="LM-BFF's 1e-5")
+    parser.add_argument("--grid-tasks", default="TREC", help="tasks of the grid phase")
+    parser.add_argument("--grid-backend", default="full-lean", help="the backend the grid phase tunes")
+    parser.add_argument("--grid-rates", default=LMBFF_RATES, help="r1/r2/...: LM-BFF's grid by default")
+    parser.add_argument(
+        "--grid-out",
+        type=Path,
+        default=Path("benchmarks/results/lmbff_grid"),
+        help="the grid phase's runs, one folder per rate (lr_sweep.py)",
+    )
     parser.add_argument(
         "--tuned-pair-template",
         default=PAIR_SLOT_LAST_TEMPLATE,
@@ -338,6 +422,7 @@ def main(argv=None) -> int:
         "precision": args.precision,
         "test_sample": args.test_sample,
         "tuned_pair_template": args.tuned_pair_template or "lmbff",
+        "grid": f"{args.grid_backend} at {args.grid_rates}, chosen on dev, on {args.grid_tasks}",
     }
     phases = [p for p in args.run.split(",") if p]
     if phases and not args.data_root.is_dir():
@@ -349,8 +434,8 @@ def main(argv=None) -> int:
         code = subprocess.run(command).returncode
         if code:
             return code
-        write_table(args.out, budget)  # after every phase: a partial table is always there
-    print(write_table(args.out, budget))
+        write_table(args.out, budget, args.grid_out)  # after every phase: a partial table is always there
+    print(write_table(args.out, budget, args.grid_out))
     return 0
 
 

@@ -13,6 +13,7 @@ rate) over tasks and seeds, and the rate each backend would get. Resumable: fini
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from collections import defaultdict
@@ -25,9 +26,9 @@ from lmbff.report import backend_label, find_metrics
 from lmbff.tuning import make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import resolve_backend  # the benchmarks' shared module, beside this file
+from lmbff_tasks import TEST_SAMPLE, resolve_backend  # the benchmarks' shared module, beside this file
 
-from lmbff.cli.common import positive_int
+from lmbff.cli.common import non_negative_int, positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,6 +63,75 @@ def summarize_sweep(out: Path) -> list[dict]:
     ]
 
 
+def choose_by_dev(out: Path) -> list[dict]:
+    """Per (task, backend label) under ``out``: each rate's mean dev score over its seeds (the dev score
+    of the checkpoint each run kept), and the rate with the best, as LM-BFF chooses its grid. A rate is a
+    candidate only once it has every seed the group has run (a partly run rate is listed, not chosen, so
+    that a choice never compares means over different splits); equal means go to the lowest rate, the
+    first of LM-BFF's grid. ``chosen`` is None while no rate is complete. Test scores are carried along
+    for the report of the chosen rate only: they never enter the choice."""
+    groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run in find_metrics([out]):
+        rate = Path(run["_path"]).parts[-4].removeprefix("lr-")
+        groups[(run["task"], backend_label(run))][rate].append(run)
+    choices = []
+    for (task, backend), by_rate in sorted(groups.items()):
+        seeds = sorted({run["seed"] for runs in by_rate.values() for run in runs})
+        rates = []
+        for rate, runs in sorted(by_rate.items(), key=lambda item: float(item[0])):
+            metric = runs[0]["metric"]
+            rates.append(
+                {
+                    "learning_rate": rate,
+                    "metric": metric,
+                    "seeds": sorted(run["seed"] for run in runs),
+                    "mean_dev": float(np.mean([run["dev"][metric] for run in runs])),
+                    "complete": sorted(run["seed"] for run in runs) == seeds,
+                    "runs": [run["_path"] for run in runs],
+                }
+            )
+        complete = [r for r in rates if r["complete"]]
+        best = max(complete, key=lambda r: r["mean_dev"], default=None)  # max keeps the first of equals
+        choices.append(
+            {
+                "task": task,
+                "backend": backend,
+                "seeds": seeds,
+                "rates": rates,
+                "chosen": best["learning_rate"] if best else None,
+            }
+        )
+    return choices
+
+
+def grid_markdown(choices: list[dict]) -> str:
+    """One row per (task, backend, rate): mean dev, and the test score of the chosen rate only."""
+    rows = []
+    for choice in choices:
+        for rate in choice["rates"]:
+            chosen = rate["learning_rate"] == choice["chosen"]
+            test = ""
+            if chosen:
+                values = [json.loads((Path(p) / "metrics.json").read_text())["test"][rate["metric"]]
+                          for p in rate["runs"]]  # fmt: skip
+                test = f"{100 * np.mean(values):.1f} ({100 * np.std(values):.1f})"
+            rows.append(
+                [
+                    choice["task"],
+                    choice["backend"],
+                    rate["learning_rate"],
+                    f"{100 * rate['mean_dev']:.1f}",
+                    ",".join(map(str, rate["seeds"])) + ("" if rate["complete"] else " (incomplete)"),
+                    "yes" if chosen else "",
+                    test,
+                ]
+            )
+    return markdown_table(
+        ["task", "backend", "learning rate", "mean dev (x100)", "seeds", "chosen", "test of the chosen rate"],
+        rows,
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
@@ -72,6 +142,19 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=positive_int, default=100)
     parser.add_argument("--eval-every", type=positive_int, default=25)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument(
+        "--test-split",
+        default="dev",
+        choices=["dev", "test"],
+        help="dev: score dev again (a sweep); test: LM-BFF's grid, rate chosen per task on dev",
+    )
+    parser.add_argument(
+        "--test-sample",
+        type=non_negative_int,
+        default=0,
+        help=f"score test sets over N examples on a seeded sample of N (the LM-BFF table: {TEST_SAMPLE})",
+    )
+    parser.add_argument("--templates", default="", help="TASK=TEMPLATE,... (few_shot.py --templates)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lr_sweep"))
     args = parser.parse_args(argv)
     given = parse_rates(args.rates)
@@ -99,13 +182,18 @@ def main(argv=None) -> int:
                 "--precision",
                 args.precision,
                 "--test-split",
-                "dev",
+                args.test_split,
+                "--test-sample",
+                str(args.test_sample),
+                *(["--templates", args.templates] if args.templates else []),
                 "--out",
                 str(args.out / f"lr-{rate:g}"),
             ]
             code = subprocess.run(command).returncode
             if code:
                 return code
+    if args.test_split == "test":
+        return write_grid(args.out, args.max_steps)
     rows = summarize_sweep(args.out)
     best = {}
     for row in rows:
@@ -128,6 +216,19 @@ def main(argv=None) -> int:
     atomic_write_text(
         args.out / "sweep.md",
         f"# Learning rates on dev ({args.tasks}, seeds {args.seeds}, {args.max_steps} steps)\n\n{table}\n",
+    )
+    print(table)
+    return 0
+
+
+def write_grid(out: Path, max_steps: int) -> int:
+    choices = choose_by_dev(out)
+    table = grid_markdown(choices)
+    atomic_write_json(out / "grid.json", {"max_steps": max_steps, "choices": choices})
+    atomic_write_text(
+        out / "grid.md",
+        f"# Learning rate per task, chosen on dev ({max_steps} steps; test of the chosen rate only)\n\n"
+        f"{table}\n",
     )
     print(table)
     return 0

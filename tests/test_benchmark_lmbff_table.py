@@ -279,3 +279,70 @@ def test_the_table_states_what_its_runs_used_not_the_rebuilding_commands_budget(
         "learning rate 1e-05, 100 steps, fp32",
         "learning rate 3e-05, 100 steps, fp32",
     ]
+
+
+LEAN = {"backend_options": {"full": {"embeddings": "frozen"}}}
+
+
+def test_the_grid_chooses_each_tasks_rate_on_dev_never_on_test(tmp_path):
+    """LM-BFF's protocol: per task, the rate with the best mean dev over the seeds; a rate with a
+    better test score but a worse dev one loses, and a rate missing seeds is not a candidate."""
+    sweep = importlib.import_module("lr_sweep")
+    grid = tmp_path / "grid"
+    for seed, dev in zip([13, 21], [0.70, 0.80], strict=True):
+        _run(grid / "lr-1e-05", "TREC", "prompt", "full", seed, 0.95, dev={"accuracy": dev}, **LEAN)
+        _run(grid / "lr-2e-05", "TREC", "prompt", "full", seed, 0.60, dev={"accuracy": dev + 0.1}, **LEAN)
+    _run(grid / "lr-5e-05", "TREC", "prompt", "full", 13, 0.99, dev={"accuracy": 1.0}, **LEAN)  # 1 of 2
+    for seed in (13, 21):  # equal dev means: the lowest rate, the first of LM-BFF's grid
+        _run(grid / "lr-1e-05", "SST-2", "prompt", "full", seed, 0.8, dev={"accuracy": 0.9}, **LEAN)
+        _run(grid / "lr-2e-05", "SST-2", "prompt", "full", seed, 0.7, dev={"accuracy": 0.9}, **LEAN)
+    choices = {c["task"]: c for c in sweep.choose_by_dev(grid)}
+    trec = choices["TREC"]
+    assert trec["chosen"] == "2e-05" and trec["seeds"] == [13, 21]
+    assert [(r["learning_rate"], round(r["mean_dev"], 3), r["complete"]) for r in trec["rates"]] == [
+        ("1e-05", 0.75, True), ("2e-05", 0.85, True), ("5e-05", 1.0, False),
+    ]  # fmt: skip
+    assert trec["backend"] == "full (embeddings=frozen)"
+    assert choices["SST-2"]["chosen"] == "1e-05"
+    text = sweep.grid_markdown(list(choices.values()))
+    rows = [line for line in text.splitlines() if line.startswith("| TREC")]
+    assert rows[1].rstrip(" |").endswith("60.0 (0.0)") and "(incomplete)" in rows[2]
+    assert "95.0" not in text and "99.0" not in text  # test of an unchosen rate is never reported
+
+
+def test_the_table_has_a_column_of_the_rates_chosen_on_dev(tmp_path):
+    runs, grid = tmp_path / "runs", tmp_path / "grid"
+    for seed in tasks.SEEDS:
+        _run(runs, "SST-2", "prompt", "lora", seed, 0.8)
+        _run(runs, "TREC", "prompt", "lora", seed, 0.7)
+        _run(grid / "lr-1e-05", "TREC", "prompt", "full", seed, 0.95, dev={"accuracy": 0.7}, **LEAN)
+        _run(grid / "lr-2e-05", "TREC", "prompt", "full", seed, 0.85, dev={"accuracy": 0.8}, **LEAN)
+    for metrics in grid.rglob("metrics.json"):  # what run writes beside metrics.json: the run's recipe
+        rate = float(metrics.parts[-5].removeprefix("lr-"))
+        training = {"learning_rate": rate, "max_steps": 100}
+        (metrics.parent / "config.json").write_text(json.dumps({"training": training}))
+    text = table.write_table(tmp_path, {"max_steps": 100}, grid)
+    column = "prompt, rate chosen on dev (full (embeddings=frozen))"
+    saved = json.loads((tmp_path / "table.json").read_text())
+    assert column in saved["columns"] and saved["cells"]["TREC"][column]["mean"] == pytest.approx(85.0)
+    assert column not in saved["cells"]["SST-2"]
+    assert saved["grid"][0]["chosen"] == "2e-05"
+    assert "TREC, full (embeddings=frozen): mean dev per rate 1e-05: 70.0, 2e-05: 80.0; chose 2e-05" in text
+    # The column's rate differs by task by design: its recipe says so instead of "mixed".
+    recipe = "learning rate per task, chosen on dev, 100 steps, precision not recorded"
+    assert saved["recipes"][column] == [recipe]
+    # One task of two: left out of the plot, which keeps averaging both tasks for the others.
+    shared, points = table.plot_points(saved)
+    assert shared == ["SST-2", "TREC"] and column not in points and points["prompt (lora)"][1] == 75.0
+    assert f"not plotted (run on too few of those tasks): {column}." in text
+
+
+def test_the_grid_phase_runs_lmbffs_rates_in_the_sweeps_test_mode(tmp_path):
+    args = table.build_parser().parse_args(["--out", str(tmp_path), "--grid-out", str(tmp_path / "g")])
+    command = table.phase_command("grid", args)
+    assert command[1].endswith("lr_sweep.py")
+    names = ("--tasks", "--rates", "--test-split", "--out")
+    flag = {name: command[command.index(name) + 1] for name in names}
+    assert flag == {"--tasks": "TREC", "--rates": "full-lean=1e-5/2e-5/5e-5", "--test-split": "test",
+                    "--out": str(tmp_path / "g")}  # fmt: skip
+    assert "--templates" in command  # the pair tasks' slot-last template, as in the other tuned phases
