@@ -130,6 +130,9 @@ class Checkpoint:
             }
             moments["rng.torch"] = torch.get_rng_state()
             moments["rng.order"] = loop.generator.get_state()
+            device = trainer.model.device
+            if device.type == "cuda":  # dropout on a GPU draws from that GPU's generator, not the CPU's
+                moments["rng.cuda"] = torch.cuda.get_rng_state(device)
             save_file(moments, str(staged / "optimizer.safetensors"))
             state = {
                 "step": loop.step,
@@ -182,6 +185,10 @@ class Checkpoint:
         tensors = load_file(str(self.folder / "optimizer.safetensors"))
         torch.set_rng_state(tensors.pop("rng.torch"))
         loop.generator.set_state(tensors.pop("rng.order"))
+        cuda_state = tensors.pop("rng.cuda", None)  # absent: made on the CPU, or before it was saved
+        device = trainer.model.device
+        if cuda_state is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(cuda_state, device)
         optimizer_state: dict = {"state": {}, "param_groups": state["param_groups"]}
         for key, value in tensors.items():
             index, name = key.split(".", 1)
