@@ -15,6 +15,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The suite's expectations are the CPU's: bit patterns of CPU kernels, models it builds on the CPU and
+# compares after training (the trainer moves a model to the GPU when there is one), and torchrun tests
+# of two CPU processes (on one GPU, NCCL refuses two processes on it). So it hides any GPU before torch
+# looks for one, unless LMBFF_TEST_GPU=1: then tests/test_cuda.py, which checks the GPU paths, runs
+# (LMBFF_TEST_GPU=1 python -m pytest tests/test_cuda.py; README, "Precision").
+if os.environ.get("LMBFF_TEST_GPU") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import torch
 

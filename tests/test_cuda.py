@@ -1,7 +1,8 @@
 """On a CUDA GPU (skipped without one; CI has none): ``auto`` picks bf16 where the GPU multiplies it
 natively, scores on the GPU agree with the CPU's in fp32 and stay close in bf16, and an interrupted run
 resumes to the same weights, bit for bit, as one that never stopped, in fp32 and in bf16. Run on an
-H200 with ``python -m pytest tests/test_cuda.py`` (README, "Precision")."""
+H200 with ``LMBFF_TEST_GPU=1 python -m pytest tests/test_cuda.py`` (README, "Precision"); the rest of
+the suite hides the GPU (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from lmbff.train import Trainer, TrainingArguments
 from lmbff.tuning import make_config
 from prompts.library import load_task
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU, and LMBFF_TEST_GPU=1 (tests/conftest.py)"
+)
 
 SST2 = load_task("SST-2")
 TREC = load_task("TREC")
