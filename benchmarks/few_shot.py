@@ -24,9 +24,16 @@ from pathlib import Path
 from lmbff.report import find_metrics, summarize, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import BY_NAME, TEST_SAMPLE, backend_arguments, data_dir, resolve_backend, select
+from lmbff_tasks import (
+    BY_NAME,
+    add_test_sample_argument,
+    backend_arguments,
+    data_dir,
+    resolve_backend,
+    select,
+)
 
-from lmbff.cli.common import non_negative_int, positive_float, positive_int
+from lmbff.cli.common import positive_float, positive_int
 
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
 
@@ -71,12 +78,7 @@ def main(argv=None) -> int:
         "over the whole question per label; the pair tasks' slot-last variants are question_answer)",
     )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
-    parser.add_argument(
-        "--test-sample",
-        type=non_negative_int,
-        default=0,
-        help=f"score test sets over N examples on a seeded sample of N (the LM-BFF table: {TEST_SAMPLE})",
-    )
+    add_test_sample_argument(parser)
     parser.add_argument("--test-split", default="test", help="dev: score the dev split (sweeps)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/few_shot"))
     args = parser.parse_args(argv)

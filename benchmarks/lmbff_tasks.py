@@ -86,6 +86,18 @@ def backend_arguments(backend: str) -> list[str]:
     return flags
 
 
+def add_test_sample_argument(parser) -> None:
+    """``--test-sample N`` (default 0: whole test sets), as few_shot.py and lr_sweep.py take it."""
+    from lmbff.cli.common import non_negative_int
+
+    parser.add_argument(
+        "--test-sample",
+        type=non_negative_int,
+        default=0,
+        help=f"score test sets over N examples on a seeded sample of N (the LM-BFF table: {TEST_SAMPLE})",
+    )
+
+
 def select(spec: str) -> list[BenchmarkTask]:
     """``all``, ``single`` (the single-sentence tasks), ``pairs``, or comma-separated names."""
     if spec == "all":

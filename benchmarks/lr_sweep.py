@@ -26,9 +26,9 @@ from lmbff.report import backend_label, find_metrics
 from lmbff.tuning import make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lmbff_tasks import TEST_SAMPLE, resolve_backend  # the benchmarks' shared module, beside this file
+from lmbff_tasks import add_test_sample_argument, resolve_backend  # the benchmarks' shared module
 
-from lmbff.cli.common import non_negative_int, positive_int
+from lmbff.cli.common import positive_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -148,12 +148,7 @@ def main(argv=None) -> int:
         choices=["dev", "test"],
         help="dev: score dev again (a sweep); test: LM-BFF's grid, rate chosen per task on dev",
     )
-    parser.add_argument(
-        "--test-sample",
-        type=non_negative_int,
-        default=0,
-        help=f"score test sets over N examples on a seeded sample of N (the LM-BFF table: {TEST_SAMPLE})",
-    )
+    add_test_sample_argument(parser)
     parser.add_argument("--templates", default="", help="TASK=TEMPLATE,... (few_shot.py --templates)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/lr_sweep"))
     args = parser.parse_args(argv)

@@ -23,6 +23,8 @@ from lmbff.train import Trainer, TrainingArguments
 from lmbff.tuning import make_config
 from prompts.library import load_task
 
+from .test_train import Interrupted
+
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU, and LMBFF_TEST_GPU=1 (tests/conftest.py)"
 )
@@ -43,18 +45,6 @@ def on(model, device, dtype=torch.float32):
     copy.load_state_dict(model.state_dict())
     to_rest(copy, dtype)
     return copy.to(device).eval()
-
-
-class Interrupted(Trainer):
-    """Stops like a Ctrl-C once it has computed ``stop_after`` losses."""
-
-    stop_after = 10**9
-
-    def loss(self, examples, encodings):
-        self.calls = getattr(self, "calls", 0) + 1
-        if self.calls > self.stop_after:
-            raise KeyboardInterrupt
-        return super().loss(examples, encodings)
 
 
 def test_auto_picks_bf16_where_the_gpu_has_it_natively():
@@ -125,24 +115,12 @@ def test_the_command_line_trains_on_the_gpu_in_auto_and_predicts_its_own_scores(
     saved state predicts the run's own test scores, bit for bit."""
     from lmbff.cli import main
 
-    from .test_saved_states import SPAM, _spam_data
+    from .test_precision import prediction_scores, train_spam_lora
 
-    _spam_data(tmp_path / "data")
-    (tmp_path / "spam.yaml").write_text(SPAM)
-    monkeypatch.chdir(tmp_path)
-    command = (
-        f"train --task spam.yaml --data-dir data --model {gpt_dir} --out run --precision auto "
-        "--max-steps 3 --eval-every 0 --batch-size 4 --learning-rate 1e-2 --backend lora"
-    )
-    assert main(command.split()) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = train_spam_lora(tmp_path, gpt_dir, "auto", monkeypatch)
     native = torch.cuda.is_bf16_supported(including_emulation=False)
     assert metrics["precision"] == ("bf16" if native else "fp32")
     assert metrics["machine"]["gpu"]  # the run says which GPU it ran on
 
-    def scores(folder):
-        lines = (folder / "predictions.jsonl").read_text().splitlines()
-        return [list(json.loads(line)["scores"].values()) for line in lines]
-
     assert main(["predict", "--state", "run/state", "--out", "again"]) == 0
-    assert scores(tmp_path / "again" / "run") == scores(tmp_path / "run")
+    assert prediction_scores(tmp_path / "again" / "run") == prediction_scores(tmp_path / "run")

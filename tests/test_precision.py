@@ -220,26 +220,33 @@ def test_a_checkpoint_refuses_to_resume_in_another_precision(bert, tmp_path):
         trainer(torch.bfloat16).train(progress=False, checkpoint_dir=tmp_path / "ckpt", resume=True)
 
 
-def test_a_bf16_run_predicts_bit_identically_and_fp32_differs(bert_dir, tmp_path, monkeypatch):
-    work = tmp_path / "work"
+def train_spam_lora(work, model_dir, precision: str, monkeypatch) -> dict:
+    """`lmbff train` of LoRA on the spam toy task in ``work`` (the current folder after it); its metrics."""
     _spam_data(work / "data")
     (work / "spam.yaml").write_text(SPAM)
     monkeypatch.chdir(work)
     command = (
-        f"train --task spam.yaml --data-dir data --model {bert_dir} --out run --precision bf16 "
+        f"train --task spam.yaml --data-dir data --model {model_dir} --out run --precision {precision} "
         "--max-steps 3 --eval-every 0 --batch-size 4 --learning-rate 1e-2 --backend lora"
     )
     assert main(command.split()) == 0
-    metrics = json.loads((work / "run" / "metrics.json").read_text())
+    return json.loads((work / "run" / "metrics.json").read_text())
+
+
+def prediction_scores(folder) -> list[list[float]]:
+    lines = (folder / "predictions.jsonl").read_text().splitlines()
+    return [list(json.loads(line)["scores"].values()) for line in lines]
+
+
+def test_a_bf16_run_predicts_bit_identically_and_fp32_differs(bert_dir, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    metrics = train_spam_lora(work, bert_dir, "bf16", monkeypatch)
     assert metrics["precision"] == "bf16"
     assert "| precision | bf16 |" in (work / "run" / "results.md").read_text()
     config = json.loads((work / "run" / "state" / "config.json").read_text())
     assert config["scoring"]["precision"] == "bf16"
 
-    def scores(folder):
-        lines = (folder / "predictions.jsonl").read_text().splitlines()
-        return [list(json.loads(line)["scores"].values()) for line in lines]
-
+    scores = prediction_scores
     assert main(["predict", "--state", "run/state", "--out", "same"]) == 0
     assert scores(work / "same" / "run") == scores(work / "run")
     assert json.loads((work / "same" / "run" / "metrics.json").read_text())["precision"] == "bf16"
