@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -159,3 +160,38 @@ def test_search_labels_command_writes_a_ranked_list_and_a_yaml_block(gpt_dir, tm
     assert spec["label_words"] == result["ranked"][0]["words"]
     assert "| rank | label words |" in (out / "labels.md").read_text()
     assert "winner as YAML" in capsys.readouterr().out
+
+
+def test_search_labels_reranks_with_the_backend_options_it_is_given(gpt_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(DEMO_DATA / "train.tsv", data / "train.tsv")
+    shutil.copy(DEMO_DATA / "test.tsv", data / "dev.tsv")
+    base = f"search-labels --task {DEMO_DATA / 'task.yaml'} --data-dir {data} --model {gpt_dir} "
+    base += "--top-k 3 --candidates 3 --rerank finetune --rerank-top 1 --rerank-steps 1 "
+    for extra, embeddings in (("", "frozen"), ("--full-embeddings train ", "train")):
+        out = tmp_path / embeddings
+        assert main(f"{base}{extra}--out {out}".split()) == 0
+        result = json.loads((out / "labels.json").read_text())
+        assert result["rerank_tuning"]["backend"] == "full"
+        assert result["rerank_tuning"]["embeddings"] == embeddings
+        assert result["rerank_tuning"]["steps"] == 1
+        assert result["ranked"][0]["finetuned_dev_accuracy"] is not None
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--full-embeddings train", "apply to re-ranking only: add --rerank finetune"),
+        ("--rerank finetune --lora-rank 4", "options for lora, which backend 'full' does not use"),
+        ("--rerank finetune", "ranks by dev accuracy, and"),
+    ],
+)
+def test_search_labels_refuses_backend_options_it_would_ignore(tmp_path, capsys, extra, message):
+    # A model path that does not exist: each error must come before the model would load.
+    out, model = tmp_path / "labels", tmp_path / "no-model"
+    argv = f"search-labels --task {DEMO_DATA / 'task.yaml'} --data-dir {DEMO_DATA} --model {model} {extra} "
+    assert main(f"{argv}--out {out}".split()) != 0
+    shown = capsys.readouterr()
+    assert message in shown.out + shown.err
+    assert not out.exists()

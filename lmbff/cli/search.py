@@ -18,6 +18,7 @@ from .common import (
     console,
     positive_int,
 )
+from .training import _add_backend_options, _backend_options
 
 
 def add_parsers(sub) -> None:
@@ -33,7 +34,13 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--rerank-steps", type=positive_int, default=100, help="tuning steps per re-ranked assignment"
     )
-    p.add_argument("--rerank-backend", default="full", help="tuning backend for re-ranking")
+    p.add_argument(
+        "--rerank-backend",
+        default="full",
+        help="tuning backend for re-ranking (full is lean unless --full-embeddings train)",
+    )
+    # The same --<backend>-<option> flags as train: a re-ranking run tunes like a training run.
+    _add_backend_options(p)
     p.add_argument("--out", required=True, help="labels.json, labels.md and verbalizer.yaml go here")
     p.set_defaults(handler=cmd_search_labels)
 
@@ -76,9 +83,18 @@ def cmd_search_labels(args) -> int:
     task_file = load_task(args.task)
     task, prompt = task_file.task, task_file.prompt(args.template)
     config = LabelSearchConfig(**{f.name: getattr(args, f.name) for f in fields(LabelSearchConfig)})
+    options = _backend_options(args)
+    if options and config.rerank != "finetune":
+        raise ValueError(
+            f"{', '.join(sorted(options))} backend options apply to re-ranking only: add --rerank finetune"
+        )
+    # Built before the model loads, so that an unknown backend or option fails at once.
+    rerank_tuning = make_config(args.rerank_backend, options)
     data_dir = _data_dir(args, task_file)
     train = _read(data_dir, "train", task_file, args.skip_bad)
     dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
+    if config.rerank == "finetune" and not dev:
+        raise ValueError(f"--rerank finetune ranks by dev accuracy, and {data_dir} has no dev examples")
     with console.status(f"loading {args.model}..."):
         loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     scorer = PromptModel.for_task(
@@ -92,10 +108,13 @@ def cmd_search_labels(args) -> int:
             task,
             train,
             dev,
-            make_config(args.rerank_backend),
+            rerank_tuning,
             TrainingArguments(max_steps=steps, eval_every=0),
         )
     result = search_label_words(scorer, task, train, dev, config, rerank_with=rerank)
+    record = result.to_dict()
+    if rerank is not None:
+        record["rerank_tuning"] = {"steps": args.rerank_steps, **rerank_tuning.to_dict()}
     out = Path(args.out)
     rows = [
         [
@@ -110,7 +129,7 @@ def cmd_search_labels(args) -> int:
     table = markdown_table(
         ["rank", "label words", "train acc", "dev acc (zero-shot)", "dev acc (tuned)"], rows
     )
-    atomic_write_json(out / "labels.json", result.to_dict())
+    atomic_write_json(out / "labels.json", record)
     atomic_write_text(
         out / "labels.md", f"# Label words for {task.name} ({prompt.name}, {config.criterion})\n\n" + table
     )
