@@ -187,7 +187,7 @@ def test_search_labels_reranks_with_the_backend_options_it_is_given(gpt_dir, tmp
         ("--rerank finetune", "ranks by dev accuracy, and"),
     ],
 )
-def test_search_labels_refuses_backend_options_it_would_ignore(tmp_path, capsys, extra, message):
+def test_search_labels_refuses_a_reranking_it_cannot_do_before_loading(tmp_path, capsys, extra, message):
     # A model path that does not exist: each error must come before the model would load.
     out, model = tmp_path / "labels", tmp_path / "no-model"
     argv = f"search-labels --task {DEMO_DATA / 'task.yaml'} --data-dir {DEMO_DATA} --model {model} {extra} "

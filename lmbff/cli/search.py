@@ -93,6 +93,7 @@ def cmd_search_labels(args) -> int:
     data_dir = _data_dir(args, task_file)
     train = _read(data_dir, "train", task_file, args.skip_bad)
     dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
+    # search_label_words refuses this too, but only after the model has loaded.
     if config.rerank == "finetune" and not dev:
         raise ValueError(f"--rerank finetune ranks by dev accuracy, and {data_dir} has no dev examples")
     with console.status(f"loading {args.model}..."):
