@@ -44,12 +44,13 @@ def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: 
     from lmbff.data import load_split
     from lmbff.demonstrations import resolve_embedder
     from lmbff.evaluate import results_markdown, score_examples
+    from lmbff.machine import cpu_seconds, describe_machine
     from lmbff.memory import PeakMemory
     from lmbff.results import RunResult, prediction_records
     from prompts.library import load_task
 
     memory = PeakMemory()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), cpu_seconds()
     bench = BY_NAME[task_name]
     task = load_task(task_name).task
     folder = data_dir(bench, data_root, derived, test_sample)
@@ -87,6 +88,9 @@ def run_one(task_name: str, seed: int, data_root: Path, out: Path, test_sample: 
             "test_examples": len(test),
             "test_examples_per_second": len(test) / max(score_seconds, 1e-9),
             "seconds": time.perf_counter() - started,
+            # as the toolkit's own runs record them (lmbff.experiment), so the table's CPU-minutes compare
+            "cpu_seconds": cpu_seconds() - started_cpu,
+            "machine": describe_machine(),
             "peak_memory_mb": memory.peak_mb(),
             "setfit": "1.2.0 defaults",
         },

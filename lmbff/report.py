@@ -85,6 +85,8 @@ def summarize(runs: list[dict]) -> list[dict]:
             "templates": sorted({m["template"] for m in members if m.get("template")}),
             # runs per CPU (lmbff.machine): timings from different machines do not compare
             "machines": dict(Counter(m.get("machine", {}).get("cpu", MACHINE_NOT_RECORDED) for m in members)),
+            # per seed: wall and CPU seconds (CPU None where a run predates the record: lmbff.machine)
+            "timing_by_seed": {m["seed"]: _timing(m) for m in members},
         }
         for name in metric_names:
             values = np.array([m["test"][name] for m in members], dtype=float)
@@ -92,6 +94,10 @@ def summarize(runs: list[dict]) -> list[dict]:
         rows.append(row)
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     return sorted(rows, key=lambda r: (r["task"], order.get(r["method"], 99), r["backend"]))
+
+
+def _timing(run: dict) -> dict:
+    return {"seconds": float(run.get("seconds", 0.0)), "cpu_seconds": run.get("cpu_seconds")}
 
 
 def write_report(rows: list[dict], out: str | os.PathLike) -> list[Path]:

@@ -90,13 +90,43 @@ def test_the_table_has_every_method_its_seeds_and_na_for_setfit_on_pairs(tmp_pat
     # Each run took 2 minutes: LoRA's 7 runs over 3 tasks, and 14 runs in all (zero-shot counted once).
     assert saved["cost"]["prompt (lora)"]["total_minutes"] == 14.0
     assert saved["total_minutes"] == 28.0
-    assert "summed: 0.5 h" in text
+    assert "summed: 0.5 h; CPU time: at most 0.9 h" in text  # no run recorded CPU time: 2 cores x wall
     # 14 runs: one says its machine; the older ones predate the record
     assert "Intel Xeon: 1 run; not recorded: 13 runs." in text
     # The plot averages only the single-sentence tasks every method ran: SST-2 (RTE is a pair task).
     shared, points = table.plot_points(saved)
-    assert shared == ["SST-2"] and points["prompt (lora)"] == (2.0, 85.0) and points["SetFit"] == (2.0, 60.0)
+    assert shared == ["SST-2"] and points["prompt (lora)"] == (4.0, 85.0, True)
+    assert points["SetFit"] == (4.0, 60.0, True)
     assert (tmp_path / "table.png").stat().st_size > 0
+
+
+def test_cpu_minutes_are_measured_where_runs_recorded_them_and_a_marked_bound_where_not(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in tasks.SEEDS:  # every run 120 s of wall time
+        _run(runs, "SST-2", "prompt", "lora", seed, 0.8, cpu_seconds=180.0)
+        # SetFit's older runs recorded no CPU time, its newer ones do
+        _run(
+            runs,
+            "SST-2",
+            "setfit",
+            "all-MiniLM-L6-v2",
+            seed,
+            0.6,
+            **({"cpu_seconds": 60.0} if seed > 42 else {}),
+        )
+    text = table.write_table(tmp_path, {"max_steps": 100})
+    saved = json.loads((tmp_path / "table.json").read_text())
+    lora, setfit = saved["cost"]["prompt (lora)"], saved["cost"]["SetFit"]
+    assert lora["cpu_minutes_per_run"] == 3.0 and lora["cpu_bounded_runs"] == 0
+    # 3 runs bounded by 2 cores x 120 s, 2 measured at 60 s: (3 x 240 + 2 x 60) / 5 s
+    assert setfit["cpu_minutes_per_run"] == pytest.approx((3 * 240 + 2 * 60) / 5 / 60)
+    assert setfit["cpu_bounded_runs"] == 3 and setfit["runs"] == 5
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("|")}
+    assert "| 3.0 |" in rows["prompt (lora)"] and "≤ 2.8 (3 of 5 runs bounded)" in rows["SetFit"]
+    assert "CPU time: at most 0.5 h" in text and "2 of the 10 runs recorded it" not in text
+    assert "7 of the 10 runs recorded it; the other 3" in text
+    _, points = table.plot_points(saved)
+    assert points["prompt (lora)"] == (3.0, 80.0, False) and points["SetFit"][2] is True
 
 
 @pytest.mark.slow
@@ -115,6 +145,7 @@ def test_setfit_baseline_writes_a_run_folder_the_table_reads(tmp_path):
     out = tmp_path / "runs" / "SST-2" / "setfit" / "seed-13"
     row = setfit_baseline.run_one("SST-2", 13, root, out, 2000, tmp_path / "runs" / "derived")
     assert row["method"] == "setfit" and row["metric"] == "accuracy" and row["test_examples"] == 2
+    assert row["cpu_seconds"] > 0 and row["machine"]["torch_threads"] >= 1  # as the toolkit's runs
     assert (out / "metrics.json").exists()
     built = table.build_table(table.summarize(table.find_metrics([tmp_path / "runs"])))
     assert "SetFit" in built["columns"] and "SST-2" in built["cells"]
