@@ -38,6 +38,16 @@ from lmbff.cli.common import positive_float, positive_int
 DEFAULT_METHODS = "zero-shot,finetune,prompt,prompt-demos"
 
 
+def template_arguments(template: str | None) -> list[str]:
+    """`lmbff run`'s flags for a --templates value: one template, or ``a+b`` for LM-BFF's template
+    ensemble (one model per template, probabilities averaged; its dev score averages the members')."""
+    if not template:
+        return []
+    if "+" in template:
+        return ["--template-ensemble", ",".join(template.split("+"))]
+    return ["--template", template]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
@@ -75,7 +85,8 @@ def main(argv=None) -> int:
         default=None,
         help="TASK=TEMPLATE,... over the defaults (each task's causal-LM template from "
         "lmbff_tasks.py: TREC's slot-last one, as LM-BFF's slot-first one costs a causal LM a pass "
-        "over the whole question per label; the pair tasks' slot-last variants are question_answer)",
+        "over the whole question per label; the pair tasks' slot-last variants are question_answer); "
+        "TASK=a+b: LM-BFF's template ensemble of a and b",
     )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
     add_test_sample_argument(parser)
@@ -140,7 +151,7 @@ def main(argv=None) -> int:
                     str(args.demo_inference_sets),
                     "--max-length",
                     str(args.max_length),
-                    *(["--template", templates[task]] if task in templates else []),
+                    *template_arguments(templates.get(task)),
                     "--precision",
                     args.precision,
                     "--test-split",

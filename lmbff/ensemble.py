@@ -21,7 +21,8 @@ from .data import load_split
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig, finished_run, run_experiment
 from .files import atomic_write_json
-from .results import RunResult, prediction_records
+from .machine import cpu_seconds, describe_machine
+from .results import DEV_PREDICTIONS, ENSEMBLE_MEMBERS, PREDICTIONS, RunResult, prediction_records
 
 
 def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
@@ -59,11 +60,11 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
     processes.wait_for_everyone()
     if processes.is_main_process:
         atomic_write_json(out / "config.json", config.to_dict())
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), cpu_seconds()
     members = []
     for name in config.template_ensemble:
         member: ExperimentConfig = replace(
-            config, template=name, template_ensemble=[], out=str(out / "members" / name)
+            config, template=name, template_ensemble=[], out=str(out / ENSEMBLE_MEMBERS / name)
         )
         members.append(run_experiment(member, resume=True, progress=progress))
     processes.wait_for_everyone()
@@ -71,32 +72,63 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
         return {}
     task = load_task(config.task).task
     test = load_split(config.data_dir, config.test_split, task).examples
-    probabilities = np.zeros((len(test), len(task.labels)))
-    for name in config.template_ensemble:
-        lines = (out / "members" / name / "predictions.jsonl").read_text().splitlines()
-        probabilities += np.array(
-            [[json.loads(line)["scores"][label] for label in task.labels] for line in lines]
-        )
-    log_scores = np.log(probabilities / len(config.template_ensemble))
+    log_scores = _averaged_log_scores(out, config.template_ensemble, PREDICTIONS, task)
     result = score_examples(task, test, log_scores, f"ensemble of {len(members)} templates")
+    dev_scores = _averaged_log_scores(out, config.template_ensemble, DEV_PREDICTIONS, task)
+    dev_result = None
+    if dev_scores is not None:  # members from before runs wrote their dev predictions have none
+        dev = load_split(config.data_dir, "dev", task).examples
+        dev_result = score_examples(task, dev, dev_scores, f"ensemble of {len(members)} templates (dev)")
     metrics = {
         "task": task.name,
         "method": f"{config.method}-ensemble",
         "backend": config.backend,
+        # as each member ran them: a report labels the ensemble by them (lean full, bf16), as it does runs
+        "backend_options": members[0].get("backend_options"),
+        "precision": members[0].get("precision", "fp32"),
         "model": config.model,
         "template": "+".join(config.template_ensemble),
         "seed": config.training.seed,
         "metric": task.metric,
         "test": result.metrics,
         "members": {m["template"]: m["test"][task.metric] for m in members},
+        **(
+            {
+                "dev": dev_result.metrics,
+                "members_dev": {m["template"]: m["dev"][task.metric] for m in members},
+            }
+            if dev_result is not None
+            else {}
+        ),
         "trainable_parameters": sum(m["trainable_parameters"] for m in members),
         "total_parameters": members[0]["total_parameters"],
         "seconds": time.perf_counter() - started + sum(m["seconds"] for m in members),
+        "cpu_seconds": cpu_seconds() - started_cpu + sum(m.get("cpu_seconds", 0.0) for m in members),
         "peak_memory_mb": max(m["peak_memory_mb"] for m in members),
+        "machine": describe_machine(),
     }
+    shown = [result] + ([dev_result] if dev_result is not None else [])
     RunResult.from_dict(metrics).write(
         out,
-        markdown=results_markdown(task, [result], f"{task.name}: template ensemble"),
+        markdown=results_markdown(task, shown, f"{task.name}: template ensemble"),
         records=prediction_records(task, test, log_scores, result.predictions),
     )
     return metrics
+
+
+def _averaged_log_scores(out: Path, members: list[str], file: str, task) -> np.ndarray | None:
+    """The log of the members' label probabilities averaged example by example, from each member's
+    ``file`` (test or dev predictions); None when a member has no such file."""
+    paths = [out / ENSEMBLE_MEMBERS / name / file for name in members]
+    if not all(path.exists() for path in paths):
+        return None
+    probabilities = sum(
+        np.array(
+            [
+                [json.loads(line)["scores"][label] for label in task.labels]
+                for line in path.read_text().splitlines()
+            ]
+        )
+        for path in paths
+    )
+    return np.log(probabilities / len(members))

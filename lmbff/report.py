@@ -28,6 +28,8 @@ def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
     for path in map(Path, paths):
         files = [path] if path.is_file() else sorted(path.rglob("metrics.json"))
         for file in files:
+            if path.is_dir() and _ensemble_member(file.parent):  # counted once, as its ensemble
+                continue
             result = RunResult.from_dict(json.loads(file.read_text()))
             if not result.labelled:  # predictions of unlabelled data: nothing to average
                 continue
@@ -35,6 +37,18 @@ def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
             data["_path"] = str(file.parent)
             found.append(data)
     return found
+
+
+def _ensemble_member(folder: Path) -> bool:
+    """Whether a run folder is one member of a template ensemble (``<ensemble>/members/<template>``):
+    averaged with the plain runs of its method it would merge several templates into one row, and the
+    ensemble's own metrics already report every member."""
+    from .results import ENSEMBLE_MEMBERS
+
+    config = folder.parent.parent / "config.json"
+    if folder.parent.name != ENSEMBLE_MEMBERS or not config.is_file():
+        return False
+    return bool(json.loads(config.read_text()).get("template_ensemble"))
 
 
 def backend_label(run: dict) -> str:

@@ -21,6 +21,11 @@ import numpy as np
 from .files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 METRICS, RESULTS, PREDICTIONS = "metrics.json", "results.md", "predictions.jsonl"
+# A tuned run's dev predictions at its chosen checkpoint: what a template ensemble averages to report
+# its own dev score (lmbff.ensemble), so that ensembles are compared with single templates on dev.
+DEV_PREDICTIONS = "dev_predictions.jsonl"
+# A template ensemble's member runs: <ensemble>/members/<template>/ (lmbff.ensemble)
+ENSEMBLE_MEMBERS = "members"
 
 
 @dataclass

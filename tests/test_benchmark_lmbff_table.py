@@ -277,6 +277,15 @@ def test_full_lean_reaches_the_cli_as_full_with_frozen_embeddings_at_lmbffs_rate
     at = lean.index("--backend")
     assert lean[at : at + 4] == flags and lean[lean.index("--learning-rate") + 1] == "1e-05"
     assert "--learning-rate" not in lora  # LoRA keeps its own rate
+    # TASK=a+b is LM-BFF's template ensemble: `lmbff run` gets it as one, the other tasks keep theirs
+    commands.clear()
+    templates = ["--templates", "SST-2=it_was+review_verdict"]
+    assert few_shot.main([*argv, "--backends", "lora", *templates, "--out", str(out)]) == 0
+    [ensemble] = commands
+    assert ensemble[ensemble.index("--template-ensemble") + 1] == "it_was,review_verdict"
+    assert "--template" not in ensemble
+    assert few_shot.template_arguments("answer_type") == ["--template", "answer_type"]
+    assert few_shot.template_arguments(None) == []
 
 
 def test_the_table_states_what_its_runs_used_not_the_rebuilding_commands_budget(tmp_path):

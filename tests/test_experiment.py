@@ -7,7 +7,7 @@ import pytest
 from lmbff.cli import main
 from lmbff.machine import describe_machine
 from lmbff.precision import resolve_precision
-from lmbff.report import summarize, write_report
+from lmbff.report import backend_label, find_metrics, summarize, write_report
 
 from .conftest import DEMO_DATA
 
@@ -233,6 +233,38 @@ def test_template_ensemble_averages_its_members(split, bert_dir, tmp_path, capsy
         assert row["prediction"] == max(row["scores"], key=row["scores"].get)
     accuracy = sum(r["prediction"] == r["label"] for r in ensemble) / len(ensemble)
     assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
+    # The ensemble's dev score averages its members' dev probabilities (each at its own best checkpoint),
+    # so an ensemble can be chosen against its members on dev, never on test.
+    dev = [
+        [
+            json.loads(line)
+            for line in (out / "members" / name / "dev_predictions.jsonl").read_text().splitlines()
+        ]
+        for name in ("it_was", "review_verdict")
+    ]
+    for name, rows in zip(("it_was", "review_verdict"), dev, strict=True):
+        member = json.loads((out / "members" / name / "metrics.json").read_text())
+        assert member["dev"]["accuracy"] == pytest.approx(
+            sum(r["prediction"] == r["label"] for r in rows) / len(rows)
+        )
+    averaged = [
+        max(a["scores"], key=lambda label, a=a, b=b: a["scores"][label] + b["scores"][label])
+        for a, b in zip(*dev, strict=True)
+    ]
+    dev_accuracy = sum(p == r["label"] for p, r in zip(averaged, dev[0], strict=True)) / len(averaged)
+    assert metrics["dev"]["accuracy"] == pytest.approx(dev_accuracy)
+    assert set(metrics["members_dev"]) == {"it_was", "review_verdict"}
+    assert metrics["cpu_seconds"] > 0 and metrics["machine"] == describe_machine()
+    member = json.loads((out / "members" / "it_was" / "metrics.json").read_text())
+    assert (metrics["precision"], metrics["backend_options"]) == (
+        member["precision"],
+        member["backend_options"],
+    )
+    # A report over the folder has the ensemble only: its members are parts of it, not runs of the same
+    # method to average with it (they would merge two templates into one "prompt" row).
+    [row] = summarize(find_metrics([tmp_path]))
+    assert row["method"] == "prompt-ensemble" and row["templates"] == ["it_was+review_verdict"]
+    assert row["backend"] == backend_label(member)  # labelled as its members' runs are (precision too)
     assert lmbff(command + " --resume") == 0
     assert lmbff(command.replace("it_was,review_verdict", "top3")) == 2
     assert "templates named auto_<rank>" in capsys.readouterr().out
