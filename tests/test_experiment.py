@@ -84,6 +84,22 @@ def test_run_makes_splits_trains_per_seed_and_reports(bert_dir, tmp_path):
     assert [r["seeds"] for r in rows] == [[13, 21], [13, 21], [13, 21]]
 
 
+def test_run_reports_a_template_ensemble_per_seed_once(bert_dir, tmp_path):
+    """`lmbff run --template-ensemble` (as benchmarks/few_shot.py --templates TASK=a+b calls it): one
+    ensemble per seed, its report one row, its members (two templates) never averaged as plain runs."""
+    out = tmp_path / "run"
+    command = (
+        f"run --task {REVIEWS} --data-dir {DEMO_DATA} --model {bert_dir} --k 4 --seeds 13,21 "
+        f"--methods prompt --template-ensemble it_was,review_verdict --precision fp32 --out {out} {FAST}"
+    )
+    assert lmbff(command) == 0
+    for seed in (13, 21):
+        metrics = json.loads((out / "prompt-lora" / f"seed-{seed}" / "metrics.json").read_text())
+        assert metrics["method"] == "prompt-ensemble" and "accuracy" in metrics["dev"]
+    [row] = json.loads((out / "report.json").read_text())
+    assert (row["method"], row["backend"], row["seeds"]) == ("prompt-ensemble", "lora", [13, 21])
+
+
 def test_report_arithmetic_by_hand(tmp_path):
     runs = [
         {
