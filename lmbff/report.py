@@ -28,7 +28,7 @@ def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
     for path in map(Path, paths):
         files = [path] if path.is_file() else sorted(path.rglob("metrics.json"))
         for file in files:
-            if path.is_dir() and _ensemble_member(file.parent):  # counted once, as its ensemble
+            if path.is_dir() and _ensemble_member(file.parent, path):  # counted once, as its ensemble
                 continue
             result = RunResult.from_dict(json.loads(file.read_text()))
             if not result.labelled:  # predictions of unlabelled data: nothing to average
@@ -39,14 +39,19 @@ def find_metrics(paths: list[str | os.PathLike]) -> list[dict]:
     return found
 
 
-def _ensemble_member(folder: Path) -> bool:
-    """Whether a run folder is one member of a template ensemble (``<ensemble>/members/<template>``):
-    averaged with the plain runs of its method it would merge several templates into one row, and the
-    ensemble's own metrics already report every member."""
+def _ensemble_member(folder: Path, searched: Path) -> bool:
+    """Whether a run folder is one member of a template ensemble (``<ensemble>/members/<template>``)
+    found by searching the ensemble's folder or one above it: averaged with the plain runs of its method
+    it would merge several templates into one row, and the ensemble's own metrics already report every
+    member. Searching the members' folder itself finds them as runs."""
     from .results import ENSEMBLE_MEMBERS
 
-    config = folder.parent.parent / "config.json"
+    ensemble = folder.parent.parent
+    config = ensemble / "config.json"
     if folder.parent.name != ENSEMBLE_MEMBERS or not config.is_file():
+        return False
+    searched, ensemble = searched.resolve(), ensemble.resolve()
+    if searched != ensemble and searched not in ensemble.parents:
         return False
     return bool(json.loads(config.read_text()).get("template_ensemble"))
 

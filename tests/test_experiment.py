@@ -281,6 +281,8 @@ def test_template_ensemble_averages_its_members(split, bert_dir, tmp_path, capsy
     [row] = summarize(find_metrics([tmp_path]))
     assert row["method"] == "prompt-ensemble" and row["templates"] == ["it_was+review_verdict"]
     assert row["backend"] == backend_label(member)  # labelled as its members' runs are (precision too)
+    # asked for by their own folder, the members are runs
+    assert sorted(r["template"] for r in find_metrics([out / "members"])) == ["it_was", "review_verdict"]
     assert lmbff(command + " --resume") == 0
     assert lmbff(command.replace("it_was,review_verdict", "top3")) == 2
     assert "templates named auto_<rank>" in capsys.readouterr().out
