@@ -39,8 +39,21 @@ PRESETS: dict[str, Preset] = {
         "measured here",
         # Chosen on dev (README, "Defaults"): 32 steps, SST-2 and TREC, 5 seeds (ln 1e-2 over its own
         # 1e-3, lora 1e-3 over its own 1e-4; unipelt's and full's own rates were the ones measured); the
-        # 100-step sweep (benchmarks/results/lr_sweep) ranks ln and lora the same way.
-        learning_rates=MappingProxyType({"lora": 1e-3, "ln": 1e-2, "unipelt": 5e-4, "full": 1e-5}),
+        # 100-step sweep (benchmarks/results/lr_sweep) ranks ln and lora the same way. soft-prompt,
+        # prefix and adapter: the best mean dev of three rates each in the same 100-step sweep
+        # (benchmarks/results/lr_sweep_more; README, "The LM-BFF table"). A union of backends
+        # (prefix+ln) keeps each part's own default rate: no union was swept.
+        learning_rates=MappingProxyType(
+            {
+                "lora": 1e-3,
+                "ln": 1e-2,
+                "unipelt": 5e-4,
+                "full": 1e-5,
+                "soft-prompt": 1e-1,
+                "prefix": 3e-3,
+                "adapter": 1e-3,
+            }
+        ),
     ),
     "lmbff": Preset(
         "lmbff",

@@ -218,7 +218,11 @@ def test_train_prints_its_plan_and_presets_set_the_recipe(capsys):
     base = ["train", "--task", "SST-2", "--data-dir", "d", "--out", "o"]
     args = build_parser().parse_args([*base, "--backend", "lora"])
     assert _experiment_config(args, "prompt", "d", "o").training.learning_rate == 1e-3
-    args = build_parser().parse_args([*base, "--backend", "prefix"])
+    # the 100-step sweep's choices (benchmarks/results/lr_sweep_more), over their long-budget defaults
+    for backend, rate in (("soft-prompt", 1e-1), ("prefix", 3e-3), ("adapter", 1e-3)):
+        args = build_parser().parse_args([*base, "--backend", backend])
+        assert _experiment_config(args, "prompt", "d", "o").training.learning_rate == rate
+    args = build_parser().parse_args([*base, "--backend", "prefix+ln"])
     assert _experiment_config(args, "prompt", "d", "o").training.learning_rate is None  # not swept: its own
     args = build_parser().parse_args([*base, "--backend", "ln", "--learning-rate", "3e-3"])
     assert _experiment_config(args, "prompt", "d", "o").training.learning_rate == 3e-3  # given wins
