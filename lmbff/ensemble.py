@@ -60,7 +60,6 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
     processes.wait_for_everyone()
     if processes.is_main_process:
         atomic_write_json(out / "config.json", config.to_dict())
-    started, started_cpu = time.perf_counter(), cpu_seconds()
     members = []
     for name in config.template_ensemble:
         member: ExperimentConfig = replace(
@@ -68,6 +67,9 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
         )
         members.append(run_experiment(member, resume=True, progress=progress))
     processes.wait_for_everyone()
+    # The ensemble's time is its members' own (each recorded, also when an earlier process ran it) plus
+    # the averaging from here: timed from before the members, they would count twice.
+    started, started_cpu = time.perf_counter(), cpu_seconds()
     if not processes.is_main_process:
         return {}
     task = load_task(config.task).task

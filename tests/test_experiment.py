@@ -271,6 +271,13 @@ def test_template_ensemble_averages_its_members(split, bert_dir, tmp_path, capsy
     assert metrics["dev"]["accuracy"] == pytest.approx(dev_accuracy)
     assert set(metrics["members_dev"]) == {"it_was", "review_verdict"}
     assert metrics["cpu_seconds"] > 0 and metrics["machine"] == describe_machine()
+    # its time is its members' plus the averaging (seen: the members' time counted twice)
+    each = [
+        json.loads((out / "members" / n / "metrics.json").read_text()) for n in ("it_was", "review_verdict")
+    ]
+    for key in ("seconds", "cpu_seconds"):
+        spent = sum(m[key] for m in each)
+        assert spent <= metrics[key] < 1.5 * spent  # twice would be 2 x spent
     member = json.loads((out / "members" / "it_was" / "metrics.json").read_text())
     assert (metrics["precision"], metrics["backend_options"]) == (
         member["precision"],
