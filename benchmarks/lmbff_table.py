@@ -134,30 +134,27 @@ def build_table(rows: list[dict]) -> dict:
             "templates": r.get("templates", []),
             "machines": r.get("machines", {}),
         }
+    in_column = {c: [cells[t][c] for t in cells if c in cells[t]] for c in columns}
     cost = {
         c: {
-            "minutes_per_run": float(np.mean([cells[t][c]["minutes"] for t in cells if c in cells[t]])),
-            "total_minutes": float(sum(cells[t][c]["total_minutes"] for t in cells if c in cells[t])),
-            "cpu_minutes_per_run": float(
-                np.mean([cells[t][c]["cpu_minutes"] for t in cells if c in cells[t]])
-            ),
-            "cpu_bounded_runs": sum(cells[t][c]["cpu_bounded_runs"] for t in cells if c in cells[t]),
-            "runs": sum(len(cells[t][c]["seeds"]) for t in cells if c in cells[t]),
-            "peak_memory_mb": float(max(cells[t][c]["peak_memory_mb"] for t in cells if c in cells[t])),
-            "tasks": sum(c in cells[t] for t in cells),
+            "minutes_per_run": float(np.mean([cell["minutes"] for cell in found])),
+            "total_minutes": float(sum(cell["total_minutes"] for cell in found)),
+            "cpu_minutes_per_run": float(np.mean([cell["cpu_minutes"] for cell in found])),
+            "cpu_total_minutes": float(sum(cell["cpu_total_minutes"] for cell in found)),
+            "cpu_bounded_runs": sum(cell["cpu_bounded_runs"] for cell in found),
+            "runs": sum(len(cell["seeds"]) for cell in found),
+            "peak_memory_mb": float(max(cell["peak_memory_mb"] for cell in found)),
+            "tasks": len(found),
         }
-        for c in columns
+        for c, found in in_column.items()
     }
     # The calibrated zero-shot column is read from the same runs as the raw one: counted once.
     counted = [c for c in columns if c != "zero-shot + calibration"]
-    total = sum(cost[c]["total_minutes"] for c in counted)
-    cpu_total = sum(cells[t][c]["cpu_total_minutes"] for t in cells for c in counted if c in cells[t])
     return {
         "columns": columns,
         "cells": cells,
         "cost": cost,
-        "total_minutes": float(total),
-        "cpu_total_minutes": float(cpu_total),
+        **{key: sum(cost[c][key] for c in counted) for key in ("total_minutes", "cpu_total_minutes")},
         "cpu_bounded_runs": sum(cost[c]["cpu_bounded_runs"] for c in counted),
         "runs": sum(cost[c]["runs"] for c in counted),
     }

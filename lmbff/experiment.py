@@ -25,11 +25,11 @@ from .config import DEFAULT_PRECISION, check_precision
 from .data import load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
-from .files import atomic_write_json, atomic_write_jsonl, markdown_table
+from .files import atomic_write_json, markdown_table
 from .machine import cpu_seconds, describe_machine
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
-from .results import DEV_PREDICTIONS, RunResult, prediction_records
+from .results import RunResult, prediction_records
 from .state import ScoringSpec, base_identity, save_state
 from .train import Trainer, TrainingArguments
 from .tuning import distinctive_options, make_config, pin_changed_defaults
@@ -274,11 +274,12 @@ def run_experiment(
     markdown = results_markdown(task, shown, f"{task.name}: {name}, seed {seed}") + run_description(
         config, scorer, train, trainer
     )
-    # before metrics.json, which marks the run finished
-    atomic_write_jsonl(
-        out / DEV_PREDICTIONS, prediction_records(task, dev, dev_scores, dev_result.predictions)
+    RunResult.from_dict(metrics).write(
+        out,
+        markdown=markdown,
+        records=records,
+        dev_records=prediction_records(task, dev, dev_scores, dev_result.predictions),
     )
-    RunResult.from_dict(metrics).write(out, markdown=markdown, records=records)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
 

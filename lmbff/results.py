@@ -64,10 +64,20 @@ class RunResult:
     def labelled(self) -> bool:
         return self.metric in self.test
 
-    def write(self, folder: str | os.PathLike, *, markdown: str, records: list[dict]) -> Path:
-        """Write predictions.jsonl, results.md, then metrics.json (each atomically). Returns the folder."""
+    def write(
+        self,
+        folder: str | os.PathLike,
+        *,
+        markdown: str,
+        records: list[dict],
+        dev_records: list[dict] | None = None,
+    ) -> Path:
+        """Write predictions.jsonl (and dev_predictions.jsonl when given), results.md, then metrics.json,
+        which marks the run finished (each atomically). Returns the folder."""
         folder = Path(folder)
         atomic_write_jsonl(folder / PREDICTIONS, records)
+        if dev_records is not None:
+            atomic_write_jsonl(folder / DEV_PREDICTIONS, dev_records)
         atomic_write_text(folder / RESULTS, markdown)
         atomic_write_json(folder / METRICS, self.to_dict())
         return folder
