@@ -80,6 +80,35 @@ def _decode_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
             yield number, DataError(str(path), number, f"not UTF-8 ({exc.reason} at byte {exc.start})")
 
 
+def _refuse_repeated_columns(header: list[str], path: Path, line: int) -> None:
+    """A header naming a column twice: a reader keeps the last value, silently. Refuse, naming it."""
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(
+            str(path),
+            line,
+            f"the header names the column {repeated[0]!r} more than once ({header}); the last would "
+            "silently win: rename or remove the copies",
+            repeated[0],
+        )
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.loads``' object hook: a key written twice in one object is an error, not the last value."""
+    row: dict = {}
+    for key, value in pairs:
+        if key in row:
+            raise _RepeatedKey(key)
+        row[key] = value
+    return row
+
+
 def _rows_tsv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
     header: list[str] | None = None
     for number, line in _decode_lines(path):
@@ -91,6 +120,7 @@ def _rows_tsv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
         line = line.removeprefix("\ufeff") if number == 1 else line
         if header is None:
             header = line.rstrip("\r").split("\t")
+            _refuse_repeated_columns(header, path, number)
             continue
         if not line.strip():
             continue
@@ -108,6 +138,7 @@ def _rows_csv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataError(str(path), line, f"not UTF-8 ({exc.reason})") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    _refuse_repeated_columns(reader.fieldnames or [], path, 1)
     for row in reader:
         number = reader.line_num
         if None in row or any(v is None for v in row.values()):
@@ -124,9 +155,20 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict | DataError]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             yield number, DataError(str(path), number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except _RepeatedKey as exc:
+            yield (
+                number,
+                DataError(
+                    str(path),
+                    number,
+                    "the key is written twice in one object; the last would silently win",
+                    exc.key,
+                ),
+            )
             continue
         if not isinstance(row, dict):
             yield number, DataError(str(path), number, "expected a JSON object per line")
@@ -150,6 +192,36 @@ def _is_datasets_dir(path: Path) -> bool:
     return path.is_dir() and any((path / n).exists() for n in ("dataset_info.json", "dataset_dict.json"))
 
 
+def _check_readable(path: Path) -> None:
+    """Name what is wrong with a data path that is not a readable file (or a datasets folder)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise DataError(
+                str(path), None, "a symbolic link to nothing (its target does not exist)"
+            ) from None
+        raise DataError(str(path), None, "no such file or folder") from None
+    except OSError as exc:  # ELOOP: a symbolic link loop; EACCES on a folder on the way
+        raise DataError(str(path), None, f"cannot be reached: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        if not _is_datasets_dir(path):
+            raise DataError(
+                str(path),
+                None,
+                "a folder, not a data file (a data folder is read with --data-dir; a folder given as a file "
+                "must be one written by datasets' save_to_disk)",
+            )
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise DataError(str(path), None, f"{kind}; expected a data file")
+    if not os.access(path, os.R_OK):
+        raise DataError(str(path), None, "cannot read: permission denied")
+
+
 def read_examples(
     path: str | os.PathLike,
     task: Task,
@@ -170,8 +242,7 @@ def read_examples(
             file with no example at all (empty, header only, or every row skipped).
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(str(path), None, "no such file or folder")
+    _check_readable(path)
     if _is_datasets_dir(path):
         rows = _rows_datasets(path, split)
     elif path.suffix == ".tsv":
@@ -189,6 +260,10 @@ def read_examples(
         )
     rename = dict(columns or {})
     report = ReadReport(str(path), [])
+    try:
+        rows = list(rows)  # reading errors (permissions, I/O) surface here, located, not mid-run
+    except OSError as exc:
+        raise DataError(str(path), None, f"cannot read: {exc.strerror or exc}") from None
     for number, row in rows:
         result = (
             row if isinstance(row, DataError) else _example(row, rename, task, path, number, require_label)
@@ -271,8 +346,11 @@ def find_split(data_dir: str | os.PathLike, split: str) -> Path:
     if (directory / split).is_file():
         return directory / split
     for ext in EXTENSIONS:
-        if (directory / f"{split}{ext}").is_file():
-            return directory / f"{split}{ext}"
+        candidate = directory / f"{split}{ext}"
+        # Anything under the split's file name (a folder, a FIFO, a broken link or a link loop) is that
+        # split: read_examples then names what is wrong with it, instead of "no split here".
+        if candidate.is_file() or os.path.lexists(candidate):
+            return candidate
     if _is_datasets_dir(directory / split):
         return directory / split
     if (directory / "dataset_dict.json").exists():

@@ -78,10 +78,14 @@ class FineTuneClassifier(nn.Module):
                 [t[1] for t in texts],
                 truncation="longest_first",
                 max_length=self.max_length,
+                split_special_tokens=True,  # user text is text, never control tokens (prompts.tokenization)
             )
         else:
             encoded = self.tokenizer(
-                [" ".join(t) for t in texts], truncation=True, max_length=self.max_length
+                [" ".join(t) for t in texts],
+                truncation=True,
+                max_length=self.max_length,
+                split_special_tokens=True,
             )
         ids = [list(row) for row in encoded["input_ids"]]
         if self.kind == "causal" and self.tokenizer.bos_token_id is not None:

@@ -11,7 +11,9 @@ into a character array; text inputs of these shapes need their own door.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import ItemsView, Iterable, KeysView, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .data import Example
@@ -35,11 +37,24 @@ def _columns_to_rows(names: Sequence[str], columns: Mapping[str, Sequence]) -> l
 
 
 def _pick_columns(available: list[str], fields: Sequence[str], rename: Mapping[str, str], kind: str):
-    """Which column feeds each field: by name (after ``rename``), or the only column of a one-field task."""
+    """Which column feeds each field: by name (after ``rename``), or, with a warning naming it, the only
+    column of a one-field task (a gold-label column passed by mistake is then said, not silent)."""
+    repeated = sorted({c for c in available if available.count(c) > 1})
+    if repeated:  # pandas hands back a frame, not a column, for a repeated name: refuse, naming it
+        raise ValueError(
+            f"the {kind} has the column name(s) {repeated} more than once; which one is the text "
+            "cannot be told: rename or drop the copies"
+        )
     renamed = {rename.get(c, c): c for c in available}
     if all(f in renamed for f in fields):
         return {f: renamed[f] for f in fields}
     if len(fields) == 1 and len(available) == 1:
+        warnings.warn(
+            f"the {kind}'s only column {available[0]!r} is read as the task's field {fields[0]!r}; "
+            f"name it {fields[0]!r} or pass columns={{{available[0]!r}: {fields[0]!r}}} to say so",
+            UserWarning,
+            stacklevel=4,
+        )
         return {fields[0]: available[0]}
     missing = [f for f in fields if f not in renamed]
     raise ValueError(
@@ -69,6 +84,7 @@ def to_examples(
         raise TypeError(
             "inputs must be a list of dicts (one per example), a DataFrame or a Dataset, not a single dict"
         )
+    _refuse_unordered(inputs, "inputs")
     if _is_frame(inputs):
         chosen = _pick_columns([str(c) for c in inputs.columns], fields, rename, "DataFrame")
         rows: Iterable = _columns_to_rows(fields, {f: inputs[c].to_list() for f, c in chosen.items()})
@@ -93,6 +109,17 @@ def to_examples(
     if not examples:
         raise ValueError("no inputs: pass at least one example")
     return examples
+
+
+def _refuse_unordered(values: Any, what: str) -> None:
+    """Sets iterate in hash order: their results could not be matched to the inputs. (A dict's keys
+    view is a set too, but iterates in insertion order.)"""
+    if isinstance(values, AbstractSet) and not isinstance(values, (KeysView, ItemsView)):
+        raise TypeError(
+            f"{what} must be an ordered collection (a list, a tuple, an array, a Series), not a "
+            f"{type(values).__name__}: its order is not the order you wrote, so results could not be "
+            "matched to it; pass a list in the order you want"
+        )
 
 
 def _example(index: int, row: Any, fields: Sequence[str], rename: Mapping[str, str]) -> Example:
@@ -145,6 +172,7 @@ def to_label_list(labels: Any, count: int) -> list:
     """
     if isinstance(labels, (str, bytes)):
         raise TypeError("labels must be a list (one per input), not a single string")
+    _refuse_unordered(labels, "labels")
     if _is_series(labels):
         values = labels.to_list()
     elif hasattr(labels, "tolist"):

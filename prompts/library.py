@@ -19,16 +19,18 @@ Every problem is reported with the file, the line and the key path (``templates.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
 from .template import DEFAULT_BUDGET, RenderBudget, Template, TemplateError, TemplateLocation
 from .verbalizer import Verbalizer
+from .verbalizer import label_word_problems as verbalizer_problems
 
 METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
 TaskType = Literal["classification", "regression"]
@@ -110,6 +112,8 @@ class PromptSpec:
     template: Template
     label_words: dict[str, list[str]]
     reference: str = ""
+    # (label, word) -> the file line the word is written on, for lint messages about one word.
+    word_lines: dict[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
 
     def verbalizer(self, task: Task) -> Verbalizer:
         return Verbalizer(self.label_words, task.labels)
@@ -177,23 +181,89 @@ class YamlLines:
 
 
 _MAX_YAML_VALUES = 200_000
+TASK_FILE_CHARS_ENV = "LMBFF_MAX_TASK_FILE_CHARS"
+_TASK_FILE_CHARS = 5_000_000
+
+
+def max_task_file_chars() -> int:
+    """The hard ceiling on a task file's size and on the characters its aliases expand to: 5,000,000
+    unless the operator lifts it with ``$LMBFF_MAX_TASK_FILE_CHARS`` (a task file cannot)."""
+    return _ceiling_from_env(TASK_FILE_CHARS_ENV, _TASK_FILE_CHARS, int)
+
+
+def _ceiling_from_env(name: str, default, kind):
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"${name}={text!r}: expected a positive number") from None
+    if not value > 0:
+        raise ValueError(f"${name}={text!r}: expected a positive number")
+    return value
+
+
+class CoreSchemaLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's core schema instead of YAML 1.1's implicit types.
+
+    Why: under 1.1 a label word ``Yes`` becomes the boolean True (then the text "True"), ``010`` the
+    octal 8 and ``1:30`` the sexagesimal 90, without a word. Under the 1.2 core schema only
+    ``true``/``false``, ``null``/``~``, decimal (and 0o/0x) integers and floats are typed; ``yes``,
+    ``on``, ``010``-as-octal, ``1:30`` and dates stay text. PyYAML keeps the node tree with line numbers
+    that every located error here is built on, so the schema is changed rather than the library."""
+
+    yaml_implicit_resolvers: ClassVar[dict] = {}
+
+
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+):
+    CoreSchemaLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+CoreSchemaLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
+def _construct_core_int(loader, node) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith(("0o", "0x")):
+        return int(text, 0)
+    return int(text, 10)  # 1.1 read a leading 0 as octal: 010 was 8
+
+
+CoreSchemaLoader.add_constructor("tag:yaml.org,2002:int", _construct_core_int)
 
 
 def _duplicate_keys(node, file: str) -> TaskFileError | None:
     """The first key written twice in one mapping, anywhere in the document (PyYAML keeps the last
     silently, so a second template of the same name would replace the first without a word), or a
-    document whose aliases expand it past a bound."""
+    document whose aliases expand it past a bound in values or in characters."""
     stack = [node]
     expanded = 0
+    characters = 0
+    limit = max_task_file_chars()
     while stack:
         current = stack.pop()
         expanded += 1
-        if expanded > _MAX_YAML_VALUES:  # aliases (*name) can make a few lines stand for billions of values
+        if isinstance(current, yaml.ScalarNode):
+            characters += len(current.value)
+        if expanded > _MAX_YAML_VALUES or characters > limit:  # aliases (*name) make a few lines stand
+            what = (  # for billions of values or characters
+                f"more than {_MAX_YAML_VALUES:,} values"
+                if expanded > _MAX_YAML_VALUES
+                else f"more than {limit:,} characters (${TASK_FILE_CHARS_ENV})"
+            )
             return TaskFileError(
                 file,
                 current.start_mark.line + 1,
                 "",
-                f"the document stands for more than {_MAX_YAML_VALUES:,} values (through YAML aliases?)",
+                f"the document stands for {what} (through YAML aliases?)",
                 "write the values out, or split the file",
             )
         if isinstance(current, yaml.MappingNode):
@@ -218,23 +288,56 @@ def _duplicate_keys(node, file: str) -> TaskFileError | None:
 
 
 def strict_yaml(text: str, file: str):
-    """(node tree, data) of a YAML document: safe loading, one document, no duplicate keys.
+    """(node tree, data) of a YAML document: safe loading with YAML 1.2's core schema
+    (:class:`CoreSchemaLoader`), one document, no duplicate keys, within the size ceiling.
 
     Raises:
-        TaskFileError: invalid YAML or a duplicated key, with the file and line.
+        TaskFileError: invalid YAML, a duplicated key or a document over the ceiling, with the file and
+            line.
     """
+    limit = max_task_file_chars()
+    if len(text) > limit:  # parsing tens of megabytes takes minutes: refuse before reading
+        raise TaskFileError(
+            file,
+            None,
+            "",
+            f"{len(text):,} characters, over the ceiling of {limit:,} for a task file",
+            f"split the file, or lift the ceiling with ${TASK_FILE_CHARS_ENV}",
+        )
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=CoreSchemaLoader)
         duplicate = _duplicate_keys(node, file)
         if duplicate is not None:
             raise duplicate
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=CoreSchemaLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise TaskFileError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc}") from None
     except RecursionError:
         raise TaskFileError(file, None, "", "invalid YAML: nested too deeply") from None
     return node, data
+
+
+def _typed_scalar_problem(node, value) -> str | None:
+    """Why a scalar the loader typed as a non-string cannot stand for the text written, or None.
+
+    A label, a label word or a field name is text. A plain scalar the schema types (``true``, ``~``,
+    ``010``, ``1e3``) is accepted only where its value prints back as exactly what was written (``0``,
+    ``1``, ``True``); otherwise it is an error with the quoted form to write."""
+    if isinstance(value, str):
+        return None
+    written = node.value if isinstance(node, yaml.ScalarNode) else None
+    if (
+        written is not None
+        and value is not None
+        and not isinstance(value, (list, dict))
+        and str(value) == written
+    ):
+        return None
+    if written is None:
+        return f"expected text, got {type(value).__name__} {value!r:.60}"
+    kind = "null" if value is None else type(value).__name__
+    return f"YAML reads {written!r} as the {kind} {value!r}, not as the text {written!r}"
 
 
 class _Problems:
@@ -251,10 +354,47 @@ class _Problems:
         )
 
 
-def _str_list(value: Any) -> list[str] | None:
-    if isinstance(value, list) and value and all(isinstance(v, (str, int, float, bool)) for v in value):
-        return [str(v) for v in value]
-    return None
+_FAILED = object()  # a text value whose problem is already reported
+
+
+def _scalar_text(problem: _Problems, key: tuple[str, ...], node, value) -> Any:
+    """The text of one scalar at ``key`` (``node`` its YAML node, or None), or ``_FAILED`` after
+    reporting why it is not text (see :func:`_typed_scalar_problem`)."""
+    message = _typed_scalar_problem(node, value)
+    if message is None:
+        return value if isinstance(value, str) else node.value
+    written = getattr(node, "value", None)
+    problem(
+        key,
+        message,
+        f"write it in quotes: '{written}'" if isinstance(written, str) else None,
+        line=node.start_mark.line + 1 if node is not None else None,
+    )
+    return _FAILED
+
+
+def _text_list(problem: _Problems, key: tuple[str, ...], value: Any) -> Any:
+    """A non-empty list of texts at ``key``; None when it is not a non-empty list of scalars (the
+    caller says what was expected), ``_FAILED`` when an item is typed (already reported)."""
+    if not isinstance(value, list) or not value or any(isinstance(v, (list, dict)) for v in value):
+        return None
+    node = problem.lines.node_at(*key)
+    items = node.value if isinstance(node, yaml.SequenceNode) and len(node.value) == len(value) else None
+    texts = [_scalar_text(problem, key, items[i] if items else None, v) for i, v in enumerate(value)]
+    return _FAILED if any(t is _FAILED for t in texts) else texts
+
+
+def _text_mapping(problem: _Problems, key: tuple[str, ...], value: dict) -> list[tuple[Any, Any, Any]]:
+    """(key text or _FAILED, value, value node or None) for each entry of a mapping, in order: the
+    keys of a label_words or label_names mapping are labels, so text."""
+    node = problem.lines.node_at(*key)
+    pairs = node.value if isinstance(node, yaml.MappingNode) and len(node.value) == len(value) else None
+    out = []
+    for i, name in enumerate(value):
+        key_node, value_node = pairs[i] if pairs else (None, None)
+        written = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(name)
+        out.append((_scalar_text(problem, (*key, written), key_node, name), value[name], value_node))
+    return out
 
 
 def parse_task_file(path: str | os.PathLike) -> tuple[TaskFile | None, list[TaskFileError]]:
@@ -334,14 +474,16 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
     if not isinstance(name, str) or not name.strip():
         problem(("task", "name"), "missing task name")
         ok = False
-    fields = _str_list(data.get("fields"))
+    fields = _text_list(problem, ("task", "fields"), data.get("fields"))
     if fields is None:
         problem(("task", "fields"), "expected a non-empty list of field names, e.g. [text_a, text_b]")
-        ok = False
-    labels = _str_list(data.get("labels"))
+    if fields is None or fields is _FAILED:
+        fields, ok = None, False
+    labels = _text_list(problem, ("task", "labels"), data.get("labels"))
     if labels is None:
         problem(("task", "labels"), "expected a non-empty list of labels")
-        ok = False
+    if labels is None or labels is _FAILED:
+        labels, ok = None, False
     elif len(set(labels)) != len(labels):
         problem(("task", "labels"), f"labels repeat: {labels}")
         ok = False
@@ -367,7 +509,12 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
             problem(("task", "labels"), "a regression task has exactly two labels, its low and high poles")
             ok = False
     positive = data.get("positive_label")
-    if positive is not None and labels is not None and str(positive) not in labels:
+    if positive is not None:
+        positive = _scalar_text(
+            problem, ("task", "positive_label"), problem.lines.node_at("task", "positive_label"), positive
+        )
+        ok = ok and positive is not _FAILED
+    if positive is not None and positive is not _FAILED and labels is not None and positive not in labels:
         problem(("task", "positive_label"), f"{positive!r} is not one of the labels {labels}")
         ok = False
     limits = data.get("field_limits") or {}
@@ -387,6 +534,18 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
             if key == "truncate_side" and value not in ("start", "end"):
                 problem(("task", key, str(fname)), f"expected start or end, got {value!r}")
                 ok = False
+    names: dict[str, str] = {}
+    raw_names = data.get("label_names") or {}
+    if not isinstance(raw_names, dict):
+        problem(("task", "label_names"), "expected a mapping from each label to its display name")
+        ok = False
+    else:
+        for name, value, node in _text_mapping(problem, ("task", "label_names"), raw_names):
+            text = _scalar_text(problem, ("task", "label_names", str(name)), node, value)
+            if name is _FAILED or text is _FAILED:
+                ok = False
+            else:
+                names[name] = text
     if not ok:
         return None
     return Task(
@@ -396,12 +555,12 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
         metric=metric,
         type=task_type,
         description=str(data.get("description", "")),
-        positive_label=str(positive) if positive is not None else None,
+        positive_label=positive,
         value_range=tuple(float(v) for v in value_range) if task_type == "regression" else None,
         split_threshold=float(data["split_threshold"]) if data.get("split_threshold") is not None else None,
         field_limits=dict(limits) if isinstance(limits, dict) else {},
         truncate_side=dict(sides) if isinstance(sides, dict) else {},
-        label_names={str(k): str(v) for k, v in (data.get("label_names") or {}).items()},
+        label_names=names,
     )
 
 
@@ -451,42 +610,38 @@ def _parse_prompt(
         return None
     words = spec.get("label_words")
     label_words: dict[str, list[str]] = {}
+    word_lines: dict[tuple[str, str], int] = {}
+    typed = False  # a label or word the schema typed (reported): the rest is checked once it is text
     if not isinstance(words, dict) or not words:
         problem((*key, "label_words"), "expected a mapping from each label to its word(s)")
         return None
-    for label, value in words.items():
-        group = [value] if isinstance(value, (str, int, float)) else value
-        if (
-            not isinstance(group, list)
-            or not group
-            or not all(isinstance(w, (str, int, float)) for w in group)
-        ):
-            problem((*key, "label_words", str(label)), f"expected a word or a list of words, got {value!r}")
+    for label, value, node in _text_mapping(problem, (*key, "label_words"), words):
+        where = (*key, "label_words", str(label))
+        items = [value] if not isinstance(value, list) else value
+        nodes = [node] if not isinstance(value, list) else getattr(node, "value", None)
+        if not items or any(isinstance(w, (list, dict)) for w in items):
+            problem(where, f"expected a word or a list of words, got {value!r:.80}")
             continue
-        label_words[str(label)] = [str(w) for w in group]
-    if task is not None:
+        if not isinstance(nodes, list) or len(nodes) != len(items):
+            nodes = [None] * len(items)
+        texts = [_scalar_text(problem, where, n, w) for n, w in zip(nodes, items, strict=True)]
+        if label is not _FAILED and all(t is not _FAILED for t in texts):
+            label_words[label] = texts
+            for text, word_node in zip(texts, nodes, strict=True):
+                if word_node is not None:
+                    word_lines[(label, text)] = word_node.start_mark.line + 1
+        else:
+            typed = True
+    if task is not None and not typed:
         for label, message in label_word_problems(task, label_words):
             problem((*key, "label_words", *([label] if label is not None else [])), message)
-    return PromptSpec(name, template, label_words, str(spec.get("reference", "")))
+    return PromptSpec(name, template, label_words, str(spec.get("reference", "")), word_lines)
 
 
 def label_word_problems(task: Task, label_words: dict[str, list[str]]) -> list[tuple[str | None, str]]:
-    """(label the problem is under, or None; message) for each label without a word, after each word
-    group filed under a label the task does not have."""
-    problems: list[tuple[str | None, str]] = [
-        (label, f"{label!r} is not a label of the task {list(task.labels)}")
-        for label in label_words
-        if label not in task.labels
-    ]
-    problems += [
-        (None, f"label {label!r} has no label word") for label in task.labels if not label_words.get(label)
-    ]
-    problems += [
-        (label, f"label {label!r} has an empty label word: {words}")
-        for label, words in label_words.items()
-        if any(not str(word).strip() for word in words)
-    ]
-    return problems
+    """(label the problem is under, or None; message) for every problem of a task's label words as
+    text: the one check of :func:`prompts.verbalizer.label_word_problems`."""
+    return verbalizer_problems(task.labels, label_words)
 
 
 def load_task_file(path: str | os.PathLike) -> TaskFile:
@@ -554,7 +709,6 @@ def load_task(name_or_path: str, dirs: list[Path] | None = None) -> TaskFile:
 
 def template_fields_in_order(template: Template) -> tuple[str, ...]:
     """The fields a template reads, in the order they first appear in its text."""
-    import re
 
     def first(name: str) -> int:
         found = re.search(rf"\b{re.escape(name)}\b", template.text)

@@ -16,6 +16,7 @@ from typing import Literal
 from .library import PromptSpec, Task, TaskFile, TaskFileError, parse_task_file, parse_task_text, strict_yaml
 from .template import MASK, TemplateError
 from .tokenization import ModelKind, TokenizerAdapter
+from .verbalizer import Verbalizer
 
 Severity = Literal["error", "warning", "info"]
 
@@ -80,30 +81,34 @@ def _lint_prompt(task_file: TaskFile, spec: PromptSpec, issues: list[LintIssue])
             template.render_parts(_sample_fields(task))
         except TemplateError as exc:
             issues.append(LintIssue("error", file, exc.file_line, spec.name, exc.message))
-    seen: dict[str, str] = {}
     for label, words in spec.label_words.items():
         for word in words:
+            line = spec.word_lines.get((label, word), template.location.line)
             if word.strip() and word.strip() != word:
-                issue(
-                    "warning",
-                    f"label word {word!r} of label {label!r} has surrounding spaces",
-                    suggestion="spaces are added by the toolkit where the slot needs them",
+                issues.append(
+                    LintIssue(
+                        "warning",
+                        file,
+                        line,
+                        spec.name,
+                        f"label word {word!r} of label {label!r} has surrounding spaces",
+                        "spaces are added by the toolkit where the slot needs them",
+                    )
                 )
             if word.strip() and not word.strip().replace("-", "").isalnum():
-                issue(
-                    "warning",
-                    f"label word {word!r} of label {label!r} has characters other than letters and digits; "
-                    "it likely splits into several tokens",
-                    suggestion="check its token count with --model, or choose a plain word",
+                issues.append(
+                    LintIssue(
+                        "warning",
+                        file,
+                        line,
+                        spec.name,
+                        f"label word {word!r} of label {label!r} has characters other than letters and "
+                        "digits; it likely splits into several tokens",
+                        "check its token count with --model, or choose a plain word",
+                    )
                 )
-            other = seen.get(word.strip().lower())
-            if other is not None and other != label:
-                issue(
-                    "error",
-                    f"label word {word!r} is used by labels {other!r} and {label!r}",
-                    suggestion="each label needs its own words, or the labels cannot be told apart",
-                )
-            seen[word.strip().lower()] = label
+    # Words two labels share, empty or invisible words: checked when the file is parsed (the one
+    # check of prompts.verbalizer.label_word_problems), so a file with them never gets here.
 
 
 def _lint_words(
@@ -119,21 +124,30 @@ def _lint_words(
         after_space = PromptEncoder(spec.template, adapter).slot_after_space
     except TemplateError:
         return  # already reported
+    try:
+        verbalizer = Verbalizer(spec.label_words, task_file.task.labels)
+    except ValueError:
+        return  # the words' text problems are reported where the words were read
+    refused = {
+        (label, word): message for label, word, message in verbalizer.token_problems(adapter, after_space)
+    }
     for label, words in spec.label_words.items():
         for word in words:
             ids = adapter.word_ids(word.strip(), after_space)
             tokens = adapter.describe(ids)
             words_out.append(WordReport(task_file.path, spec.name, label, word, tokens))
-            line = spec.template.location.line
-            if not ids or adapter.is_unknown(ids):
+            line = spec.word_lines.get((label, word), spec.template.location.line)
+            message = refused.get((label, word.strip()))
+            if message is not None:
                 issues.append(
                     LintIssue(
                         "error",
                         task_file.path,
                         line,
                         spec.name,
-                        f"label word {word!r} (label {label!r}) is unknown to the tokenizer: {tokens}",
-                        "choose a word in the model's vocabulary",
+                        f"{message}: {tokens}",
+                        "choose a word in the model's vocabulary, as text, that no other label's word "
+                        "encodes to",
                     )
                 )
             elif len(ids) > 1:

@@ -65,7 +65,19 @@ class TokenizerAdapter:
         self.pad_token_id: int = pad
 
     def _raw(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # split_special_tokens: text is text. Without it a data row holding "<eos>" or "[SEP]" would be
+        # encoded as the model's real control tokens (an end of sequence, a turn marker, a second mask);
+        # special tokens come only from the template's structure (leading, trailing, mask ids).
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    def control_tokens(self) -> list[str]:
+        """The text of every special token of the tokenizer (BOS, EOS, mask, separators, turn markers),
+        longest first."""
+        found = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+        for token in (getattr(self.tokenizer, "added_tokens_decoder", {}) or {}).values():
+            if getattr(token, "special", False):
+                found.add(str(token.content if hasattr(token, "content") else token))
+        return sorted((t for t in found if t), key=lambda t: (-len(t), t))
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer adds before and after a text, found by encoding a probe."""
@@ -102,7 +114,9 @@ class TokenizerAdapter:
         """The text shortened to its first (side='end') or last (side='start') ``keep_tokens`` tokens."""
         if keep_tokens <= 0:
             return ""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
+        )
         offsets = enc["offset_mapping"]
         if len(offsets) <= keep_tokens:
             return text

@@ -131,7 +131,7 @@ def test_slot_at_the_start_takes_no_leading_space(roberta_tokenizer):
 def test_verbalizer_errors():
     with pytest.raises(ValueError, match="label '1' has no label word"):
         Verbalizer({"0": "bad"}, ["0", "1"])
-    with pytest.raises(ValueError, match="unknown labels"):
+    with pytest.raises(ValueError, match="'2' is not a label of the task"):
         Verbalizer({"0": "bad", "2": "good"}, ["0", "1"])
     with pytest.raises(ValueError, match="empty label word"):
         Verbalizer({"0": "bad", "1": [" "]}, ["0", "1"])

@@ -47,7 +47,7 @@ def test_good_file_is_clean(tmp_path, bert_tokenizer):
         ("{{ text_b }}", "{{ text_c }}", 8, "reads field 'text_c', which the task does not declare"),
         (" It was {{ mask }}.", " It was good.", 8, "has no mask slot"),
         ("{{ text_b }}", "{{ text_b }", 8, "syntax error"),
-        ("      pos: great", "      pos: terrible", 8, "used by labels 'neg' and 'pos'"),
+        ("      pos: great", "      pos: terrible", 11, "are the same word to a reader"),
         ("      pos: great", "      neutral: great", 11, "'neutral' is not a label of the task"),
         ("      pos: great\n", "", 9, "label 'pos' has no label word"),
         ("  main:\n", "  main:\n    colour: red\n", 8, "unknown key"),
