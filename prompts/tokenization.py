@@ -33,6 +33,7 @@ class TokenizerAdapter:
             )
         self.tokenizer = tokenizer
         self.kind: ModelKind = kind
+        self._control_tokens: list[str] | None = None
         self._adds_dummy_prefix = self._raw("x") == self._raw(" x") and self._raw(" x") != []
         self._anchor_ids = self._raw(_ANCHOR)
         leading, trailing = self._special_tokens()
@@ -73,6 +74,11 @@ class TokenizerAdapter:
     def control_tokens(self) -> list[str]:
         """The text of every special token of the tokenizer (BOS, EOS, mask, separators, turn markers),
         longest first."""
+        if self._control_tokens is None:
+            self._control_tokens = self._find_control_tokens()
+        return self._control_tokens
+
+    def _find_control_tokens(self) -> list[str]:
         found = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
         for token in (getattr(self.tokenizer, "added_tokens_decoder", {}) or {}).values():
             if getattr(token, "special", False):
