@@ -3,7 +3,8 @@
 import pytest
 
 from prompts.library import load_task
-from prompts.template import Template, TemplateError, TemplateLocation, lower_first, strip_final_punct
+from prompts.sandbox import lower_first, strip_final_punct
+from prompts.template import Template, TemplateError, TemplateLocation
 
 
 def test_render_parts_splits_at_the_mask_slot():
