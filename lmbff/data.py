@@ -15,7 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prompts.encoding import PromptTooLong
 from prompts.library import Task
+from prompts.template import Template, TemplateError
 
 LABEL_COLUMN = "label"
 EXTENSIONS = (".tsv", ".csv", ".jsonl", ".json")
@@ -137,9 +139,23 @@ def _rows_csv(path: Path) -> Iterator[tuple[int, dict | DataError]]:
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataError(str(path), line, f"not UTF-8 ({exc.reason})") from None
+    # csv refuses a field over 131,072 characters by default: a long document is data, not an error
+    # (it is cut to what the model takes when it is encoded). The limit is process-wide; only raised.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    _refuse_repeated_columns(reader.fieldnames or [], path, 1)
-    for row in reader:
+    try:
+        _refuse_repeated_columns(reader.fieldnames or [], path, 1)
+    except csv.Error as exc:
+        raise DataError(str(path), 1, f"not CSV: {exc}") from None
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, DataError(str(path), reader.line_num, f"not CSV: {exc}")
+            return
         number = reader.line_num
         if None in row or any(v is None for v in row.values()):
             yield number, DataError(str(path), number, "the row's column count differs from the header")
@@ -374,3 +390,47 @@ def load_split(
     """Read one split of a data folder (see :func:`find_split`)."""
     path = find_split(data_dir, split)
     return read_examples(path, task, skip_bad=skip_bad, require_label=require_label, split=split)
+
+
+def row_error(example: Example, message: str) -> DataError:
+    """A DataError naming the row an example came from (``file:line``, or ``input N`` in the API)."""
+    file, _, line = example.source.rpartition(":")
+    if file and line.isdigit():
+        return DataError(file, int(line), message)
+    return DataError(example.source or "<input>", None, message)
+
+
+def render_problem(template: Template, example: Example) -> DataError | None:
+    """Why the template cannot render this row (a filter that fails on its value, say), naming the row;
+    None when it renders. A field is cut by characters first, as encoding cuts it to what the model can
+    take (:meth:`prompts.tokenization.TokenizerAdapter.shorten`), so long rows are never the problem."""
+    limit = template.budget.max_output_chars // (2 * max(len(example.fields), 1))
+    fields = {name: value[:limit] for name, value in example.fields.items()}
+    try:
+        template.render_parts(fields)
+    except PromptTooLong:
+        raise
+    except TemplateError as exc:
+        return row_error(example, f"the template {template.name!r} cannot render this row: {exc.message}")
+    return None
+
+
+def check_renders(
+    examples: list[Example], template: Template, *, skip_bad: bool = False
+) -> tuple[list[Example], list[DataError]]:
+    """The examples the template renders, and the rows it cannot (skipped with ``skip_bad``), before any
+    model loads.
+
+    Raises:
+        DataError: the first row the template cannot render, unless ``skip_bad``.
+    """
+    kept, skipped = [], []
+    for example in examples:
+        problem = render_problem(template, example)
+        if problem is None:
+            kept.append(example)
+        elif skip_bad:
+            skipped.append(problem)
+        else:
+            raise problem
+    return kept, skipped

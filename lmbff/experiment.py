@@ -22,7 +22,7 @@ from pathlib import Path
 from prompts.library import load_task
 
 from .config import DEFAULT_PRECISION, check_precision
-from .data import load_split
+from .data import check_renders, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
 from .files import atomic_write_json, markdown_table
@@ -159,6 +159,8 @@ def run_experiment(
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
     train, dev, test = (_read_split(config, split, task) for split in ("train", "dev", config.test_split))
+    if config.method != "finetune":  # rows the template cannot render: named, or skipped with skip_bad
+        train, dev, test = (_renderable(config, rows, prompt.template) for rows in (train, dev, test))
     if config.method != "zero-shot" and config.training.batch_size < processes.num_processes:
         raise ValueError(
             f"batch_size {config.training.batch_size} is smaller than the {processes.num_processes} "
@@ -329,6 +331,13 @@ def resume_note(out: str | os.PathLike) -> str | None:
             "training starts at step 0"
         )
     return f"--resume: nothing to resume in {out}; a new run starts"
+
+
+def _renderable(config: ExperimentConfig, examples: list, template) -> list:
+    kept, skipped = check_renders(examples, template, skip_bad=config.skip_bad)
+    if skipped:
+        print(f"skipped {len(skipped)} rows the template cannot render; first: {skipped[0]}")
+    return kept
 
 
 def _read_split(config: ExperimentConfig, split: str, task) -> list:

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from prompts.encoding import PromptEncoder, PromptEncoding
+from prompts.encoding import PromptEncoder, PromptEncoding, PromptTooLong
 from prompts.library import Task
-from prompts.template import Template
+from prompts.template import Template, TemplateError
 from prompts.tokenization import ModelKind, TokenizerAdapter
 from prompts.verbalizer import Verbalizer
 
-from .data import Example
+from .data import Example, render_problem, row_error
 from .demonstrations import Demonstrations
 from .precision import compute, full_precision
 from .scoring import default_mode, get_mode
@@ -155,11 +155,21 @@ class PromptModel(nn.Module):
     ) -> list[PromptEncoding]:
         """Encodings of examples, each with its own demonstrations when given (one list per example)."""
         if demonstrations is None:
-            return [self.encoder.encode(example.fields) for example in examples]
+            return [self._encode_row(example) for example in examples]
         return [
-            self.encoder.encode(example.fields, [(d.fields, self.demonstration_word_ids(d)) for d in demos])
+            self._encode_row(example, [(d.fields, self.demonstration_word_ids(d)) for d in demos])
             for example, demos in zip(examples, demonstrations, strict=True)
         ]
+
+    def _encode_row(self, example: Example, demonstrations=()) -> PromptEncoding:
+        """One example's encoding; a row the template cannot render is an error naming that row."""
+        try:
+            return self.encoder.encode(example.fields, demonstrations)
+        except PromptTooLong:
+            raise  # the template's own fault, whatever the row
+        except TemplateError as exc:
+            problem = render_problem(self.template, example)
+            raise problem or row_error(example, str(exc)) from None
 
     def demonstration_word_ids(self, example: Example) -> tuple[int, ...]:
         """The tokens that fill a demonstration's slot: its label's first word (regression: its pole's)."""

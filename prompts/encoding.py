@@ -133,6 +133,10 @@ class PromptEncoder:
     ) -> tuple[list[int], list[int], dict[str, int]]:
         """Prefix and suffix ids of the rendered fields, cut (fields only) to fit ``max_length``."""
         values = {name: str(value) for name, value in fields.items()}
+        for name in self.template.fields:  # a field longer than the model can take is cut by characters
+            if name in values:  # first, so that it is neither tokenized nor rendered whole
+                keep = min(self.field_limits.get(name, max_length), max_length, self.max_length)
+                values[name] = self.adapter.shorten(values[name], keep, self.truncate_side.get(name, "end"))
         original = {name: self.adapter.count(values[name]) for name in self.template.fields if name in values}
         for name, limit in self.field_limits.items():
             if name in values and original.get(name, 0) > limit:

@@ -35,6 +35,17 @@ _SENTINEL = "\ue000\ue001slot\ue001\ue000"
 _JINJA_FILENAME = "<template>"
 
 
+def _slot_marker(fields: Mapping[str, object]) -> str:
+    """The slot's marker for one render: the private sentinel, or a numbered variant of it when a field
+    already holds it (data is data: a row that contains the marker must not split the prompt)."""
+    values = [v for v in fields.values() if isinstance(v, str)]
+    marker, number = _SENTINEL, 0
+    while any(marker in value for value in values):
+        number += 1
+        marker = f"\ue000\ue001slot{number}\ue001\ue000"
+    return marker
+
+
 @dataclass(frozen=True)
 class TemplateLocation:
     """Where a template's text stands: a file and the line its text starts on (1-based)."""
@@ -149,8 +160,9 @@ class Template:
         Raises:
             TemplateError: the template has no slot, more than one, or a filter altered it.
         """
-        text = self._render(fields, _SENTINEL)
-        count = text.count(_SENTINEL)
+        marker = _slot_marker(fields)
+        text = self._render(fields, marker)
+        count = text.count(marker)
         if count != 1:
             problem = (
                 "has no mask slot ({{ mask }})" if count == 0 else f"has {count} mask slots; it needs one"
@@ -158,7 +170,7 @@ class Template:
             if count == 0 and MASK in self.variables:
                 problem = "alters its mask slot with a filter; write {{ mask }} on its own"
             raise self.error(problem, line=self.line_of(MASK) if count else None)
-        before, after = text.split(_SENTINEL)
+        before, after = text.split(marker)
         return before, after
 
     def _render(self, fields: Mapping[str, str], mask: str) -> str:

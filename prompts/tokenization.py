@@ -130,6 +130,37 @@ class TokenizerAdapter:
             return text[: offsets[keep_tokens - 1][1]]
         return text[offsets[len(offsets) - keep_tokens][0] :]
 
+    def shorten(self, text: str, keep_tokens: int, side: TruncateSide = "end") -> str:
+        """``text`` cut to a little more than ``keep_tokens`` tokens (8 more) from the side it is kept
+        on, tokenizing only about as much of it as that takes; short texts are returned whole.
+
+        Why: a field is cut to what the model can take before the template renders it. A 250,000
+        character review must be truncated like any other, not tokenized whole nor rendered whole
+        (it would pass the render budget and abort the run); the exact cut to the token is made after."""
+        margin = keep_tokens + 8
+        size = max(64 * margin, 4096)
+        while size < len(text):
+            piece = text[:size] if side == "end" else text[-size:]
+            offsets = self.tokenizer(
+                piece, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
+            )["offset_mapping"]
+            if len(offsets) > margin:  # the piece's last token may be cut mid-word: keep clear of it
+                if side == "end":
+                    return piece[: offsets[margin - 1][1]]
+                return piece[offsets[len(offsets) - margin][0] :]
+            size *= 4
+        if len(text) <= 64 * margin:
+            return text
+        # Long but with few tokens: the tokenizer drops most of it (whitespace, for WordPiece). Keep the
+        # span of the kept tokens only: what is dropped around them would be dropped when encoding too.
+        offsets = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
+        )["offset_mapping"]
+        if not offsets:
+            return ""
+        kept = offsets[:margin] if side == "end" else offsets[-margin:]
+        return text[kept[0][0] : kept[-1][1]]
+
     def is_unknown(self, ids: list[int]) -> bool:
         unk = self.tokenizer.unk_token_id
         return unk is not None and unk in ids

@@ -241,3 +241,42 @@ def test_a_set_of_inputs_is_a_type_error(bert_dir):
     with pytest.raises(TypeError, match="labels must be an ordered collection"):
         clf.score(["a great film", "awful"], {"pos", "neg"})
     assert len(clf.predict({"a great film": 1, "awful": 2}.keys())) == 2  # a dict's keys keep their order
+
+
+# Valid input refused: long documents, the slot marker in data, rows a template cannot render.
+
+
+def test_long_rows_and_the_slot_marker_in_data_are_scored_like_any_row(bert_dir, tmp_path, capsys):
+    from prompts.template import _SENTINEL
+
+    data = tmp_path / "long.csv"
+    long_row = "a fine film " * 21_000  # 252,000 characters: over the render budget if rendered whole
+    data.write_text(f"text,label\n{long_row},pos\nx {_SENTINEL} y,neg\nawful,neg\n")
+    out = tmp_path / "out"
+    assert main(_zero_shot(bert_dir, data, out, "bad,good")) == 0, capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in rows] == ["pos", "neg", "neg"]
+    clf = PromptClassifier.zero_shot(["neg", "pos"], TEMPLATE, ["bad", "good"], model=str(bert_dir))
+    assert clf.predict([long_row, f"x {_SENTINEL} y"]).shape == (2,)
+    # Cut to what the model takes: the long row keeps its first tokens, as a short one would.
+    encoded = clf.prompt_model_.encode(to_examples([long_row], ("text",)))[0]
+    assert len(encoded.prefix_ids) + len(encoded.suffix_ids) < 128
+
+
+def test_a_row_the_template_cannot_render_is_named_and_skip_bad_skips_it(bert_dir, tmp_path, capsys):
+    data = tmp_path / "rows.csv"
+    data.write_text("text,label\na long enough row,pos\nshort,neg\n")
+    template = "{{ text }} ({{ 100 // (text | length - 5) }}) It was {{ mask }}."  # fails on 5 letters
+    command = [
+        "zero-shot", "--labels", "neg,pos", "--label-words", "bad,good", "--template", template,
+        "--data-file", str(data), "--text-column", "text", "--model", str(bert_dir),
+    ]  # fmt: skip
+    assert main([*command, "--out", str(tmp_path / "a")]) == 2
+    printed = capsys.readouterr().out
+    assert f"{data}:3:" in printed and "cannot render this row" in printed
+    assert main([*command, "--out", str(tmp_path / "b"), "--skip-bad"]) == 0
+    assert "skipped 1 rows the template cannot render" in capsys.readouterr().out
+    assert len((tmp_path / "b" / "predictions.jsonl").read_text().splitlines()) == 1
+    clf = PromptClassifier.zero_shot(["neg", "pos"], template, ["bad", "good"], model=str(bert_dir))
+    with pytest.raises(DataError, match="input 1: the template .* cannot render this row"):
+        clf.predict(["a long enough row", "short"])

@@ -146,6 +146,7 @@ def _zero_shot_examples(args, task_file: TaskFile) -> list:
 
 
 def cmd_zero_shot(args) -> int:
+    from ..data import check_renders
     from ..evaluate import write_zero_shot, zero_shot
     from ..model import PromptModel
     from ..pretrained import load_model
@@ -156,6 +157,9 @@ def cmd_zero_shot(args) -> int:
     examples = _zero_shot_examples(args, task_file)
     if args.limit:
         examples = examples[: args.limit]
+    examples, skipped = check_renders(examples, prompt.template, skip_bad=args.skip_bad)  # before loading
+    if skipped:
+        console.print(f"skipped {len(skipped)} rows the template cannot render; first: {skipped[0]}")
     out = Path(args.out or Path("runs") / "zero-shot" / task.name)
     if (out / "results.json").exists():  # as train does: a finished run is never overwritten
         raise FileExistsError(f"{out} already holds a zero-shot run; choose another --out")
