@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from prompts.template import Template, TemplateLocation
 
 from .config import DEFAULT_PRECISION, check_precision
 from .defaults import resolve
+from .data import likely_mistakes
 from .inputs import LabelCodec, to_examples, to_label_list
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
@@ -271,6 +273,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         dev = None
         if X_dev is not None:
             _, dev = self._labels(task, to_examples(X_dev, task.fields, self.columns), y_dev)
+        if self.method == "prompt":
+            for note in likely_mistakes(task, train, dev):
+                warnings.warn(note, UserWarning, stacklevel=2)
 
         base = shared_base(self.model, self.model_kind, self._resolved_precision())
         _release(base)  # the base as loaded: no other classifier's state on it

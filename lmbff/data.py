@@ -434,3 +434,30 @@ def check_renders(
         else:
             raise problem
     return kept, skipped
+
+
+def likely_mistakes(task: Task, train: list[Example], dev: list[Example] | None) -> list[str]:
+    """What looks like a mistake in the data given to training, said but not refused: a training set
+    with one class only (nothing to tell apart), and a dev set that is the training set (the checkpoint
+    would be chosen on the examples it trained on)."""
+    notes = []
+    if not task.is_regression and train:
+        classes = {str(e.label) for e in train}
+        if len(classes) == 1:
+            notes.append(
+                f"the training set has one class only ({next(iter(classes))!r}, {len(train)} examples) of "
+                f"the task's {len(task.labels)}; the model will learn to always predict it"
+            )
+    if dev and train:
+
+        def key(e: Example) -> tuple:
+            return tuple(sorted(e.fields.items())), str(e.label)
+
+        seen = {key(e) for e in train}
+        shared = sum(key(e) in seen for e in dev)
+        if shared == len(dev):
+            notes.append(
+                f"every one of the {len(dev)} dev examples is also a training example: the checkpoint "
+                "is chosen on what it trained on, so dev scores will be optimistic"
+            )
+    return notes

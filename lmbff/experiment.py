@@ -22,7 +22,7 @@ from pathlib import Path
 from prompts.library import load_task
 
 from .config import DEFAULT_PRECISION, check_precision
-from .data import check_renders, load_split
+from .data import check_renders, likely_mistakes, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
 from .files import atomic_write_json, markdown_table
@@ -161,6 +161,9 @@ def run_experiment(
     train, dev, test = (_read_split(config, split, task) for split in ("train", "dev", config.test_split))
     if config.method != "finetune":  # rows the template cannot render: named, or skipped with skip_bad
         train, dev, test = (_renderable(config, rows, prompt.template) for rows in (train, dev, test))
+    if config.method != "zero-shot":
+        for note in likely_mistakes(task, train, dev):
+            print(f"warning: {note}", flush=True)
     if config.method != "zero-shot" and config.training.batch_size < processes.num_processes:
         raise ValueError(
             f"batch_size {config.training.batch_size} is smaller than the {processes.num_processes} "

@@ -59,3 +59,22 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def read_safetensors(path: str | os.PathLike) -> dict:
+    """The tensors of a safetensors file (never unpickled).
+
+    Raises:
+        ValueError: the file is not a whole safetensors file (truncated by an interrupted copy, or
+            something else under that name), naming it.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(
+            f"{path}: not a readable safetensors file ({error}); it may have been cut short by an "
+            "interrupted copy or write: copy it again from where it was made"
+        ) from None

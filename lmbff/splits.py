@@ -13,6 +13,7 @@ official ones are read the same way.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 from prompts.library import Task
 
 from .data import find_split, raw_lines, read_examples
-from .files import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
 
@@ -74,11 +75,16 @@ def make_splits(
     seeds: Sequence[int] = LMBFF_SEEDS,
     test_split: str = "test",
     skip_bad: bool = False,
+    overwrite: bool = False,
 ) -> list[SplitFiles]:
     """Write LM-BFF k-shot splits of a data folder's train file (TSV, CSV or JSONL, kept in its format).
 
     Rows are validated first (a malformed row is an error naming file and line, or skipped with
     ``skip_bad``); the written rows are the file's own lines, byte for byte.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds split files whose content would change (LM-BFF's official
+            splits, hand-edited ones), unless ``overwrite``; nothing is written then.
     """
     train_path = find_split(data_dir, "train")
     if train_path.is_dir():
@@ -102,18 +108,18 @@ def make_splits(
     except FileNotFoundError:
         test_path = None
     out = Path(out_dir)
-    written = []
+    ext = train_path.suffix
+    test_bytes = test_path.read_bytes() if test_path is not None and test_path.is_file() else None
+    plans = []  # (seed, folder, {path: bytes}); every file is planned before any is written
     for seed in seeds:
         train, dev = lmbff_sample(task, rows, labels, k, seed)
         folder = out / f"{k}-{seed}"
-        ext = train_path.suffix
-        files = {"train": folder / f"train{ext}", "dev": folder / f"dev{ext}"}
-        for name, chosen in (("train", train), ("dev", dev)):
-            atomic_write_bytes(files[name], (header + "".join(chosen)).encode("utf-8"))
-        test_copy = None
-        if test_path is not None and test_path.is_file():
-            test_copy = folder / f"test{test_path.suffix}"
-            atomic_write_bytes(test_copy, test_path.read_bytes())
+        files = {
+            folder / f"train{ext}": (header + "".join(train)).encode("utf-8"),
+            folder / f"dev{ext}": (header + "".join(dev)).encode("utf-8"),
+        }
+        if test_bytes is not None:
+            files[folder / f"test{test_path.suffix}"] = test_bytes
         manifest = {
             "task": task.name,
             "k": k,
@@ -125,24 +131,47 @@ def make_splits(
                 "skipped_rows": len(report.skipped),
             },
             "files": {
-                p.name: {"sha256": sha256_file(p), "rows": _count_rows(p)}
-                for p in [*files.values(), *([test_copy] if test_copy else [])]
+                path.name: {"sha256": hashlib.sha256(data).hexdigest(), "rows": _count_rows(path, data)}
+                for path, data in files.items()
             },
         }
-        atomic_write_json(folder / "manifest.json", manifest)
-        written.append(SplitFiles(seed, folder, files["train"], files["dev"], test_copy))
+        files[folder / "manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(
+            "utf-8"
+        )
+        plans.append((seed, folder, files))
+    # A split folder may hold LM-BFF's official files or hand-edited ones: never replaced silently.
+    # Files that would be written byte for byte as they are (a rerun of the same split) are no conflict.
+    conflicts = [
+        path
+        for _, _, files in plans
+        for path, data in files.items()
+        if path.exists() and (path.is_dir() or path.read_bytes() != data)
+    ]
+    if conflicts and not overwrite:
+        names = ", ".join(str(p) for p in conflicts[:6]) + (
+            f" and {len(conflicts) - 6} more" if len(conflicts) > 6 else ""
+        )
+        raise FileExistsError(
+            f"--out {out} already holds split files that would change: {names}; nothing was written. "
+            "Choose another --out, or pass --overwrite to replace them"
+        )
+    written = []
+    for seed, folder, files in plans:
+        for path, data in files.items():
+            atomic_write_bytes(path, data)
+        paths = list(files)
+        test_copy = next((p for p in paths if p.stem == "test"), None)
+        written.append(SplitFiles(seed, folder, paths[0], paths[1], test_copy))
     return written
 
 
-def _count_rows(path: Path) -> int:
-    lines = path.read_bytes().count(b"\n")
+def _count_rows(path: Path, data: bytes) -> int:
+    lines = data.count(b"\n")
     return lines - 1 if path.suffix in (".tsv", ".csv") else lines
 
 
 def verify_manifest(folder: str | os.PathLike) -> dict[str, bool]:
     """Whether each file of a split folder still has the checksum its manifest recorded."""
-    import json
-
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     return {

@@ -31,7 +31,7 @@ from prompts.template import Template, TemplateLocation
 from prompts.verbalizer import Verbalizer
 
 from . import __version__
-from .files import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes, atomic_write_json, read_safetensors
 from .precision import precision_of, rest_dtype, to_rest
 from .tuning import TuningConfig, config_from_dict
 from .tuning.injection import detach as detach_modules
@@ -232,7 +232,6 @@ class TrainedState:
             StateError: files missing or unreadable, or a format-1 state whose task file cannot be
                 verified (the message says how to re-save it).
         """
-        from safetensors.torch import load_file
 
         folder = Path(folder)
         for name in (CONFIG, WEIGHTS):
@@ -256,7 +255,7 @@ class TrainedState:
             folder,
             tuning,
             experiment,
-            load_file(str(folder / WEIGHTS)),
+            read_safetensors(str(folder / WEIGHTS)),
             scoring,
             config.get("base_model"),
             str(config.get("lmbff_version", "0.1.0")),
@@ -465,6 +464,5 @@ def upgrade_legacy_state(
 
 
 def _load_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
 
-    return load_file(str(folder / WEIGHTS))
+    return read_safetensors(str(folder / WEIGHTS))

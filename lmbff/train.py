@@ -24,6 +24,7 @@ from .config import TrainingArguments
 from .data import Example
 from .demonstrations import Demonstrations
 from .evaluate import score_examples
+from .files import read_safetensors
 from .machine import cpu_seconds
 from .model import PromptModel, regression_targets
 from .precision import master_copies, rest_dtype, to_rest
@@ -160,7 +161,6 @@ class Checkpoint:
     def load(self, trainer: Trainer, optimizer: torch.optim.Optimizer, loop: _LoopState) -> _LoopState:
         """Restore parameters, optimizer and random states. Raises ValueError when the checkpoint was
         made with other training arguments or other trainable parameters."""
-        from safetensors.torch import load_file
 
         state = json.loads((self.folder / "state.json").read_text())
         names = list(trainer.trainable_state())
@@ -178,11 +178,11 @@ class Checkpoint:
                 f"{self.folder}: the checkpoint was made with other training arguments: "
                 f"{state['arguments']} (this run: {asdict(trainer.args)})"
             )
-        params = load_file(str(self.folder / "params.safetensors"))
+        params = read_safetensors(str(self.folder / "params.safetensors"))
         with torch.no_grad():
             for name, p in zip(names, trainer.params, strict=True):
                 p.copy_(params[name])
-        tensors = load_file(str(self.folder / "optimizer.safetensors"))
+        tensors = read_safetensors(str(self.folder / "optimizer.safetensors"))
         torch.set_rng_state(tensors.pop("rng.torch"))
         loop.generator.set_state(tensors.pop("rng.order"))
         cuda_state = tensors.pop("rng.cuda", None)  # absent: made on the CPU, or before it was saved
@@ -200,7 +200,7 @@ class Checkpoint:
         # checkpoints from before these were recorded: their earlier time is not known, counted as 0
         loop.seconds, loop.cpu_seconds = state.get("seconds", 0.0), state.get("cpu_seconds", 0.0)
         if (self.folder / "best.safetensors").exists():
-            best = load_file(str(self.folder / "best.safetensors"))
+            best = read_safetensors(str(self.folder / "best.safetensors"))
             loop.best = [best[name] for name in names]
         return loop
 

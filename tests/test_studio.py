@@ -460,3 +460,32 @@ def test_the_server_keeps_answering_during_runaway_renders_and_stops_on_sigterm(
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_client_that_leaves_mid_request_is_no_error_in_the_log(studio, caplog):
+    """About 1,300 disconnects left 2,600 tracebacks in the studio's log (issue 35)."""
+    import anyio
+
+    app = create_app(studio)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/api/render", "raw_path": b"/api/render", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }  # fmt: skip
+    sent = []
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    async def run():
+        for _ in range(20):
+            await app(scope, receive, send)
+
+    with caplog.at_level("DEBUG"):
+        anyio.run(run)  # raises if the disconnect escaped to the server
+    assert not [r for r in caplog.records if r.levelno >= 30]
+    assert sent[0]["status"] == 499

@@ -95,6 +95,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--k", type=positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument("--out", required=True, help="output folder; gets <k>-<seed>/ per seed")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace split files already in --out that would change (refused otherwise, naming them)",
+    )
     p.set_defaults(handler=cmd_split)
 
     p = sub.add_parser(
@@ -270,7 +275,13 @@ def cmd_split(args) -> int:
 
     task_file = load_task(args.task)
     written = make_splits(
-        task_file.task, args.data_dir, args.out, k=args.k, seeds=args.seeds, skip_bad=args.skip_bad
+        task_file.task,
+        args.data_dir,
+        args.out,
+        k=args.k,
+        seeds=args.seeds,
+        skip_bad=args.skip_bad,
+        overwrite=args.overwrite,
     )
     for split in written:
         console.print(

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -417,6 +417,9 @@ def _error(status: int, message: str, code: str, **details) -> JSONResponse:
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # the page went away mid-request (a reload, a newer keystroke):
+        log.debug("client left during %s", request.url.path)  # routine, not an error to log with a trace
+        return Response(status_code=499)
     if isinstance(exc, ApiError):
         return _error(exc.status, exc.message, exc.code, **exc.details)
     if isinstance(exc, WorkspaceError):
@@ -452,7 +455,16 @@ def create_app(studio: Studio, allowed_hosts: list[str] | None = None) -> Starle
     ]
     handlers = {
         exc: _on_error
-        for exc in (ApiError, WorkspaceError, Superseded, ModelNotReady, DataError, HTTPException, Exception)
+        for exc in (
+            ApiError,
+            WorkspaceError,
+            Superseded,
+            ModelNotReady,
+            DataError,
+            HTTPException,
+            ClientDisconnect,  # handled here, not by the 500 handler (which re-raises it to the server's log)
+            Exception,
+        )
     }
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
