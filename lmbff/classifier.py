@@ -32,8 +32,8 @@ from prompts.library import PromptSpec, TaskFile, load_task, task_file_from_labe
 from prompts.template import Template, TemplateLocation
 
 from .config import DEFAULT_PRECISION, check_precision
-from .defaults import resolve
 from .data import likely_mistakes
+from .defaults import resolve
 from .inputs import LabelCodec, to_examples, to_label_list
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
