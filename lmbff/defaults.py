@@ -169,7 +169,13 @@ def plan_text(configs: list, preset: str | None) -> str:
     else:  # auto keeps some backends in fp32 (lmbff.precision.AUTO_FP32_BACKENDS)
         shown = ", ".join(f"{p} for {'/'.join(methods)}" for p, methods in methods_in.items())
     if first.precision == "auto":
-        shown += " (auto: what this machine multiplies natively)"
+        from .precision import auto_reason
+
+        reasons = {
+            auto_reason(c.resolved_precision, c.backend if c.method != "zero-shot" else None): None
+            for c in configs
+        }
+        shown += f" ({'; '.join(reasons)})"
     lines = [
         f"plan: {len(configs)} run(s) of {first.task} on {first.model} "
         f"in {shown} (preset {preset or DEFAULT_PRESET}; "

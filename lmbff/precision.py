@@ -34,6 +34,7 @@ _BF16_MASTER = "_lmbff_bf16_master"
 
 __all__ = [
     "AUTO_FP32_BACKENDS",
+    "auto_reason",
     "DTYPES",
     "PRECISIONS",
     "bf16_native",
@@ -83,6 +84,16 @@ def resolve_precision(
             return "fp32"
         return "bf16" if bf16_native(device) else "fp32"
     return precision
+
+
+def auto_reason(resolved: str, backend: str | None) -> str:
+    """Why ``auto`` became ``resolved`` for a run training ``backend`` (None: no training): the words
+    the plan prints after it, so that fp32 on a machine with native bf16 says its real reason."""
+    if resolved == "bf16":
+        return "auto: this machine multiplies bf16 natively"
+    if backend in AUTO_FP32_BACKENDS:
+        return f"auto: {backend} fine-tuning stays in fp32, which bf16 barely sped up"
+    return "auto: this machine does not multiply bf16 natively"
 
 
 def rest_dtype(model: nn.Module) -> torch.dtype:

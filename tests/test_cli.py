@@ -259,8 +259,13 @@ def test_the_plan_says_what_runs_and_how_long_before_anything_loads():
     args = build_parser().parse_args(base[:-2])
     text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
     resolved = resolve_precision("auto")
-    assert f"in {resolved} (auto: what this machine multiplies natively)" in text
+    native = "multiplies bf16 natively" if resolved == "bf16" else "does not multiply bf16 natively"
+    assert f"in {resolved} (auto: this machine {native})" in text
     assert ("about 88 s of training each" in text) == (resolved == "fp32")
+    # Seen: full fine-tuning stays in fp32 under auto, and the plan blamed the machine for it.
+    args = build_parser().parse_args([*base[:-2], "--backend", "full"])
+    text = plan_text([_experiment_config(args, "prompt", "d", "o", 13)], "fast")
+    assert "in fp32 (auto: full fine-tuning stays in fp32, which bf16 barely sped up)" in text
 
 
 def test_zero_shot_and_report_share_one_schema_and_report_writes_beside_runs(
