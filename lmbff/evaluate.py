@@ -14,7 +14,7 @@ from prompts.library import Task
 
 from .data import Example
 from .files import atomic_write_json, markdown_table
-from .metrics import classification_metrics, per_class_table, regression_metrics
+from .metrics import MACRO_F1_AVERAGING, classification_metrics, per_class_table, regression_metrics
 from .model import PromptModel, regression_prediction
 from .precision import precision_of
 from .scoring.calibration import apply_calibration
@@ -152,6 +152,8 @@ def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> s
         positive = task.positive_label or task.labels[1]
         how = "the task's positive_label" if task.positive_label else "the second label; set positive_label"
         text += f"\nf1 is the F1 of the positive label {positive!r} ({how}).\n"
+    if any("macro_f1" in r.metrics for r in results):
+        text += f"\n{MACRO_F1_AVERAGING}.\n"
     for r in results:
         if r.per_class:
             named = any(c["name"] for c in r.per_class)  # a column only when the task names its labels

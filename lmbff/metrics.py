@@ -10,6 +10,12 @@ from sklearn import metrics as skm
 
 from prompts.library import Task
 
+MACRO_F1_AVERAGING = (
+    "macro_f1 is the mean F1 over all of the task's labels, including labels absent from the scored "
+    "split (they count as F1 0); scikit-learn's f1_score(average='macro') without labels= averages over "
+    "the labels present in the gold labels or predictions only, and is higher when some are absent"
+)
+
 
 def classification_metrics(task: Task, gold: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
     """Accuracy and macro-F1 always; F1 of the positive label and MCC for binary tasks."""

@@ -34,9 +34,9 @@ _BF16_MASTER = "_lmbff_bf16_master"
 
 __all__ = [
     "AUTO_FP32_BACKENDS",
-    "auto_reason",
     "DTYPES",
     "PRECISIONS",
+    "auto_reason",
     "bf16_native",
     "compute",
     "full_precision",

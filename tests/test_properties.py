@@ -156,3 +156,98 @@ def test_any_structured_task_file_parses_or_lists_located_problems(document):
     if parsed is not None:
         for spec in parsed.prompts.values():
             _render(spec.template.text, {"text_a": "x", "text_b": "y"})
+
+
+# What the model scores is exactly the text the user wrote, or a located error (issue 35): labels, label
+# words and data cells drawn from YAML's special scalars, whitespace variants and control-token strings.
+YAML_SPECIALS = [
+    "yes", "Yes", "NO", "on", "Off", "y", "n", "true", "True", "FALSE", "null", "Null", "~", "010",
+    "0o17", "0x1F", "1:30", "1e3", ".5", "-.inf", ".NaN", "2001-12-14", "1_000", "0", "1", "007", "+1",
+]  # fmt: skip
+WHITESPACE = [
+    "great",
+    " great",
+    "great ",
+    "\tgreat",
+    "great\u200b",
+    "\u00a0great",
+    "gr eat",
+    "\u200b",
+    "Great",
+]
+CONTROL = ["<mask>", "</s>", "<s>", "<pad>", "<unk>", "[SEP]", "[CLS]", "[MASK]", "<eos>", "<start_of_turn>"]
+special_text = st.sampled_from(YAML_SPECIALS + WHITESPACE + CONTROL)
+SIMPLE = __import__("re").compile(r"[A-Za-z0-9][A-Za-z0-9_.:+=-]*")
+
+
+def _file_with(labels: list[str], words: list[str]) -> str:
+    label_lines = "".join(f"    - {label}\n" for label in labels)
+    word_lines = "".join(f"      {label}: {word}\n" for label, word in zip(labels, words, strict=True))
+    return (
+        "task:\n  name: t\n  fields: [text]\n  labels:\n" + label_lines + "templates:\n  main:\n"
+        '    text: "{{ text }} It was {{ mask }}."\n    label_words:\n' + word_lines
+    )
+
+
+@FAST
+@given(st.lists(special_text, min_size=2, max_size=2), st.lists(special_text, min_size=2, max_size=2))
+def test_labels_and_words_written_plain_are_read_as_written_or_refused_at_a_line(labels, words):
+    import yaml
+
+    text = _file_with(labels, words)
+    parsed, errors = parse_task_text(text, "t.yaml")
+    if errors:
+        assert all(e.line is not None and e.file == "t.yaml" for e in errors), [str(e) for e in errors]
+        return
+    # Read as written: the scalar's own characters (YAML trims a plain scalar's surrounding spaces).
+    nodes = yaml.compose(text)
+    task_node = next(v for k, v in nodes.value if k.value == "task")
+    written = [item.value for item in next(v for k, v in task_node.value if k.value == "labels").value]
+    assert list(parsed.task.labels) == written
+    for drawn, read in zip(labels, parsed.task.labels, strict=True):
+        if SIMPLE.fullmatch(drawn):
+            assert read == drawn  # never True for Yes, 8 for 010, 90 for 1:30
+    templates = next(v for k, v in nodes.value if k.value == "templates")
+    main = next(v for k, v in templates.value if k.value == "main")
+    pairs = next(v for k, v in main.value if k.value == "label_words").value
+    as_read = {
+        k.value: [v.value] if isinstance(v.value, str) else [i.value for i in v.value] for k, v in pairs
+    }
+    assert parsed.prompt().label_words == as_read  # ([SEP] is a YAML list of the word SEP)
+    for drawn, read in zip(words, parsed.prompt().label_words.values(), strict=True):
+        if SIMPLE.fullmatch(drawn):
+            assert read == [drawn]
+
+
+@FAST
+@given(st.lists(special_text | st.text(max_size=12), min_size=2, max_size=2))
+def test_label_words_are_scored_as_their_text_or_refused(roberta_tokenizer, words):
+    from prompts.tokenization import TokenizerAdapter
+    from prompts.verbalizer import Verbalizer
+
+    adapter = TokenizerAdapter(roberta_tokenizer, "masked")
+    try:
+        tokenized = Verbalizer({"a": words[0], "b": words[1]}).tokenize(adapter, after_space=True)
+    except ValueError as error:
+        assert "label" in str(error)
+        return
+    for word, ids in zip(words, tokenized.word_ids, strict=True):
+        assert roberta_tokenizer.decode(list(ids)).strip() == word.strip()
+        assert not set(ids) & set(roberta_tokenizer.all_special_ids)
+    assert tokenized.word_ids[0] != tokenized.word_ids[1]
+
+
+@FAST
+@given(st.lists(special_text | st.text(max_size=20), min_size=1, max_size=4).map(" ".join))
+def test_data_cells_are_encoded_as_their_text(roberta_tokenizer, cell):
+    from prompts.encoding import PromptEncoder
+    from prompts.tokenization import TokenizerAdapter
+
+    adapter = TokenizerAdapter(roberta_tokenizer, "masked")
+    encoding = PromptEncoder(Template("{{ text }} It was {{ mask }}."), adapter, max_length=512).encode(
+        {"text": cell}
+    )
+    body = encoding.prefix_ids[len(adapter.leading_ids) :]
+    assert not set(body) & set(roberta_tokenizer.all_special_ids)
+    decoded = roberta_tokenizer.decode(body)
+    assert decoded.removesuffix(" It was").strip() == cell.strip()

@@ -70,7 +70,20 @@ def test_a_truncated_state_is_a_clean_error(bert_dir, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     (data / "test.tsv").write_text("sentence\tlabel\na film\t1\n")
-    assert main(["predict", "--state", str(tmp_path / "state"), "--data-dir", str(data), "--out", str(tmp_path / "p")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--state",
+                str(tmp_path / "state"),
+                "--data-dir",
+                str(data),
+                "--out",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 2
+    )
     assert "trained.safetensors: not a readable safetensors file" in capsys.readouterr().out
 
 
@@ -183,7 +196,8 @@ def test_yaml_is_bounded_in_characters_not_only_in_values(monkeypatch):
     aliases = ", ".join(["*w"] * 150)
     text = (
         f"task: {{name: t, fields: [text], labels: [a, b]}}\nword: &w {word}\n"
-        f"templates:\n  x:\n    text: '{{{{ text }}}} {{{{ mask }}}}'\n    label_words: {{a: [{aliases}], b: no}}\n"
+        "templates:\n  x:\n    text: '{{ text }} {{ mask }}'\n"
+        f"    label_words: {{a: [{aliases}], b: no}}\n"
     )
     _, errors = parse_task_text(text, "t.yaml")
     assert "more than 5,000,000 characters" in errors[0].message

@@ -44,8 +44,10 @@ HUGE = {
     "ljust": "{{ 'a'.ljust(10**9) }}",
     "concatenation with ~": "{{ big ~ big ~ big }}",
     "concatenation with +": "{{ big + big }}",
-    "a macro's loop": "{% macro m() %}{% for i in range(100000) %}{{ big }}{% endfor %}{% endmacro %}{{ m() }}",
-    "literal text in a macro's loop": "{% macro m() %}{% for i in range(100000) %}" + "x" * 5000
+    "a macro's loop": "{% macro m() %}{% for i in range(100000) %}{{ big }}{% endfor %}{% endmacro %}"
+    "{{ m() }}",
+    "literal text in a macro's loop": "{% macro m() %}{% for i in range(100000) %}"
+    + "x" * 5000
     + "{% endfor %}{% endmacro %}{{ m() }}",
     "a set block": "{% set s %}{% for i in range(100000) %}{{ big }}{% endfor %}{% endset %}{{ s|length }}",
     "a filter block": "{% filter upper %}{% for i in range(100000) %}{{ big }}{% endfor %}{% endfilter %}",
@@ -74,7 +76,11 @@ print(json.dumps({"error": outcome, "peak_mb": int(status) / 1024}))
 def test_a_growing_operation_is_refused_before_it_runs(name):
     text = BIG + HUGE[name]
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(text)], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PROBE, json.dumps(text)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     result = json.loads(done.stdout)
     assert "template 'hostile'" in result["error"] and "over the render budget" in result["error"], result

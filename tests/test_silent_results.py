@@ -200,7 +200,8 @@ def test_a_label_word_that_holds_a_control_token_is_refused(word, roberta_dir, r
     path = tmp_path / "t.yaml"
     path.write_text(
         "task: {name: t, fields: [text], labels: [neg, pos]}\n"
-        f"templates:\n  main:\n    text: '{TEMPLATE}'\n    label_words:\n      neg: bad\n      pos: '{word}'\n"
+        f"templates:\n  main:\n    text: '{TEMPLATE}'\n"
+        f"    label_words:\n      neg: bad\n      pos: '{word}'\n"
     )
     issues, _ = lint_file(path, roberta_tokenizer, "masked")
     assert [(i.line, "control token" in i.message) for i in issues if i.severity == "error"] == [(7, True)]
@@ -217,7 +218,9 @@ def test_a_label_word_that_holds_a_control_token_is_refused(word, roberta_dir, r
         ("d.jsonl", '{"text": "a", "label": "pos"}\n{"text": "a film", "label": "pos", "label": "neg"}\n', 2),
     ],
 )
-def test_a_repeated_column_is_an_error_naming_file_line_and_name(name, text, line, tmp_path, bert_dir, capsys):
+def test_a_repeated_column_is_an_error_naming_file_line_and_name(
+    name, text, line, tmp_path, bert_dir, capsys
+):
     path = tmp_path / name
     path.write_text(text)
     task = task_file_from_labels(["neg", "pos"], TEMPLATE).task
@@ -278,5 +281,5 @@ def test_a_row_the_template_cannot_render_is_named_and_skip_bad_skips_it(bert_di
     assert "skipped 1 rows the template cannot render" in capsys.readouterr().out
     assert len((tmp_path / "b" / "predictions.jsonl").read_text().splitlines()) == 1
     clf = PromptClassifier.zero_shot(["neg", "pos"], template, ["bad", "good"], model=str(bert_dir))
-    with pytest.raises(DataError, match="input 1: the template .* cannot render this row"):
+    with pytest.raises(DataError, match=r"input 1: the template .* cannot render this row"):
         clf.predict(["a long enough row", "short"])
