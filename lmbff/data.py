@@ -411,7 +411,10 @@ def render_problem(template: Template, example: Example) -> DataError | None:
     except PromptTooLong:
         raise
     except TemplateError as exc:
-        return row_error(example, f"the template {template.name!r} cannot render this row: {exc.message}")
+        # The row's fault only if the template renders a plain row: otherwise it is the template's
+        # error (raised as such, naming its file and line), whichever row met it first.
+        template.render_parts({name: "x" for name in example.fields})
+        return row_error(example, f"this row cannot be rendered: {exc}")
     return None
 
 

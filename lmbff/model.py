@@ -168,8 +168,8 @@ class PromptModel(nn.Module):
         except PromptTooLong:
             raise  # the template's own fault, whatever the row
         except TemplateError as exc:
-            problem = render_problem(self.template, example)
-            raise problem or row_error(example, str(exc)) from None
+            problem = render_problem(self.template, example)  # raises the template's own errors
+            raise problem or row_error(example, f"this row cannot be encoded: {exc}") from None
 
     def demonstration_word_ids(self, example: Example) -> tuple[int, ...]:
         """The tokens that fill a demonstration's slot: its label's first word (regression: its pole's)."""

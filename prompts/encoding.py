@@ -14,6 +14,7 @@ from .template import Template, TemplateError
 from .tokenization import TokenizerAdapter, TruncateSide
 
 _MAX_ROUNDS = 32
+_COUNT_CHARS = 1_000_000  # a cut field's original token count is exact up to this many characters
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class PromptEncoding:
 
     ``prefix_ids`` starts with the model's leading special tokens; ``suffix_ids`` ends with its
     trailing ones (none for causal LMs). ``slot_after_space`` says label words take their
-    word-initial form. ``truncated`` maps a field to the number of its tokens that were cut.
+    word-initial form. ``truncated`` maps a field to the number of its tokens that were cut (estimated
+    in proportion for a field of over a million characters).
     """
 
     prefix_ids: list[int]
@@ -133,11 +135,21 @@ class PromptEncoder:
     ) -> tuple[list[int], list[int], dict[str, int]]:
         """Prefix and suffix ids of the rendered fields, cut (fields only) to fit ``max_length``."""
         values = {name: str(value) for name, value in fields.items()}
+        original = {}
         for name in self.template.fields:  # a field longer than the model can take is cut by characters
-            if name in values:  # first, so that it is neither tokenized nor rendered whole
-                keep = min(self.field_limits.get(name, max_length), max_length, self.max_length)
-                values[name] = self.adapter.shorten(values[name], keep, self.truncate_side.get(name, "end"))
-        original = {name: self.adapter.count(values[name]) for name in self.template.fields if name in values}
+            if name not in values:  # first, so that it is neither tokenized nor rendered whole
+                continue
+            keep = min(self.field_limits.get(name, max_length), max_length, self.max_length)
+            whole = values[name]
+            values[name] = self.adapter.shorten(whole, keep, self.truncate_side.get(name, "end"))
+            counted = self.adapter.count(values[name])
+            if values[name] != whole:  # its length in tokens: counted up to a million characters, then
+                counted = (  # estimated in proportion (what is reported as cut, not what is scored)
+                    self.adapter.count(whole)
+                    if len(whole) <= _COUNT_CHARS
+                    else round(counted * len(whole) / max(len(values[name]), 1))
+                )
+            original[name] = counted
         for name, limit in self.field_limits.items():
             if name in values and original.get(name, 0) > limit:
                 values[name] = self.adapter.cut(values[name], limit, self.truncate_side.get(name, "end"))
