@@ -110,6 +110,10 @@ class Meter:
         self.budget = budget
         self.steps = 0
         self.emitted = 0
+        # True while the template compiles: the BudgetExceeded a fold raises then makes Jinja leave
+        # the expression to run time (where its output is counted as it is emitted) instead.
+        self.compiling = False
+        self.folded = 0
         self.deadline = time.monotonic() + budget.timeout_seconds
 
     @property
@@ -559,7 +563,11 @@ def _guarded_filter(name: str, function):
             own = (_materialise(own[0]), *own[1:])  # a generator: count its items before joining
             args = (*args[: len(args) - len(own)], *own)
         check_filter(name, own, kwargs)
-        return current.size(function(*args, **kwargs))
+        result = current.size(function(*args, **kwargs))
+        if current.compiling:  # Jinja folds constant filter calls into the compiled code: bound that
+            current.folded += text_size(result, current.limit)
+            current.refuse("constants folded when the template compiles", current.folded)
+        return result
 
     guarded.__name__ = getattr(function, "__name__", name)
     guarded.__doc__ = function.__doc__

@@ -117,7 +117,9 @@ class Template:
                 f"the template text has {len(text):,} characters (render_budget.max_output_chars is "
                 f"{self.budget.max_output_chars:,})"
             )
-        token = METER.set(Meter(self.budget))  # compiling may evaluate constants
+        compiling = Meter(self.budget)  # compiling may evaluate constants
+        compiling.compiling = True
+        token = METER.set(compiling)
         try:
             ast = _ENV.parse(text, filename=_JINJA_FILENAME)
             self.variables: frozenset[str] = frozenset(meta.find_undeclared_variables(ast))
