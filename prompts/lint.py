@@ -84,29 +84,23 @@ def _lint_prompt(task_file: TaskFile, spec: PromptSpec, issues: list[LintIssue])
     for label, words in spec.label_words.items():
         for word in words:
             line = spec.word_lines.get((label, word), template.location.line)
+            warnings = []
             if word.strip() and word.strip() != word:
-                issues.append(
-                    LintIssue(
-                        "warning",
-                        file,
-                        line,
-                        spec.name,
+                warnings.append(
+                    (
                         f"label word {word!r} of label {label!r} has surrounding spaces",
                         "spaces are added by the toolkit where the slot needs them",
                     )
                 )
             if word.strip() and not word.strip().replace("-", "").isalnum():
-                issues.append(
-                    LintIssue(
-                        "warning",
-                        file,
-                        line,
-                        spec.name,
+                warnings.append(
+                    (
                         f"label word {word!r} of label {label!r} has characters other than letters and "
                         "digits; it likely splits into several tokens",
                         "check its token count with --model, or choose a plain word",
                     )
                 )
+            issues += [LintIssue("warning", file, line, spec.name, m, hint) for m, hint in warnings]
     # Words two labels share, empty or invisible words: checked when the file is parsed (the one
     # check of prompts.verbalizer.label_word_problems), so a file with them never gets here.
 

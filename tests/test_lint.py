@@ -1,5 +1,6 @@
 """Every lint error, produced by a real input, with file, template and line."""
 
+import re
 import textwrap
 
 import pytest
@@ -115,3 +116,28 @@ def test_cli_lint_of_the_library_with_a_tokenizer(bert_dir, capsys):
     assert main(["templates", "lint", "--model", str(bert_dir)]) == 0
     out = capsys.readouterr().out
     assert "terrible" in out and "0 error(s)" in out
+
+
+def test_word_warnings_cite_each_words_own_line(tmp_path, bert_tokenizer):
+    """Seen: all 77 "likely splits into several tokens" warnings cited the line of `label_words:`."""
+    path = write(
+        tmp_path,
+        """\
+        task:
+          name: intents
+          fields: [text]
+          labels: [card_arrival, card_linking, lost_card]
+        templates:
+          main:
+            text: "{{ text }} Topic: {{ mask }}."
+            label_words:
+              card_arrival: card arrival
+              card_linking: [card linking, link a card]
+              lost_card: lost-card!
+        """,
+    )
+    issues, _ = lint_file(path, None)
+    assert sorted(i.line for i in issues if "likely splits" in i.message) == [9, 10, 10, 11]
+    issues, _ = lint_file(path, bert_tokenizer, "masked")
+    counted = [i.line for i in issues if re.search(r"splits into \d+ tokens", i.message)]
+    assert sorted(counted) == [9, 10, 10, 11]
