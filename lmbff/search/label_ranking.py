@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from prompts.tokenization import TokenizerAdapter
+from prompts.verbalizer import visible_form
 
 Criterion = Literal["lmbff", "petal"]
 _EXHAUSTIVE_LIMIT = 200_000  # assignments scored exhaustively; beyond that, beam search
@@ -87,7 +88,11 @@ class WordFilter:
         self.adapter, self.after_space = adapter, after_space
         self.stop_words = set() if stop_words else ENGLISH_STOP_WORDS
         self.subwords = subwords
-        self.special = set(adapter.tokenizer.all_special_ids)
+        self.special = set(adapter.tokenizer.all_special_ids) | {  # and every added control token
+            int(i)
+            for i, t in (getattr(adapter.tokenizer, "added_tokens_decoder", {}) or {}).items()
+            if t.special
+        }
         self._cache: dict[int, str | None] = {}
 
     def word(self, token_id: int) -> str | None:
@@ -158,8 +163,11 @@ def rank_assignments(
 
 
 def _distinct(picks: tuple[int, ...], candidates) -> bool:
+    """Words of an assignment that the model and a reader can tell apart: other token ids, and other
+    visible forms (``Great`` and ``great`` are two tokens, but the verbalizer check refuses them)."""
     ids = [candidates[c][i][0] for c, i in enumerate(picks)]
-    return len(set(ids)) == len(ids)
+    seen = [visible_form(candidates[c][i][1]) for c, i in enumerate(picks)]
+    return len(set(ids)) == len(ids) and len(set(seen)) == len(seen)
 
 
 def _accuracies(log_probs, labels, candidates, picks: list[tuple[int, ...]], classes: int):
