@@ -37,7 +37,7 @@ from .defaults import resolve
 from .inputs import LabelCodec, to_examples, to_label_list
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
-from .state import AttachedState, ScoringSpec, TrainedState, base_identity, save_state
+from .state import FINETUNE_STATE, AttachedState, ScoringSpec, TrainedState, base_identity, save_state
 from .train import TrainingArguments
 
 _SHARED_BASES: dict[tuple, LoadedModel] = {}
@@ -449,6 +449,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         state = TrainedState.load(folder)
         settings = state.experiment.get("classifier")
+        if state.experiment.get("method") == "finetune":
+            raise StateError(f"{folder}: {FINETUNE_STATE}")
         if settings is None:
             raise StateError(
                 f"{folder}: a run's state, not a saved PromptClassifier; use lmbff predict --state"

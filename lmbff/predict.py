@@ -20,7 +20,7 @@ from .experiment import ExperimentConfig
 from .model import SCORING_BATCH_SIZE, regression_prediction
 from .pretrained import LoadedModel
 from .results import RunResult, prediction_records
-from .state import StateError, TrainedState
+from .state import FINETUNE_STATE, StateError, TrainedState
 
 
 def predict_with_states(
@@ -53,10 +53,7 @@ def predict_with_states(
     opened = [TrainedState.load(folder) for folder in states]  # every state checked before any model loads
     for state in opened:
         if state.experiment.get("method") == "finetune":
-            raise StateError(
-                f"{state.folder}: a --method finetune state (a classification head); lmbff predict scores "
-                "prompt-based states"
-            )
+            raise StateError(f"{state.folder}: {FINETUNE_STATE}; lmbff predict scores prompt-based states")
     for folder, state in zip(states, opened, strict=True):
         wanted = precision or state.precision
         key = (*state.base_name(model), wanted)

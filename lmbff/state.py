@@ -37,6 +37,13 @@ from .tuning import TuningConfig, config_from_dict
 from .tuning.injection import detach as detach_modules
 
 WEIGHTS, CONFIG = "trained.safetensors", "config.json"
+# The classification-head baseline keeps a body and a head, but no template, label words or scoring
+# record (it has none), so nothing but its own run scores it (README: "Where the classification-head
+# baseline differs").
+FINETUNE_STATE = (
+    "a --method finetune state (the classification-head baseline): it holds no template or label words, "
+    "so only its own run scores it; its test predictions are the run's predictions.jsonl"
+)
 STATE_FORMAT = 2
 # SHA-256 of the bundled task files as lmbff 0.1.0 shipped them: the only task files a format-1 state
 # (which stored a task name and no checksum) can be scored with without being re-saved.

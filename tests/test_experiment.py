@@ -47,6 +47,15 @@ def test_train_writes_metrics_state_and_config(method, split, bert_dir, tmp_path
     if method != "finetune":
         assert "| learning rate | 0.001 |" in results and "| template | it_was:" in results
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 108
+    if method == "finetune":  # the baseline's documented differences: all weights train, no scoring record
+        assert (
+            json.loads((out / "config.json").read_text())["backend_options"]["full"]["embeddings"] == "train"
+        )
+        assert lmbff(f"predict --state {out / 'state'} --data-dir {split} --out {tmp_path / 'p'}") == 2
+        from lmbff.classifier import PromptClassifier
+
+        with pytest.raises(ValueError, match="only its own run scores it"):
+            PromptClassifier.load(out / "state")
 
 
 def test_train_refuses_to_overwrite_and_resumes_a_finished_run(split, gpt_dir, tmp_path, capsys):
