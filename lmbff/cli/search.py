@@ -204,8 +204,10 @@ def _read_pool(path: Path) -> list[str]:
     """A YAML list of template texts (or a mapping with a ``templates`` list)."""
     import yaml
 
+    from prompts.library import CoreSchemaLoader
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=CoreSchemaLoader)
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not YAML ({error})") from error
     if isinstance(data, dict):

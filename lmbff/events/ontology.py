@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from prompts.library import YamlLines
+from prompts.library import CoreSchemaLoader, YamlLines
 
 
 class OntologyError(ValueError):
@@ -92,7 +92,9 @@ def load_ontology(path: str | os.PathLike | None = None) -> Ontology:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        data, lines = yaml.safe_load(text), YamlLines(yaml.compose(text, Loader=yaml.SafeLoader))
+        # YAML 1.2's core schema, as task files: a role or type named "Yes" or "On" stays text
+        data = yaml.load(text, Loader=CoreSchemaLoader)
+        lines = YamlLines(yaml.compose(text, Loader=CoreSchemaLoader))
     except (OSError, yaml.YAMLError) as error:
         raise OntologyError([f"{file}: cannot read the ontology: {error}"]) from error
     problems: list[str] = []
