@@ -40,7 +40,8 @@ def run_demo(
     test = load_split(data_dir, "test", task).examples
     console.print(
         f"[bold]Demo[/]: {task.description}; {len(train)} training reviews (16 per class), "
-        f"{len(test)} test reviews; template {prompt.template.text!r}, label words {prompt.label_words}"
+        f"{len(test)} test reviews; template {prompt.template.text!r}, label words {prompt.label_words}",
+        markup=True,
     )
     with console.status(f"loading {model_name} (the first run converts it once, about two minutes)..."):
         loaded = load_model(model_name, kind=model_kind)

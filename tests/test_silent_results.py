@@ -283,3 +283,41 @@ def test_a_row_the_template_cannot_render_is_named_and_skip_bad_skips_it(bert_di
     clf = PromptClassifier.zero_shot(["neg", "pos"], template, ["bad", "good"], model=str(bert_dir))
     with pytest.raises(DataError, match="input 1: this row cannot be rendered"):
         clf.predict(["a long enough row", "short"])
+
+
+def test_text_that_looks_like_markup_or_control_tokens_prints_and_encodes_as_written(
+    bert_dir, bert_tokenizer, tmp_path, capsys
+):
+    """Seen: the console read data as rich markup ("[mask]" vanished, "[/]" raised a MarkupError), and a
+    row's "[MASK] [SEP]" was encoded as the model's own mask and separator."""
+    data = tmp_path / "rows"
+    data.mkdir()
+    row = "[MASK] [SEP] [mask] [/] a film"
+    (data / "test.tsv").write_text(f"text\tlabel\n{row}\tpos\n")
+    task = tmp_path / "t.yaml"
+    task.write_text(
+        "task: {name: t, fields: [text], labels: [neg, pos]}\n"
+        "templates:\n  main:\n    text: '{{ text }} It was {{ mask }}.'\n"
+        "    label_words: {neg: bad, pos: good}\n"
+    )
+    command = [
+        "templates",
+        "render",
+        "--task",
+        str(task),
+        "--data-dir",
+        str(data),
+        "--split",
+        "test",
+        "--n",
+        "1",
+    ]
+    assert main([*command, "--model", str(bert_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert row in printed  # as written, nothing read as markup
+    as_text = bert_tokenizer(f"{row} It was", add_special_tokens=False, split_special_tokens=True)[
+        "input_ids"
+    ]
+    assert f"slot at token {1 + len(as_text)}" in printed  # [CLS] + the row as text, not 2 control tokens
+    assert main(["zero-shot", "--task", str(task), "--data-dir", str(tmp_path / "nowhere [/]")]) == 2
+    assert "nowhere [/]" in capsys.readouterr().out  # an error message holding "[/]" prints, whole

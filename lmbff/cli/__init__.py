@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from . import evaluate, events, search, studio, templates, training
-from .common import USER_ERRORS, console
+from .common import USER_ERRORS, console, escape
 from .training import _experiment_config
 
 __all__ = ["_experiment_config", "build_parser", "main"]
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

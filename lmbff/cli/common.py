@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape  # noqa: F401 (used by the command modules)
 from rich.table import Table
 
 from prompts.library import TaskFile, TaskFileError
@@ -18,7 +19,10 @@ from ..config import DEFAULT_PRECISION, PRECISIONS
 from ..data import DataError, load_split
 from ..pretrained import DEFAULT_MODEL, ModelNotFound
 
-console = Console(stderr=False, highlight=False)
+# markup=False: data, labels, templates and paths print as written. With rich's default, "[mask]" in
+# a row vanished and "[/]" raised a MarkupError; the few styled lines ask for markup and escape what
+# they embed (``escape``).
+console = Console(stderr=False, highlight=False, markup=False)
 USER_ERRORS = (
     DataError,
     TaskFileError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import _add_model_args, _port, console, positive_int
+from .common import _add_model_args, _port, console, escape, positive_int
 
 
 def add_parsers(sub) -> None:
@@ -48,7 +48,8 @@ def cmd_studio(args) -> int:
     url = f"http://{args.host}:{args.port}/" + (f"?task={args.task}" if args.task else "")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
-            f"[yellow]listening on {args.host}: anyone who reaches it can read and save templates[/]"
+            f"[yellow]listening on {escape(args.host)}: anyone who reaches it can read and save templates[/]",
+            markup=True,
         )
     console.print(f"lmbff studio: {url}  (workspace: {studio.workspace.root}; Ctrl-C stops)")
     holder.start()

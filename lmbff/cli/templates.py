@@ -5,12 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from prompts.library import iter_task_files, load_task, template_dirs
 
 from ..data import DataError, load_split
 from ..pretrained import load_tokenizer
-from .common import _add_model_args, _add_task_args, _comma_list, _data_dir, _read, console, positive_int
+from .common import (
+    _add_model_args,
+    _add_task_args,
+    _comma_list,
+    _data_dir,
+    _read,
+    console,
+    escape,
+    positive_int,
+)
 
 
 def add_parsers(sub) -> None:
@@ -87,7 +97,7 @@ def cmd_lint(args) -> int:
             issues += _lint_data(path, Path(args.data_dir))
         for issue in issues:
             color = {"error": "red", "warning": "yellow", "info": "blue"}[issue.severity]
-            console.print(f"[{color}]{issue}[/]", soft_wrap=True)
+            console.print(f"[{color}]{escape(str(issue))}[/]", markup=True, soft_wrap=True)
             errors += issue.severity == "error"
         for w in words:
             if words_table is not None:
@@ -147,19 +157,29 @@ def cmd_render(args) -> int:
             field_limits=task_file.task.field_limits,
             truncate_side=task_file.task.truncate_side,
         )
-    console.print(f"[bold]{task_file.task.name}[/] template [bold]{prompt.name}[/]: {prompt.template.text!r}")
+    console.print(
+        f"[bold]{escape(task_file.task.name)}[/] template [bold]{escape(prompt.name)}[/]: "
+        f"{escape(repr(prompt.template.text))}",
+        markup=True,
+    )
     console.print(f"label words: {prompt.label_words}")
     for example in examples[: args.n]:
         before, after = prompt.template.render_parts(example.fields)
-        console.print(f"\n[dim]{example.source}[/]  label: {example.label}")
-        console.print(f"{before}[reverse]{{mask}}[/]{after}", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"\n[dim]{escape(example.source)}[/]  label: {escape(str(example.label))}", markup=True)
+        console.print(
+            f"{escape(before)}[reverse]{{mask}}[/]{escape(after)}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
         if encoder is not None:
             enc = encoder.encode(example.fields)
             total = enc.length(encoder.slot_length)
             cut = ", ".join(f"{k}: -{v} tokens" for k, v in enc.truncated.items()) or "none"
             console.print(
                 f"[dim]{total} tokens (max {encoder.max_length}); slot at token {len(enc.prefix_ids)}; "
-                f"truncated: {cut}[/]"
+                f"truncated: {escape(cut)}[/]",
+                markup=True,
             )
     return 0
 
@@ -184,14 +204,15 @@ def cmd_preview(args) -> int:
         table.add_column(column)
     for r in rows:
         cut = ", ".join(f"{k} -{v}" for k, v in r.truncated.items())
-        text = f"{r.before}[reverse] {'/'.join(task.labels)} [/]{r.after}\n[dim]{r.tokens} tokens"
-        text += f"; truncated: {cut}[/]" if cut else "[/]"
+        markup = f"{escape(r.before)}[reverse] {escape('/'.join(task.labels))} [/]{escape(r.after)}\n"
+        markup += f"[dim]{r.tokens} tokens" + (f"; truncated: {escape(cut)}[/]" if cut else "[/]")
+        text = Text.from_markup(markup)
         style = "green" if r.gold == r.prediction else "red" if r.gold is not None else None
         table.add_row(
             r.source,
             text,
             r.gold or "",
-            f"[{style}]{r.prediction}[/]" if style else r.prediction,
+            Text(str(r.prediction), style=style or ""),
             *[f"{r.probabilities[label]:.3f}" for label in task.labels],
         )
     console.print(table)

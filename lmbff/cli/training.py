@@ -19,6 +19,7 @@ from .common import (
     _comma_list,
     _seeds,
     console,
+    escape,
     positive_int,
 )
 
@@ -184,7 +185,7 @@ def cmd_train(args) -> int:
 
         note = resume_note(args.out)
         if note:
-            console.print(f"[yellow]{note}[/]")
+            console.print(f"[yellow]{escape(note)}[/]", markup=True)
     metrics = run(config, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":
         return 0  # data-parallel workers: the main process reports
@@ -234,7 +235,10 @@ def cmd_run(args) -> int:
                     task_file.task, data_dir, out / "splits", k=args.k, seeds=[seed], skip_bad=args.skip_bad
                 )
         for method in methods:
-            console.print(f"[bold]{task_file.task.name}[/] seed {seed}, {method} (split {folder})")
+            console.print(
+                f"[bold]{escape(task_file.task.name)}[/] seed {seed}, {method} (split {escape(str(folder))})",
+                markup=True,
+            )
             config = _experiment_config(args, method, str(folder), "", seed)
             config.out = str(
                 experiment_folder(out, method, seed, config.backend, config.backend_options, config.precision)
