@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from prompts.encoding import PromptEncoder, PromptEncoding, PromptTooLong
@@ -326,16 +327,31 @@ class PromptModel(nn.Module):
         step = logits_chunk_rows(self.base_lm.get_output_embeddings().weight.shape[0])
         logprobs = []
         for start in range(0, features.shape[0], step):
-            logits = self._output_logits(features[start : start + step]).float()
             target = targets[start : start + step, None]
             if torch.is_grad_enabled():
-                logprobs.append(logits.log_softmax(-1).gather(1, target).squeeze(1))
-            else:  # scoring: log-sum-exp in place, so a chunk costs one logits buffer, not three
+                # Recomputed in the backward pass instead of kept: a chunk's vocabulary-wide logits and
+                # log-softmax (rows x 262,144 floats on Gemma, twice) would otherwise be held for every
+                # chunk until backward, so memory grew with the label words' tokens; now it is one chunk.
+                logprobs.append(
+                    checkpoint(
+                        self._chunk_target_log_probs,
+                        features[start : start + step],
+                        target,
+                        use_reentrant=False,
+                    )
+                )
+            else:
+                logits = self._output_logits(
+                    features[start : start + step]
+                ).float()  # scoring: log-sum-exp in place, so a chunk costs one logits buffer, not three
                 picked = logits.gather(1, target).squeeze(1)
                 top = logits.amax(-1, keepdim=True)
                 norm = logits.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(1))
                 logprobs.append(picked - norm)
         return torch.cat(logprobs) if logprobs else features.new_zeros(0)
+
+    def _chunk_target_log_probs(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._output_logits(features).float().log_softmax(-1).gather(1, target).squeeze(1)
 
     def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:
         """Log-probabilities over the labels (B, C); differentiable (used for training)."""
