@@ -294,8 +294,11 @@ class PromptModel(nn.Module):
             picked = features[torch.arange(features.shape[0], device=features.device), batch.positions]
             rows = torch.tensor([ids[0] for ids in self.words.word_ids], device=features.device)
             return self._output_logits(picked, rows)
-        picked = features[batch.entry_row, batch.entry_pos]
-        token_logprobs = self._target_log_probs(picked, batch.entry_target)
+        # Each distinct (row, position) once: the reads of several words at one mask share its softmax.
+        flat = batch.entry_row * features.shape[1] + batch.entry_pos
+        positions, index = torch.unique(flat, return_inverse=True)
+        picked = features.reshape(-1, features.shape[-1])[positions]
+        token_logprobs = self._target_log_probs(picked, batch.entry_target, index)
         total = torch.zeros(batch.num_examples * n_words, device=features.device, dtype=token_logprobs.dtype)
         total = total.index_add(0, batch.entry_word, token_logprobs)
         total = self.scoring.combine(self, total, batch.num_examples)
@@ -303,8 +306,9 @@ class PromptModel(nn.Module):
 
     @property
     def shares_prefix(self) -> bool:
-        """Whether inference may run the text before the slot once per example and every word's
-        continuation on its cached keys and values (causal LMs outside the one-position fast path).
+        """Whether scoring (inference and training) may run the text before the slot once per example
+        and every word's continuation on its cached keys and values (causal LMs outside the
+        one-position fast path).
 
         Not with added modules in ``lmbff_tuning`` (soft prompts, prefixes, adapters and gates act on
         whole sequences), and not past a sliding attention window."""
@@ -319,39 +323,51 @@ class PromptModel(nn.Module):
         """:meth:`class_log_scores` for a batch, computing the shared text before the slot once."""
         return self._class_scores(self._shared_prefix_word_scores(encodings), calibrate)
 
+    def training_log_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
+        """Uncalibrated :meth:`class_log_scores` of a training batch, with gradients: on the shared
+        prefix where :attr:`shares_prefix` allows (the text before the slot runs once per example and
+        only the words' own tokens once per word), else one row per word (or per word length)."""
+        if self.shares_prefix:
+            return self.shared_prefix_log_scores(encodings, calibrate=False)
+        return self.class_log_scores(self.collate(encodings).to(self.device), calibrate=False)
+
     def _shared_prefix_word_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
         return shared_prefix_word_scores(self, encodings)
 
-    def _target_log_probs(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log P(target) at each feature row, full-vocabulary log-softmax in chunks (bounds memory)."""
+    def _target_log_probs(
+        self, features: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """log P(target) for each read: read ``i`` takes ``targets[i]`` at feature row ``index[i]``
+        (row ``i`` when ``index`` is None). One full-vocabulary log-softmax per feature row, whatever
+        the number of targets read there (a masked LM reads every word of one length at the same
+        masks), in chunks of rows: memory is bounded by a chunk, in the backward pass too."""
+        if index is None:
+            index = torch.arange(features.shape[0], device=features.device)
         step = logits_chunk_rows(self.base_lm.get_output_embeddings().weight.shape[0])
-        logprobs = []
+        out = features.new_zeros(targets.shape[0], dtype=torch.float32)
         for start in range(0, features.shape[0], step):
-            target = targets[start : start + step, None]
+            reads = ((index >= start) & (index < start + step)).nonzero().squeeze(1)
+            if not len(reads):
+                continue
+            chunk, local, wanted = features[start : start + step], index[reads] - start, targets[reads]
             if torch.is_grad_enabled():
                 # Recomputed in the backward pass instead of kept: a chunk's vocabulary-wide logits and
                 # log-softmax (rows x 262,144 floats on Gemma, twice) would otherwise be held for every
                 # chunk until backward, so memory grew with the label words' tokens; now it is one chunk.
-                logprobs.append(
-                    checkpoint(
-                        self._chunk_target_log_probs,
-                        features[start : start + step],
-                        target,
-                        use_reentrant=False,
-                    )
-                )
-            else:
-                logits = self._output_logits(
-                    features[start : start + step]
-                ).float()  # scoring: log-sum-exp in place, so a chunk costs one logits buffer, not three
-                picked = logits.gather(1, target).squeeze(1)
+                values = checkpoint(self._chunk_target_log_probs, chunk, local, wanted, use_reentrant=False)
+            else:  # scoring: log-sum-exp in place, so a chunk costs one logits buffer, not three
+                logits = self._output_logits(chunk).float()
+                picked = logits[local, wanted]
                 top = logits.amax(-1, keepdim=True)
                 norm = logits.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(1))
-                logprobs.append(picked - norm)
-        return torch.cat(logprobs) if logprobs else features.new_zeros(0)
+                values = picked - norm[local]
+            out = out.index_put((reads,), values)
+        return out
 
-    def _chunk_target_log_probs(self, features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self._output_logits(features).float().log_softmax(-1).gather(1, target).squeeze(1)
+    def _chunk_target_log_probs(
+        self, features: torch.Tensor, local: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        return self._output_logits(features).float().log_softmax(-1)[local, targets]
 
     def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:
         """Log-probabilities over the labels (B, C); differentiable (used for training)."""

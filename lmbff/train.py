@@ -239,8 +239,12 @@ class Trainer:
         self.trainable, self.total = trainable_summary(prompt_model.lm)
 
     def loss(self, examples: Sequence[Example], encodings) -> torch.Tensor:
-        batch = self.model.collate(encodings).to(self.model.device)
-        log_scores = self.model.class_log_scores(batch, calibrate=False)
+        if hasattr(self.model, "training_log_scores"):  # a prompt model: the cheapest exact path
+            log_scores = self.model.training_log_scores(encodings)
+        else:  # the classification head
+            log_scores = self.model.class_log_scores(
+                self.model.collate(encodings).to(self.model.device), False
+            )
         if self.task.is_regression:
             target = regression_targets([float(e.label) for e in examples], self.task.value_range)
             return F.kl_div(log_scores, target.to(log_scores.device), reduction="batchmean")
