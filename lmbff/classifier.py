@@ -41,6 +41,7 @@ from .state import FINETUNE_STATE, AttachedState, ScoringSpec, TrainedState, bas
 from .train import TrainingArguments
 
 _SHARED_BASES: dict[tuple, LoadedModel] = {}
+DEFAULT_TEMPLATE_TEXT = "{{ text }} It was {{ mask }}."  # LM-BFF's manual sentiment template
 
 
 def shared_base(
@@ -70,7 +71,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         task: a task name (``templates/<task>.yaml``, also looked up in ``./templates``), a path to a
             task YAML, or a TaskFile (:meth:`zero_shot` builds one from labels and a template).
         model: the base model: a name or folder, or an already loaded ``LoadedModel`` (shared).
-        template: the template name in the task file (default: its default).
+        template: the template name in the task file (default: its default); without a task file
+            (``labels=``), the template's Jinja text (default ``"{{ text }} It was {{ mask }}."``).
+        labels, label_words: a task without a YAML file, instead of ``task``: its labels, and their
+            words (a dict from label to word(s), or a list in label order; default: the labels
+            themselves), as :meth:`zero_shot` takes them; the fields are the template's variables.
         method: ``prompt`` (tune on the examples given to ``fit``) or ``zero-shot`` (no training).
         backend, learning_rate, max_steps, eval_every: the tuning recipe; None takes the ``fast`` preset
             (``preset="lmbff"``: LM-BFF's full fine-tuning, 1e-5, 1000 steps). A backend without a
@@ -91,6 +96,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         model: str | LoadedModel = DEFAULT_MODEL,
         *,
         template: str | None = None,
+        labels: list | None = None,
+        label_words: dict | list | None = None,
         method: str = "prompt",
         preset: str | None = None,
         backend: str | None = None,
@@ -116,6 +123,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.task = task
         self.model = model
         self.template = template
+        self.labels = labels
+        self.label_words = label_words
         self.method = method
         self.preset = preset
         self.backend = backend
@@ -151,7 +160,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def zero_shot(
         cls,
         labels: list,
-        template: str = "{{ text }} It was {{ mask }}.",
+        template: str = DEFAULT_TEMPLATE_TEXT,
         label_words: dict | list | None = None,
         *,
         model: str | LoadedModel = DEFAULT_MODEL,
@@ -174,10 +183,24 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     # ---- fitting ---------------------------------------------------------------------------------
     def _task_file(self) -> TaskFile:
+        if self.labels is not None:
+            if self.task is not None:
+                raise ValueError("give task= (a task file) or labels= (a task without one), not both")
+            return task_file_from_labels(
+                [str(label) for label in self.labels],
+                self.template or DEFAULT_TEMPLATE_TEXT,
+                self.label_words,
+                name="few-shot",
+            )
+        if self.label_words is not None:
+            raise ValueError("label_words= goes with labels=; a task file names its own label words")
         if isinstance(self.task, TaskFile):
             return self.task
         if not self.task:
-            raise ValueError("no task: pass task='SST-2' (a name or a YAML path), or use zero_shot()")
+            raise ValueError(
+                "no task: pass task='SST-2' (a name or a YAML path), or labels=[...] with a template "
+                "(and label_words), or use zero_shot()"
+            )
         return load_task(str(self.task))
 
     def _training_arguments(self) -> tuple[str, TrainingArguments]:
@@ -249,7 +272,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self._validate()
         task_file = self._task_file()
         task = task_file.task
-        prompt = task_file.prompt(self.template)
+        prompt = task_file.prompt(None if self.labels is not None else self.template)
         backend, args = self._training_arguments()
         from .defaults import preset_backend_options
         from .tuning import make_config
@@ -489,7 +512,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         spec = state.scoring
         task_file = _task_file_of(spec, state) if spec is not None else load_task(settings["task"])
         known = set(cls().get_params(deep=False))
-        clf = cls(task_file, base, **{k: v for k, v in params.items() if k in known})
+        # A classifier made from labels= rebuilds its task from them when refitted (the same text the
+        # state carries); one made from a task file keeps the state's copy of it.
+        task_arg = None if params.get("labels") is not None else task_file
+        clf = cls(task_arg, base, **{k: v for k, v in params.items() if k in known})
         clf.base_, clf.prompt_model_, clf.task_ = base, scorer, task
         clf.state_ = state if state.tuning is not None else None
         clf.training_ = settings.get("training")

@@ -270,3 +270,32 @@ def test_a_failed_fit_leaves_the_shared_base_as_it_was(bert_dir):
     base = shared_base(str(bert_dir)).model
     assert not hasattr(base, "lmbff_tuning") and not any("lora_" in n for n, _ in base.named_parameters())
     assert np.array_equal(other.predict_proba(texts), before)
+
+
+def test_few_shot_without_a_yaml_file(bert_dir, tmp_path):
+    """Issue 36: the constructor twin of zero_shot, fitted like any classifier (it was found only in a
+    docstring, as PromptClassifier(PromptClassifier.zero_shot(...).task))."""
+    from sklearn.base import clone
+
+    texts = ["the card has not come", "where is my new card", "link my card", "connect the card to my app"]
+    intents = ["card_arrival", "card_arrival", "card_linking", "card_linking"]
+    clf = PromptClassifier(
+        model=str(bert_dir),
+        labels=["card_arrival", "card_linking"],
+        template="{{ text }} Topic: {{ mask }}.",
+        label_words={"card_arrival": "arrival", "card_linking": "linking"},
+        backend="ln",
+        **TINY,
+    )
+    clf.fit(texts, intents)
+    assert clf.classes_.tolist() == ["card_arrival", "card_linking"] and clf.task_.name == "few-shot"
+    probabilities = clf.predict_proba(texts)
+    assert clone(clf).get_params()["labels"] == ["card_arrival", "card_linking"]
+    clf.save(tmp_path / "intents")
+    again = PromptClassifier.load(tmp_path / "intents")
+    assert np.array_equal(again.predict_proba(texts), probabilities)
+    assert again.get_params()["template"] == "{{ text }} Topic: {{ mask }}."
+    with pytest.raises(ValueError, match="not both"):
+        PromptClassifier("SST-2", str(bert_dir), labels=["a", "b"]).fit(texts, ["a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="label_words= goes with labels="):
+        PromptClassifier("SST-2", str(bert_dir), label_words=["a", "b"]).fit(texts, ["0", "1", "0", "1"])
