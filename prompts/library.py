@@ -717,6 +717,16 @@ def template_fields_in_order(template: Template) -> tuple[str, ...]:
     return tuple(sorted(template.fields, key=lambda name: (first(name), name)))
 
 
+def label_word_from_name(label: str) -> str:
+    """A label name as a label word: underscores as spaces, camelCase split and lower-cased
+    (``credit_limit_change`` and ``creditLimitChange`` -> ``credit limit change``); other names as
+    they are (``World``, ``Sci/Tech``)."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", label) if "_" not in label and " " not in label else label
+    if text != label:
+        text = text.lower()
+    return re.sub(r"[_\s]+", " ", text).strip() or label
+
+
 def task_file_from_labels(
     labels: list[str],
     template: str,
@@ -726,7 +736,7 @@ def task_file_from_labels(
     metric: str = "accuracy",
 ) -> TaskFile:
     """A task defined in code, without a YAML file: its fields are the template's variables (in order
-    of appearance), its label words default to the labels themselves.
+    of appearance), its label words default to the label names as words (:func:`label_word_from_name`).
 
     Raises:
         TaskFileError: no labels, repeated labels, a template without exactly one ``{{ mask }}`` or
@@ -750,7 +760,7 @@ def task_file_from_labels(
     if not fields:
         raise fail("template", "reads no field", 'e.g. "{{ text }} Topic: {{ mask }}."')
     if label_words is None:
-        words: dict[str, list[str]] = {label: [label] for label in names}
+        words: dict[str, list[str]] = {label: [label_word_from_name(label)] for label in names}
     elif isinstance(label_words, dict):
         words = {str(k): [v] if isinstance(v, str) else [str(w) for w in v] for k, v in label_words.items()}
     else:

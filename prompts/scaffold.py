@@ -48,18 +48,32 @@ templates:
 """
 
 
-def scaffold_from_labels(name: str, labels: Sequence[str], template: str, metric: str = "accuracy") -> str:
-    """A task file whose label words are the labels and whose fields are the template's (the YAML
-    twin of ``lmbff zero-shot --labels``). Raises TaskFileError or TemplateError as
+def scaffold_from_labels(
+    name: str,
+    labels: Sequence[str],
+    template: str,
+    metric: str = "accuracy",
+    label_words: Sequence[str] | None = None,
+) -> str:
+    """A task file whose fields are the template's and whose label words are ``label_words`` (in label
+    order), or the label names as words (``credit_limit_change`` -> ``credit limit change``): the YAML
+    twin of ``lmbff zero-shot --labels``. Raises TaskFileError or TemplateError as
     :func:`prompts.library.task_file_from_labels` does."""
     from .library import task_file_from_labels
 
-    task_file = task_file_from_labels(list(labels), template, name=name, metric=metric)
+    task_file = task_file_from_labels(
+        list(labels),
+        template,
+        list(label_words) if label_words is not None else None,
+        name=name,
+        metric=metric,
+    )
     fields = list(task_file.task.fields)
     text = scaffold_task_file(name, fields, list(task_file.task.labels), metric)
     q = json.dumps
     default_slots = q(" ".join("{{ " + f + " }}" for f in fields) + " It was {{ mask }}.")
     text = text.replace(f"text: {default_slots}", f"text: {q(template)}", 1)
+    words = task_file.prompt().label_words
     for label in task_file.task.labels:
-        text = text.replace(f"{q(label)}: {q(label.lower())}", f"{q(label)}: {q(label)}", 1)
+        text = text.replace(f"{q(label)}: {q(label.lower())}", f"{q(label)}: {q(words[label][0])}", 1)
     return text

@@ -195,6 +195,24 @@ def test_templates_new_writes_a_file_that_task_then_finds(tmp_path, monkeypatch,
     }
     assert news.prompt().template.text == "{{ text }} Topic: {{ mask }}."
     assert main(["templates", "new", "--task", "x", "--from-labels", "a,b", "--labels", "a,b"]) == 2
+    # Issue 36: words derived from the names (and said), or given with --label-words.
+    capsys.readouterr()
+    command = ["templates", "new", "--task", "intents", "--from-labels", "card_arrival,creditLimitChange"]
+    assert main(command) == 0
+    assert "label words (from the label names): card_arrival: card arrival" in capsys.readouterr().out
+    assert load_task("intents").prompt().label_words == {
+        "card_arrival": ["card arrival"],
+        "creditLimitChange": ["credit limit change"],
+    }
+    command = ["templates", "new", "--task", "intents2", "--from-labels", "card_arrival,card_linking"]
+    assert main([*command, "--label-words", "arrival,linking"]) == 0
+    assert load_task("intents2").prompt().label_words == {
+        "card_arrival": ["arrival"],
+        "card_linking": ["linking"],
+    }
+    command[3] = "intents3"
+    assert main([*command, "--label-words", "arrival"]) == 2  # one word for two labels
+    assert "1 label words for 2 labels" in capsys.readouterr().out
 
 
 def test_train_prints_its_plan_and_presets_set_the_recipe(capsys):

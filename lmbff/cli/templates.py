@@ -57,8 +57,13 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--from-labels",
         default=None,
-        help="comma-separated labels that are their own label words (as zero-shot --labels); the fields "
-        "come from --template",
+        help="comma-separated labels (as zero-shot --labels); the fields come from --template, the label "
+        "words from --label-words or the label names (credit_limit_change -> credit limit change)",
+    )
+    p.add_argument(
+        "--label-words",
+        default=None,
+        help="with --from-labels: comma-separated label words in label order (default: from the names)",
     )
     p.add_argument(
         "--template",
@@ -223,6 +228,7 @@ def cmd_preview(args) -> int:
 
 
 def cmd_new(args) -> int:
+    from prompts.library import parse_task_text
     from prompts.scaffold import scaffold_from_labels, scaffold_task_file
 
     out = Path(args.out or Path("templates") / f"{args.task}.yaml")
@@ -233,17 +239,22 @@ def cmd_new(args) -> int:
             raise ValueError(
                 "--from-labels takes the labels and the fields (from --template): drop --fields/--labels"
             )
+        labels = _comma_list(args.from_labels)
+        words = _comma_list(args.label_words) if args.label_words else None
         text = scaffold_from_labels(
-            args.task,
-            _comma_list(args.from_labels),
-            args.template or "{{ text }} It was {{ mask }}.",
-            args.metric,
+            args.task, labels, args.template or "{{ text }} It was {{ mask }}.", args.metric, words
         )
+        parsed, errors = parse_task_text(text, str(out))
+        if errors:
+            raise errors[0]
+        chosen = parsed.prompt().label_words
+        how = "as given" if words else "from the label names"
+        console.print(f"label words ({how}): " + ", ".join(f"{k}: {v[0]}" for k, v in chosen.items()))
     else:
         if not (args.fields and args.labels):
             raise ValueError("give --fields and --labels, or --from-labels (with --template)")
-        if args.template:
-            raise ValueError("--template goes with --from-labels")
+        if args.template or args.label_words:
+            raise ValueError("--template and --label-words go with --from-labels")
         text = scaffold_task_file(args.task, _comma_list(args.fields), _comma_list(args.labels), args.metric)
     from ..files import atomic_write_text
 
