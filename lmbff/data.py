@@ -385,11 +385,42 @@ def find_split(data_dir: str | os.PathLike, split: str) -> Path:
 
 
 def load_split(
-    data_dir: str | os.PathLike, split: str, task: Task, *, skip_bad: bool = False, require_label: bool = True
+    data_dir: str | os.PathLike,
+    split: str,
+    task: Task,
+    *,
+    skip_bad: bool = False,
+    require_label: bool = True,
+    columns: Mapping[str, str] | None = None,
 ) -> ReadReport:
-    """Read one split of a data folder (see :func:`find_split`)."""
+    """Read one split of a data folder (see :func:`find_split`); ``columns`` renames file columns to
+    the task's fields and ``label`` (:func:`column_mapping`)."""
     path = find_split(data_dir, split)
-    return read_examples(path, task, skip_bad=skip_bad, require_label=require_label, split=split)
+    return read_examples(
+        path, task, skip_bad=skip_bad, require_label=require_label, split=split, columns=columns
+    )
+
+
+def column_mapping(
+    fields: tuple[str, ...] | list[str],
+    text_columns: list[str] | None = None,
+    label_column: str = LABEL_COLUMN,
+) -> dict[str, str]:
+    """File column -> task field (or ``label``): ``text_columns`` name the columns of the task's fields
+    in order (none: the columns are named after the fields), ``label_column`` the gold labels'.
+
+    Raises:
+        ValueError: as many text columns as the task has fields are needed.
+    """
+    columns = {label_column: LABEL_COLUMN} if label_column != LABEL_COLUMN else {}
+    if text_columns:
+        if len(text_columns) != len(fields):
+            raise ValueError(
+                f"{len(text_columns)} text column(s) {list(text_columns)} for the task's {len(fields)} "
+                f"field(s) {list(fields)}; name one column per field, in order"
+            )
+        columns.update(dict(zip(text_columns, fields, strict=True)))
+    return columns
 
 
 def row_error(example: Example, message: str) -> DataError:

@@ -73,13 +73,13 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
     if not processes.is_main_process:
         return {}
     task = load_task(config.task).task
-    test = load_split(config.data_dir, config.test_split, task).examples
+    test = load_split(config.data_dir, config.test_split, task, columns=config.columns).examples
     log_scores = _averaged_log_scores(out, config.template_ensemble, PREDICTIONS, task)
     result = score_examples(task, test, log_scores, f"ensemble of {len(members)} templates")
     dev_scores = _averaged_log_scores(out, config.template_ensemble, DEV_PREDICTIONS, task)
     dev_result = None
-    if dev_scores is not None:  # members from before runs wrote their dev predictions have none
-        dev = load_split(config.data_dir, "dev", task).examples
+    if dev_scores is not None and config.dev_split:  # members from before runs wrote dev predictions: none
+        dev = load_split(config.data_dir, config.dev_split, task, columns=config.columns).examples
         dev_result = score_examples(task, dev, dev_scores, f"ensemble of {len(members)} templates (dev)")
     metrics = {
         "task": task.name,
@@ -97,7 +97,7 @@ def run_ensemble(config, *, resume: bool = False, progress: bool = True) -> dict
         **(
             {
                 "dev": dev_result.metrics,
-                "members_dev": {m["template"]: m["dev"][task.metric] for m in members},
+                "members_dev": {m["template"]: (m.get("dev") or {}).get(task.metric) for m in members},
             }
             if dev_result is not None
             else {}

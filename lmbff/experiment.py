@@ -54,6 +54,12 @@ class ExperimentConfig:
     training: TrainingArguments = field(default_factory=TrainingArguments)
     demonstrations: DemonstrationConfig = field(default_factory=DemonstrationConfig)
     test_split: str = "test"
+    # The training and dev splits: names in data_dir, or files (``train --data-file/--dev-file``);
+    # no dev split (None): nothing to choose a checkpoint on, so the last step is kept.
+    train_split: str = "train"
+    dev_split: str | None = "dev"
+    # A data file's column -> the task's field or "label" (--text-column, --text-b-column, --label-column)
+    columns: dict[str, str] = field(default_factory=dict)
     template_ensemble: list[str] = field(default_factory=list)  # template names; one run each, averaged
     skip_bad: bool = False  # skip malformed rows of train, dev and test (and say how many)
     precision: str = DEFAULT_PRECISION  # the weights' precision: fp32, bf16 or auto (lmbff.precision)
@@ -158,7 +164,8 @@ def run_experiment(
     # model loads: a failed start leaves nothing behind that blocks the corrected rerun.
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
-    train, dev, test = (_read_split(config, split, task) for split in ("train", "dev", config.test_split))
+    train, test = (_read_split(config, split, task) for split in (config.train_split, config.test_split))
+    dev = _read_split(config, config.dev_split, task) if config.dev_split else []
     if config.method != "finetune":  # rows the template cannot render: named, or skipped with skip_bad
         train, dev, test = (_renderable(config, rows, prompt.template) for rows in (train, dev, test))
     if config.method != "zero-shot":
@@ -207,22 +214,25 @@ def run_experiment(
     if config.method == "zero-shot":  # raw and calibrated (Zhao et al. 2021), from one scoring pass
         content_free = scorer.calibrate()
         scorer.calibration = None
-    dev_scores = scorer.predict_log_scores(dev, demonstrations=demos, seed=seed)
+    dev_scores = scorer.predict_log_scores(dev, demonstrations=demos, seed=seed) if dev else None
     test_scores = scorer.predict_log_scores(
         test, demonstrations=demos, seed=seed, progress=progress and "test"
     )
     name = config.method if config.method != "prompt" else "prompt-based fine-tuning"
     test_result = score_examples(task, test, test_scores, name)
-    dev_result = score_examples(task, dev, dev_scores, f"{name} (dev)")
+    dev_result = score_examples(task, dev, dev_scores, f"{name} (dev)") if dev else None
     calibrated_test = calibrated_results = None
     if content_free is not None:
         calibrated_test = apply_calibration(test_scores, content_free)
         calibrated_results = [
             score_examples(task, test, calibrated_test, f"{name} + calibration"),
-            score_examples(
-                task, dev, apply_calibration(dev_scores, content_free), f"{name} + calibration (dev)"
-            ),
         ]
+        if dev:
+            calibrated_results.append(
+                score_examples(
+                    task, dev, apply_calibration(dev_scores, content_free), f"{name} + calibration (dev)"
+                )
+            )
     metrics = {
         "task": task.name,
         "method": config.method,
@@ -234,7 +244,7 @@ def run_experiment(
         "seed": seed,
         "metric": task.metric,
         "test": test_result.metrics,
-        "dev": dev_result.metrics,
+        "dev": dev_result.metrics if dev_result else {},
         "per_class": test_result.per_class,
         "best_step": result.best_step if result else 0,
         "history": result.history if result else [],
@@ -252,7 +262,8 @@ def run_experiment(
         metrics["resumed_at_step"] = result.resumed_at_step
     if calibrated_results is not None:
         metrics["test_calibrated"] = calibrated_results[0].metrics
-        metrics["dev_calibrated"] = calibrated_results[1].metrics
+        if len(calibrated_results) > 1:
+            metrics["dev_calibrated"] = calibrated_results[1].metrics
         metrics["content_free_probabilities"] = [float(p) for p in content_free]
     if not main_process:
         return metrics
@@ -267,7 +278,7 @@ def run_experiment(
             base=base,
         )
         metrics["state_bytes"] = (out / "state" / "trained.safetensors").stat().st_size
-    shown = [test_result, dev_result] + (calibrated_results or [])
+    shown = [test_result, *([dev_result] if dev_result else []), *(calibrated_results or [])]
     records = prediction_records(
         task,
         test,
@@ -283,7 +294,7 @@ def run_experiment(
         out,
         markdown=markdown,
         records=records,
-        dev_records=prediction_records(task, dev, dev_scores, dev_result.predictions),
+        dev_records=prediction_records(task, dev, dev_scores, dev_result.predictions) if dev_result else None,
     )
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
     return metrics
@@ -344,7 +355,7 @@ def _renderable(config: ExperimentConfig, examples: list, template) -> list:
 
 
 def _read_split(config: ExperimentConfig, split: str, task) -> list:
-    report = load_split(config.data_dir, split, task, skip_bad=config.skip_bad)
+    report = load_split(config.data_dir, split, task, skip_bad=config.skip_bad, columns=config.columns)
     for note in report.notes():
         print(note)
     return report.examples

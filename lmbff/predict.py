@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import check_precision
-from .data import load_split
+from .data import column_mapping, load_split
 from .demonstrations import Demonstrations
 from .distributed import is_main_process
 from .evaluate import results_markdown, score_examples
@@ -32,6 +32,8 @@ def predict_with_states(
     model: str | None = None,
     precision: str | None = None,
     progress: bool = True,
+    text_columns: list[str] | None = None,
+    label_column: str = "label",
 ) -> list[dict]:
     """Score ``split`` of each state's task (from ``data_dir``, default: the state's own data) and write
     ``<out>/<name>/`` the files of every scoring run (:class:`lmbff.results.RunResult`: metrics.json,
@@ -40,7 +42,8 @@ def predict_with_states(
     Each state scores with what it carries (task, template, label words, mode, limits, calibration,
     demonstrations); no task file is read, so this works from any directory. ``precision`` (fp32,
     bf16, auto) overrides the one each state was scored in, which is the default: a state's scores are
-    then its run's, bit for bit.
+    then its run's, bit for bit. ``text_columns`` (one per field of each state's task, in order) and
+    ``label_column`` name the data's own columns (:func:`lmbff.data.column_mapping`).
 
     Raises:
         StateError: a state that does not fit its base model, or cannot be scored on its own.
@@ -64,7 +67,8 @@ def predict_with_states(
         scorer = state.prompt_model(base)
         task = scorer.task
         source = data_dir or _own_data(state)
-        examples = load_split(source, split, task, require_label=False).examples
+        columns = column_mapping(task.fields, text_columns, label_column)
+        examples = load_split(source, split, task, require_label=False, columns=columns).examples
         demos = state.scoring.demonstration_pool() if state.scoring is not None else None
         if demos is None and state.experiment.get("method") == "prompt-demos":  # a 0.1 state
             demos = Demonstrations(

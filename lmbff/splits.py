@@ -76,20 +76,27 @@ def make_splits(
     test_split: str = "test",
     skip_bad: bool = False,
     overwrite: bool = False,
+    train_file: str | os.PathLike | None = None,
+    test_file: str | os.PathLike | None = None,
+    columns: dict[str, str] | None = None,
 ) -> list[SplitFiles]:
     """Write LM-BFF k-shot splits of a data folder's train file (TSV, CSV or JSONL, kept in its format).
 
     Rows are validated first (a malformed row is an error naming file and line, or skipped with
     ``skip_bad``); the written rows are the file's own lines, byte for byte.
 
+    ``train_file`` and ``test_file`` name the files instead of ``data_dir``'s train and test splits;
+    ``columns`` renames the file's columns to the task's fields and label when reading them (the
+    written rows keep the file's own columns: read the splits with the same ``columns``).
+
     Raises:
         FileExistsError: ``out_dir`` holds split files whose content would change (LM-BFF's official
             splits, hand-edited ones), unless ``overwrite``; nothing is written then.
     """
-    train_path = find_split(data_dir, "train")
+    train_path = Path(train_file) if train_file is not None else find_split(data_dir, "train")
     if train_path.is_dir():
         raise ValueError(f"{train_path}: splits are made from a train file (TSV, CSV or JSONL), not a folder")
-    report = read_examples(train_path, task, skip_bad=skip_bad)
+    report = read_examples(train_path, task, skip_bad=skip_bad, columns=columns)
     raw = [line.decode("utf-8") for line in raw_lines(train_path)]  # the readers' own line numbering
     header = raw[0] if train_path.suffix in (".tsv", ".csv") else ""
     if train_path.suffix == ".csv" and len(raw) - 1 != len(report.examples) + len(report.skipped):
@@ -104,7 +111,13 @@ def make_splits(
     rows = [r if r.endswith("\n") else r + "\n" for r in rows]
     labels = [str(e.label) for e in examples]
     try:
-        test_path: Path | None = find_split(data_dir, test_split)
+        test_path: Path | None = (
+            Path(test_file)
+            if test_file is not None
+            else find_split(data_dir, test_split)
+            if data_dir is not None
+            else None
+        )
     except FileNotFoundError:
         test_path = None
     out = Path(out_dir)
@@ -120,7 +133,7 @@ def make_splits(
         }
         if test_bytes is not None:
             files[folder / f"test{test_path.suffix}"] = test_bytes
-        manifest = {
+        manifest: dict = {
             "task": task.name,
             "k": k,
             "seed": seed,
@@ -135,6 +148,8 @@ def make_splits(
                 for path, data in files.items()
             },
         }
+        if columns:  # (only when given: a split made without renaming keeps its manifest byte for byte)
+            manifest["columns"] = dict(columns)
         files[folder / "manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(
             "utf-8"
         )

@@ -328,3 +328,44 @@ def test_a_resumed_run_counts_the_training_before_its_checkpoint(split, bert_dir
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_at_step"] == 2 and len(metrics["history"]) == 4
     assert metrics["train_seconds"] > before["seconds"] and metrics["cpu_seconds"] > before["cpu_seconds"]
+
+
+def test_a_data_file_with_its_own_column_names_splits_trains_predicts_and_runs(bert_dir, tmp_path, capsys):
+    """Issue 36: split, train, predict and run read one file with its own column names, as zero-shot
+    does (a user had renamed the columns by hand)."""
+    import csv
+
+    rows = [line.rstrip("\n").split("\t") for line in (DEMO_DATA / "train.tsv").read_text().splitlines()[1:]]
+    every, test = tmp_path / "reviews.csv", tmp_path / "held_out.csv"
+    for path, chosen in ((every, rows), (test, rows[:10])):
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sentiment", "review"])  # other names, other order
+            writer.writerows([[label, text] for text, label in chosen])
+    own = f"--text-column review --label-column sentiment --task {REVIEWS}"
+    assert (
+        lmbff(f"split {own} --data-file {every} --test-file {test} --k 4 --seeds 13 --out {tmp_path / 's'}")
+        == 0
+    )
+    folder = tmp_path / "s" / "4-13"
+    assert (folder / "train.csv").read_text().startswith("sentiment,review")  # the file's own rows
+    assert json.loads((folder / "manifest.json").read_text())["columns"] == {
+        "sentiment": "label",
+        "review": "text_a",
+    }
+    assert lmbff(f"train {own} --data-dir {folder} --model {bert_dir} --out {tmp_path / 'a'} {FAST}") == 0
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["dev"]  # chosen on the split's dev
+    command = f"train {own} --data-file {folder / 'train.csv'} --test-file {test} --model {bert_dir}"
+    assert lmbff(f"{command} --out {tmp_path / 'b'} {FAST}") == 0
+    assert "no --dev-file" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["dev"] == {} and metrics["best_step"] == 4  # nothing to choose on: the last step
+    predict = f"predict --state {tmp_path / 'a' / 'state'} --data-file {test} --text-column review"
+    assert lmbff(f"{predict} --label-column sentiment --out {tmp_path / 'p'}") == 0
+    assert len((tmp_path / "p" / "a" / "predictions.jsonl").read_text().splitlines()) == 10
+    run = f"run {own} --data-file {every} --test-file {test} --model {bert_dir} --k 4 --seeds 13"
+    assert lmbff(f"{run} --out {tmp_path / 'r'} {FAST}") == 0
+    assert find_metrics([tmp_path / "r"])
+    assert lmbff(f"train {own} --data-file {every} --model {bert_dir} --out {tmp_path / 'c'}") == 2
+    assert "give --test-file" in capsys.readouterr().out
+    assert lmbff(f"train {own} --data-dir {folder} --data-file {every} --out {tmp_path / 'd'}") == 2

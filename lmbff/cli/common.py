@@ -114,6 +114,38 @@ def _add_precision_arg(p: argparse.ArgumentParser, default: str | None) -> None:
     )
 
 
+def _add_column_args(p: argparse.ArgumentParser) -> None:
+    """--text-column, --text-b-column, --label-column: a data file's own column names (no renaming)."""
+    p.add_argument(
+        "--text-column",
+        type=_comma_list,
+        default=None,
+        help="the column(s) holding the text, one per task field in order (default: the field names)",
+    )
+    p.add_argument(
+        "--text-b-column",
+        default=None,
+        help="the column of the second text (pair tasks), with --text-column naming the first",
+    )
+    p.add_argument(
+        "--label-column",
+        default="label",
+        help="the column of gold labels (default: label); with it, metrics are reported",
+    )
+
+
+def _columns(args, fields) -> dict[str, str]:
+    """File column -> field (or label) from --text-column, --text-b-column and --label-column."""
+    from ..data import column_mapping
+
+    text = list(args.text_column or [])
+    if args.text_b_column:
+        if len(text) != 1:
+            raise ValueError("--text-b-column goes with one --text-column, the first field's")
+        text.append(args.text_b_column)
+    return column_mapping(tuple(fields), text or None, args.label_column)
+
+
 def _add_task_args(
     p: argparse.ArgumentParser, data_required: bool = True, task_required: bool = True
 ) -> None:

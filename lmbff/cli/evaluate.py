@@ -11,12 +11,13 @@ from rich.table import Table
 from prompts.library import TaskFile, load_task
 
 from .common import (
+    _add_column_args,
     _add_model_args,
     _add_precision_arg,
     _add_task_args,
+    _columns,
     _comma_list,
     _print_results,
-    _read,
     _seeds,
     console,
     positive_int,
@@ -42,22 +43,13 @@ def add_parsers(sub) -> None:
         "--label-words",
         type=_comma_list,
         default=None,
-        help="with --labels: one word per label, in the same order (default: the labels themselves)",
+        help="with --labels: one word per label, in the same order (default: the label names as words, "
+        "credit_limit_change -> credit limit change)",
     )
     p.add_argument(
         "--data-file", default=None, help="one data file (.csv, .tsv, .jsonl) instead of --data-dir"
     )
-    p.add_argument(
-        "--text-column",
-        type=_comma_list,
-        default=None,
-        help="the column(s) holding the text, one per template field in order (default: the field names)",
-    )
-    p.add_argument(
-        "--label-column",
-        default="label",
-        help="the column of gold labels, when the file has one (then metrics are reported)",
-    )
+    _add_column_args(p)
     p.add_argument("--split", default="test", help="split name or file in --data-dir (default: test)")
     p.add_argument("--out", default=None, help="output folder (default: runs/zero-shot/<task>)")
     p.add_argument(
@@ -77,6 +69,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--state", action="append", required=True, help="a run's state/ folder; repeat for more")
     p.add_argument("--data-dir", default=None, help="data to score (default: each state's own k-shot folder)")
+    p.add_argument(
+        "--data-file", default=None, help="one file to score (.csv, .tsv, .jsonl) instead of --data-dir"
+    )
+    _add_column_args(p)
     p.add_argument("--split", default="test")
     p.add_argument("--model", default=None, help="base model (default: the one each state was trained on)")
     _add_precision_arg(p, None)
@@ -91,7 +87,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("split", help="write LM-BFF k-shot splits (K per class for train and dev, per seed)")
-    _add_task_args(p)
+    _add_task_args(p, data_required=False)
+    p.add_argument(
+        "--data-file", default=None, help="one file of labelled rows instead of --data-dir's train"
+    )
+    p.add_argument("--test-file", default=None, help="with --data-file: a test file copied into each split")
+    _add_column_args(p)
     p.add_argument("--k", type=positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument("--out", required=True, help="output folder; gets <k>-<seed>/ per seed")
@@ -130,24 +131,21 @@ def _zero_shot_task(args) -> TaskFile:
 
 
 def _zero_shot_examples(args, task_file: TaskFile) -> list:
-    from ..data import read_examples
+    from ..data import load_split, read_examples
 
     task = task_file.task
+    columns = _columns(args, task.fields)
     if args.data_file:
-        columns = {args.label_column: "label"} if args.label_column != "label" else {}
-        if args.text_column:
-            if len(args.text_column) != len(task.fields):
-                raise ValueError(
-                    f"--text-column names {len(args.text_column)} column(s); the template reads "
-                    f"{len(task.fields)} field(s) {list(task.fields)}"
-                )
-            columns.update(dict(zip(args.text_column, task.fields, strict=True)))
         return say_notes(
             read_examples(args.data_file, task, skip_bad=args.skip_bad, require_label=False, columns=columns)
         )
     if not args.data_dir:
         raise ValueError("give --data-dir (a folder with the split) or --data-file (one file)")
-    return _read(Path(args.data_dir), args.split, task_file, args.skip_bad, require_label=False)
+    return say_notes(
+        load_split(
+            args.data_dir, args.split, task, skip_bad=args.skip_bad, require_label=False, columns=columns
+        )
+    )
 
 
 def cmd_zero_shot(args) -> int:
@@ -216,11 +214,18 @@ def _print_label_counts(task, run) -> None:
 def cmd_predict(args) -> int:
     from ..predict import predict_with_states
 
+    if args.data_dir and args.data_file:
+        raise ValueError("give --data-dir or --data-file, not both")
+    text = list(args.text_column or []) + ([args.text_b_column] if args.text_b_column else [])
+    if args.text_b_column and len(text) != 2:
+        raise ValueError("--text-b-column goes with one --text-column, the first field's")
     summaries = predict_with_states(
         args.state,
         args.out,
-        data_dir=args.data_dir,
-        split=args.split,
+        data_dir=str(Path(args.data_file).parent) if args.data_file else args.data_dir,
+        split=args.data_file or args.split,
+        text_columns=text or None,
+        label_column=args.label_column,
         model=args.model,
         precision=args.precision,
     )
@@ -274,6 +279,12 @@ def cmd_split(args) -> int:
     from ..splits import make_splits
 
     task_file = load_task(args.task)
+    if bool(args.data_dir) == bool(args.data_file):
+        raise ValueError(
+            "give --data-dir (a folder with a train file) or --data-file (one file), one of them"
+        )
+    if args.test_file and not args.data_file:
+        raise ValueError("--test-file goes with --data-file (a --data-dir's own test file is copied)")
     written = make_splits(
         task_file.task,
         args.data_dir,
@@ -282,6 +293,9 @@ def cmd_split(args) -> int:
         seeds=args.seeds,
         skip_bad=args.skip_bad,
         overwrite=args.overwrite,
+        train_file=args.data_file,
+        test_file=args.test_file,
+        columns=_columns(args, task_file.task.fields),
     )
     for split in written:
         console.print(

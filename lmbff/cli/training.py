@@ -13,9 +13,11 @@ from rich.table import Table
 from prompts.library import load_task
 
 from .common import (
+    _add_column_args,
     _add_dataclass_args,
     _add_model_args,
     _add_task_args,
+    _columns,
     _comma_list,
     _seeds,
     console,
@@ -26,7 +28,19 @@ from .common import (
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="tune on a k-shot split's train, select on dev, score test")
-    _add_task_args(p)
+    _add_task_args(p, data_required=False)
+    p.add_argument(
+        "--data-file",
+        default=None,
+        help="the training rows, one file (.csv, .tsv, .jsonl), instead of --data-dir",
+    )
+    p.add_argument(
+        "--dev-file",
+        default=None,
+        help="with --data-file: rows to choose the checkpoint on (without: the last step is kept)",
+    )
+    p.add_argument("--test-file", default=None, help="with --data-file: the rows scored at the end")
+    _add_column_args(p)
     _add_model_args(p)
     _add_experiment_args(p)
     p.add_argument("--method", choices=["prompt", "prompt-demos", "finetune", "zero-shot"], default="prompt")
@@ -37,7 +51,14 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "run", help="LM-BFF's protocol: splits per seed, one run per seed and method, a report"
     )
-    _add_task_args(p)
+    _add_task_args(p, data_required=False)
+    p.add_argument(
+        "--data-file",
+        default=None,
+        help="one file of labelled rows to draw the k-shot splits from, instead of --data-dir's train",
+    )
+    p.add_argument("--test-file", default=None, help="with --data-file: the rows every run is scored on")
+    _add_column_args(p)
     _add_model_args(p)
     _add_experiment_args(p)
     p.add_argument("--k", type=positive_int, default=16)
@@ -142,6 +163,8 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
     return ExperimentConfig(
         task=args.task,
         data_dir=str(data_dir),
+        columns=_columns(args, load_task(args.task).task.fields),
+        test_split=args.test_split,
         out=str(out),
         method=method,
         model=args.model,
@@ -157,7 +180,6 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         max_length=args.max_length,
         training=training,
         demonstrations=demos,
-        test_split=args.test_split,
         skip_bad=args.skip_bad,
         precision=args.precision,
         template_ensemble=(
@@ -174,11 +196,32 @@ def _print_plan(configs: list, preset: str) -> None:
         console.print(plan_text(configs, preset), soft_wrap=True)
 
 
+def _one_data_source(args, files: tuple[str, ...]) -> None:
+    """--data-dir or --data-file, not both; the other file options only with --data-file."""
+    if bool(args.data_dir) == bool(args.data_file):
+        raise ValueError("give --data-dir (a folder of splits) or --data-file (one file), one of them")
+    given = [f"--{name.replace('_', '-')}" for name in files if getattr(args, name)]
+    if given and not args.data_file:
+        raise ValueError(f"{', '.join(given)} go(es) with --data-file")
+    if args.data_file and not args.test_file:
+        raise ValueError("with --data-file, give --test-file: the rows the run is scored on")
+
+
 def cmd_train(args) -> int:
     from ..runs import run
 
+    _one_data_source(args, ("dev_file", "test_file"))
     method = "prompt-demos" if args.demonstrations else args.method
-    config = _experiment_config(args, method, args.data_dir, args.out)
+    data_dir = args.data_dir or str(Path(args.data_file).parent)
+    if args.data_file and not args.dev_file:
+        console.print("no --dev-file: nothing to choose a checkpoint on, so the last step is kept")
+    config = _experiment_config(args, method, data_dir, args.out)
+    if args.data_file:  # the splits are files, read as given
+        config.train_split, config.dev_split, config.test_split = (
+            args.data_file,
+            args.dev_file,
+            args.test_file,
+        )
     _print_plan([config], args.preset)
     if args.resume:
         from ..experiment import resume_note
@@ -205,7 +248,7 @@ def _print_metrics(runs: list[dict]) -> None:
             str(m["seed"]),
             m["metric"],
             f"{m['test'][m['metric']]:.4f}",
-            f"{m['dev'][m['metric']]:.4f}" if "dev" in m else "",
+            f"{m['dev'][m['metric']]:.4f}" if m.get("dev") else "",
             str(m.get("best_step", "")),
             f"{m['seconds']:.0f}",
         )
@@ -218,21 +261,32 @@ def cmd_run(args) -> int:
     from ..runs import run
     from ..splits import make_splits, split_folder
 
+    _one_data_source(args, ("test_file",))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     task_file = load_task(args.task)
-    data_dir, out = Path(args.data_dir), Path(args.out)
+    data_dir, out = Path(args.data_dir or Path(args.data_file).parent), Path(args.out)
     runs = []
     _print_plan(
         [_experiment_config(args, m, str(data_dir), "", s) for s in args.seeds for m in methods], args.preset
     )
     for seed in args.seeds:
         try:  # LM-BFF's own k-shot/<k>-<seed>/ folders, or folders made by `lmbff split`
+            if args.data_file:
+                raise FileNotFoundError  # splits are drawn from the file
             folder = split_folder(data_dir, args.k, seed)
         except FileNotFoundError:
             folder = out / "splits" / f"{args.k}-{seed}"
             if not (folder / "manifest.json").exists():
                 make_splits(
-                    task_file.task, data_dir, out / "splits", k=args.k, seeds=[seed], skip_bad=args.skip_bad
+                    task_file.task,
+                    None if args.data_file else data_dir,
+                    out / "splits",
+                    k=args.k,
+                    seeds=[seed],
+                    skip_bad=args.skip_bad,
+                    train_file=args.data_file,
+                    test_file=args.test_file,
+                    columns=_columns(args, task_file.task.fields),
                 )
         for method in methods:
             console.print(
