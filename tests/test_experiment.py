@@ -369,3 +369,32 @@ def test_a_data_file_with_its_own_column_names_splits_trains_predicts_and_runs(b
     assert lmbff(f"train {own} --data-file {every} --model {bert_dir} --out {tmp_path / 'c'}") == 2
     assert "give --test-file" in capsys.readouterr().out
     assert lmbff(f"train {own} --data-dir {folder} --data-file {every} --out {tmp_path / 'd'}") == 2
+
+
+def test_few_shot_on_the_command_line_without_a_yaml_file(bert_dir, tmp_path):
+    """Issue 36: --labels, --label-words and --template on train and run, as zero-shot takes them."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rows = (DEMO_DATA / "train.tsv").read_text().splitlines()
+    body = "\n".join(["review\tsentiment", *rows[1:]]) + "\n"
+    for name in ("train", "dev", "test"):
+        (folder / f"{name}.tsv").write_text(body)
+    labels = "--labels negative,positive --label-words terrible,great"
+    labels += " --text-column review --label-column sentiment"
+    template = ["--template", "{{ text }} It was {{ mask }}."]
+    out = tmp_path / "run"
+    command = f"train {labels} --data-dir {folder} --model {bert_dir} --out {out} {FAST}".split()
+    assert main(command[:1] + template + command[1:]) == 0
+    task = (out / "task.yaml").read_text()
+    assert "terrible" in task and "{{ text }} It was {{ mask }}." in task
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "few-shot" and metrics["test"]["accuracy"] >= 0
+    # The state carries the task: predict needs no task file.
+    assert main(["predict", "--state", str(out / "state"), "--data-dir", str(folder), "--text-column",
+                 "review", "--label-column", "sentiment", "--out", str(tmp_path / "p")]) == 0  # fmt: skip
+    # Another task into a folder that holds a run is refused; --task and --labels together too.
+    other = f"train --labels a,b --data-dir {folder} --model {bert_dir} --out {out} {FAST}".split()
+    assert main(other) == 2
+    assert (
+        main(f"train --labels a,b --task {REVIEWS} --data-dir {folder} --out {tmp_path / 'x'}".split()) == 2
+    )

@@ -161,7 +161,11 @@ def _add_task_args(
         default=None,
         help="folder with train/dev/test files (.tsv, .csv, .jsonl) or datasets folders",
     )
-    p.add_argument("--template", default=None, help="template name in the task file (default: its default)")
+    p.add_argument(
+        "--template",
+        default=None,
+        help="template name in the task file (default: its default); with --labels, the template text",
+    )
     p.add_argument("--skip-bad", action="store_true", help="skip malformed rows (and report how many)")
 
 

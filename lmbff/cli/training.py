@@ -28,7 +28,8 @@ from .common import (
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="tune on a k-shot split's train, select on dev, score test")
-    _add_task_args(p, data_required=False)
+    _add_task_args(p, data_required=False, task_required=False)
+    _add_labels_args(p)
     p.add_argument(
         "--data-file",
         default=None,
@@ -51,7 +52,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "run", help="LM-BFF's protocol: splits per seed, one run per seed and method, a report"
     )
-    _add_task_args(p, data_required=False)
+    _add_task_args(p, data_required=False, task_required=False)
+    _add_labels_args(p)
     p.add_argument(
         "--data-file",
         default=None,
@@ -68,6 +70,51 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output folder: <method>/seed-<seed>/ per run, report.md")
     p.set_defaults(handler=cmd_run)
+
+
+def _add_labels_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--labels",
+        type=_comma_list,
+        default=None,
+        help="a task without a YAML file: its labels (then --template is the template's text, default "
+        '"{{ text }} It was {{ mask }}."; the task is written to <out>/task.yaml)',
+    )
+    p.add_argument(
+        "--label-words",
+        type=_comma_list,
+        default=None,
+        help="with --labels: one word per label, in order (default: the label names as words)",
+    )
+
+
+def _task_from_labels(args, out: Path) -> None:
+    """--labels instead of --task: the task file made from --labels, --label-words and --template is
+    written to ``<out>/task.yaml`` and --task names it (a run records its task file's path)."""
+    from prompts.scaffold import scaffold_from_labels
+
+    from ..files import atomic_write_text
+
+    if not args.labels:
+        if args.label_words:
+            raise ValueError("--label-words goes with --labels; a task file has its own label words")
+        if not args.task:
+            raise ValueError("give --task (a task file), or --labels (and --template) for a task without one")
+        return
+    if args.task:
+        raise ValueError("give --task (a task file) or --labels (no task file), not both")
+    text = scaffold_from_labels(
+        "few-shot",
+        args.labels,
+        args.template or "{{ text }} It was {{ mask }}.",
+        "accuracy",
+        args.label_words,
+    )
+    path = out / "task.yaml"
+    if (out / "config.json").exists() and path.exists() and path.read_text(encoding="utf-8") != text:
+        raise FileExistsError(f"{out} holds a run of another task ({path}); choose another --out")
+    atomic_write_text(path, text)
+    args.task, args.template = str(path), None
 
 
 def _add_experiment_args(p: argparse.ArgumentParser) -> None:
@@ -211,6 +258,7 @@ def cmd_train(args) -> int:
     from ..runs import run
 
     _one_data_source(args, ("dev_file", "test_file"))
+    _task_from_labels(args, Path(args.out))
     method = "prompt-demos" if args.demonstrations else args.method
     data_dir = args.data_dir or str(Path(args.data_file).parent)
     if args.data_file and not args.dev_file:
@@ -262,6 +310,7 @@ def cmd_run(args) -> int:
     from ..splits import make_splits, split_folder
 
     _one_data_source(args, ("test_file",))
+    _task_from_labels(args, Path(args.out))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     task_file = load_task(args.task)
     data_dir, out = Path(args.data_dir or Path(args.data_file).parent), Path(args.out)
