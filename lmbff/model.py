@@ -327,7 +327,9 @@ class PromptModel(nn.Module):
         """Uncalibrated :meth:`class_log_scores` of a training batch, with gradients: on the shared
         prefix where :attr:`shares_prefix` allows (the text before the slot runs once per example and
         only the words' own tokens once per word), else one row per word (or per word length)."""
-        if self.shares_prefix:
+        # Not under a data-parallel wrapper: the shared prefix makes two forward passes a step, and
+        # DDP synchronises gradients for one forward pass per backward.
+        if self.shares_prefix and self.lm is self.base_lm:
             return self.shared_prefix_log_scores(encodings, calibrate=False)
         return self.class_log_scores(self.collate(encodings).to(self.device), calibrate=False)
 
