@@ -28,22 +28,7 @@ from .common import (
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="tune on a k-shot split's train, select on dev, score test")
-    _add_task_args(p, data_required=False, task_required=False)
-    _add_labels_args(p)
-    p.add_argument(
-        "--data-file",
-        default=None,
-        help="the training rows, one file (.csv, .tsv, .jsonl), instead of --data-dir",
-    )
-    p.add_argument(
-        "--dev-file",
-        default=None,
-        help="with --data-file: rows to choose the checkpoint on (without: the last step is kept)",
-    )
-    p.add_argument("--test-file", default=None, help="with --data-file: the rows scored at the end")
-    _add_column_args(p)
-    _add_model_args(p)
-    _add_experiment_args(p)
+    _add_inputs(p, "the training rows, one file (.csv, .tsv, .jsonl), instead of --data-dir", dev=True)
     p.add_argument("--method", choices=["prompt", "prompt-demos", "finetune", "zero-shot"], default="prompt")
     p.add_argument("--demonstrations", action="store_true", help="same as --method prompt-demos (LM-BFF)")
     p.add_argument("--out", required=True, help="output folder (metrics, results, state, config)")
@@ -52,17 +37,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "run", help="LM-BFF's protocol: splits per seed, one run per seed and method, a report"
     )
-    _add_task_args(p, data_required=False, task_required=False)
-    _add_labels_args(p)
-    p.add_argument(
-        "--data-file",
-        default=None,
-        help="one file of labelled rows to draw the k-shot splits from, instead of --data-dir's train",
-    )
-    p.add_argument("--test-file", default=None, help="with --data-file: the rows every run is scored on")
-    _add_column_args(p)
-    _add_model_args(p)
-    _add_experiment_args(p)
+    _add_inputs(p, "one file of labelled rows to draw the k-shot splits from, instead of --data-dir's train")
     p.add_argument("--k", type=positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
     p.add_argument(
@@ -70,6 +45,24 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output folder: <method>/seed-<seed>/ per run, report.md")
     p.set_defaults(handler=cmd_run)
+
+
+def _add_inputs(p: argparse.ArgumentParser, data_file_help: str, dev: bool = False) -> None:
+    """The task (a file, or --labels), the data (a folder, or files with their own columns), the model
+    and the recipe: what train and run share."""
+    _add_task_args(p, data_required=False, task_required=False)
+    _add_labels_args(p)
+    p.add_argument("--data-file", default=None, help=data_file_help)
+    if dev:
+        p.add_argument(
+            "--dev-file",
+            default=None,
+            help="with --data-file: rows to choose the checkpoint on (without: the last step is kept)",
+        )
+    p.add_argument("--test-file", default=None, help="with --data-file: the rows scored at the end")
+    _add_column_args(p)
+    _add_model_args(p)
+    _add_experiment_args(p)
 
 
 def _add_labels_args(p: argparse.ArgumentParser) -> None:
