@@ -44,6 +44,12 @@ pm = PromptModel.for_task(
 pm.lm.eval()  # gradients flow; no dropout (LoRA's), so that the two ways' scores can be compared
 encodings = pm.encode(to_examples(spec["texts"], ("text",)))
 torch.manual_seed(0)
+estimate = None
+if spec["path"] == "shared":  # the plan's estimate (lmbff.memory_plan), measured before the step
+    from lmbff.memory_plan import measure_step_memory
+
+    trained = [p for p in pm.lm.parameters() if p.requires_grad]
+    estimate = measure_step_memory(pm, encodings, trained).step_mb(len(encodings))
 memory = PeakMemory()
 started = time.perf_counter()
 if spec["path"] == "rows":
@@ -58,6 +64,7 @@ print(json.dumps({
     "scores": scores.detach().float().tolist(),
     "word_tokens": [len(w) for w in pm.words.word_ids],
     "shares_prefix": pm.shares_prefix,
+    "estimate_mb": estimate,
 }))
 """
 
@@ -102,12 +109,15 @@ def main() -> int:
             print(
                 f"{n} words ({sum(result['word_tokens'])} tokens), {path}: peak above the model "
                 f"{result['peak_above_model_mb']:,.0f} MB, step {result['seconds']:.1f} s "
-                f"(process {time.perf_counter() - started:.0f} s)",
+                f"(process {time.perf_counter() - started:.0f} s)"
+                + (f"; the plan estimated {result['estimate_mb']:,.0f} MB" if result["estimate_mb"] else ""),
                 flush=True,
             )
         row = {"words": n, "batch_size": args.batch_size, "precision": args.precision}
         for path, result in by_path.items():
-            row[path] = {k: result[k] for k in ("peak_above_model_mb", "seconds", "shares_prefix")}
+            row[path] = {
+                k: result[k] for k in ("peak_above_model_mb", "seconds", "shares_prefix", "estimate_mb")
+            }
             row["word_tokens"] = sum(result["word_tokens"])
         if {"rows", "shared"} <= set(by_path):
             import numpy as np

@@ -262,6 +262,31 @@ class Trainer:
         )
         return score_examples(self.task, examples, scores, "dev").score
 
+    def _micro_batch(self, encodings, batch_size: int, progress: bool) -> int:
+        """Examples per forward pass: the whole batch, or fewer when the step measured on one example
+        (:mod:`lmbff.memory_plan`) would not fit the memory available; said when it splits. Measured
+        where words are scored past the one-position fast path (where memory grows with the words)."""
+        if (
+            encodings is None
+            or getattr(self.model, "fast_path", True)
+            or not hasattr(self.model, "training_log_scores")
+        ):
+            return batch_size
+        from .memory_plan import measure_step_memory
+
+        memory = measure_step_memory(self.model, encodings, self.params)
+        micro = memory.micro_batch(batch_size)
+        if micro < batch_size and progress:
+            passes = -(-batch_size // micro)
+            needed = memory.step_mb(batch_size)
+            print(
+                f"memory: a step of {batch_size} examples would take about {needed:,.0f} MB of the "
+                f"{memory.available_mb:,.0f} MB available; each step runs as {passes} passes of at most "
+                f"{micro} examples (the same gradients)",
+                flush=True,
+            )
+        return micro
+
     def _batch_encodings(self, index: list[int], cached, rng: np.random.Generator, embeddings):
         """The batch's encodings: cached, or with a fresh demonstration set per example (LM-BFF)."""
         if self.demonstrations is None:
@@ -311,6 +336,7 @@ class Trainer:
         store = Checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
         if resume and store is not None and store.exists():
             loop = store.load(self, optimizer, loop)
+        micro = self._micro_batch(encodings, -(-args.batch_size // accelerator.num_processes), progress)
         resumed_at, earlier, earlier_cpu = loop.step, loop.seconds, loop.cpu_seconds
         started, started_cpu = time.perf_counter(), cpu_seconds()
         schedule = get_linear_schedule_with_warmup(
@@ -344,9 +370,15 @@ class Trainer:
                 batch = self._batch_encodings(index, encodings, loop.demo_rng, embeddings)
                 mine = range(rank, len(index), world)  # this process's share of the step's batch
                 examples = [self.train_examples[index[i]] for i in mine]
-                loss = self.loss(examples, [batch[i] for i in mine]) / args.gradient_accumulation_steps
-                accelerator.backward(loss)
-                loss_value += loss.item()
+                share = [batch[i] for i in mine]
+                # A batch too large for memory runs as passes of ``micro`` examples, each weighted by its
+                # share of the batch: the same gradients (the losses are means over the batch).
+                for start in range(0, len(examples), micro):
+                    part = examples[start : start + micro]
+                    loss = self.loss(part, share[start : start + micro]) * (len(part) / len(examples))
+                    loss = loss / args.gradient_accumulation_steps
+                    accelerator.backward(loss)
+                    loss_value += loss.item()
             accelerator.clip_grad_norm_(self.params, args.max_grad_norm)
             optimizer.step()
             schedule.step()

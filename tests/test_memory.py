@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from lmbff.data import Example
 from lmbff.memory import PeakMemory
 
 
@@ -146,3 +147,37 @@ def test_causal_training_on_the_shared_prefix_equals_the_row_path_and_keeps_far_
             difference = (parameter.grad - by_rows[name]).norm() / by_rows[name].norm().clamp_min(1e-12)
             assert difference < 1e-5, (name, difference)
     assert shared_kept < rows_kept / 3, (shared_kept, rows_kept)
+
+
+def test_a_step_that_would_not_fit_runs_in_smaller_passes_with_the_same_gradients(
+    gpt_tokenizer, monkeypatch, capsys
+):
+    """Issue 36: the step's memory is measured on one example before training; when the batch would
+    not fit the memory available, each step runs as several passes (never a process the kernel kills).
+    The trained weights match an unsplit run's."""
+    import torch
+
+    from lmbff import memory_plan
+    from lmbff.train import Trainer, TrainingArguments
+    from lmbff.tuning import make_config
+
+    from .conftest import tiny_gpt
+
+    def trained(available_mb: float):
+        monkeypatch.setattr(memory_plan, "available_mb", lambda: available_mb)
+        lm = tiny_gpt(gpt_tokenizer)
+        for module in lm.modules():  # no dropout: its masks depend on how the batch is split
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        pm, _ = _many_words_model(20, "causal", gpt_tokenizer, lm)
+        examples = [Example({"text": f"review number {i}"}, f"c{i % 20}") for i in range(8)]
+        args = TrainingArguments(max_steps=2, batch_size=8, eval_every=0, learning_rate=1e-2)
+        Trainer(pm, pm.task, make_config("ln"), args, examples).train(progress=True)
+        return {n: p.detach().clone() for n, p in lm.named_parameters()}
+
+    whole = trained(10**9)
+    assert "passes of at most" not in capsys.readouterr().out
+    split = trained(1.0)  # 1 MB available: one example per pass
+    assert "each step runs as 8 passes of at most 1 examples" in capsys.readouterr().out
+    for name, value in whole.items():
+        assert torch.allclose(split[name], value, atol=1e-5), name

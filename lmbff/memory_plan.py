@@ -1,0 +1,93 @@
+"""How much memory a training step will take, measured before training starts, and how to split a
+step's batch so that it fits.
+
+A training step keeps, for the backward pass, what the forward pass of its batch saved; with many
+multi-token label words that grows with the words (issue 36: 77 phrase-like words at batch 8 went
+past 24 GB). Why by hand: no library predicts a model's saved activations for a given input; so
+this *measures* them on one example (the bytes autograd saves, counted with
+``torch.autograd.graph.saved_tensors_hooks``, in a forward pass without dropout and without touching
+any random state), scales them by the batch, adds one chunk of vocabulary-wide logits (recomputed in
+the backward pass) and the trained parameters' gradients, and compares the total with the memory
+the machine has available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# Share of the available memory a step may plan to use: the rest is headroom for the allocator,
+# temporaries of the forward pass that are not kept, and whatever else the machine runs.
+USABLE_SHARE = 0.7
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """A training step's memory in MB: what one example keeps for backward, the vocabulary-wide rows it
+    scores (their logits are recomputed in backward, a chunk of rows at a time), and the gradients."""
+
+    per_example_mb: float
+    rows_per_example: int
+    chunk_rows: int
+    vocabulary: int
+    gradients_mb: float
+    available_mb: float
+
+    def step_mb(self, batch_size: int) -> float:
+        rows = min(batch_size * self.rows_per_example, self.chunk_rows)
+        logits = rows * self.vocabulary * 4 * 3 / 2**20  # float32 logits, their softmax, its gradient
+        return self.gradients_mb + batch_size * self.per_example_mb + logits
+
+    def micro_batch(self, batch_size: int) -> int:
+        """The largest number of examples per forward pass (at most ``batch_size``) that fits."""
+        fitting = [m for m in range(1, batch_size + 1) if self.step_mb(m) <= USABLE_SHARE * self.available_mb]
+        return max(fitting, default=1)
+
+
+def available_mb() -> float:
+    """Memory available to this process now (MB): the accelerator's free memory on a GPU, else the
+    system's available memory (psutil)."""
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        return free / 2**20
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20
+
+
+def measure_step_memory(prompt_model, encodings, params) -> StepMemory:
+    """Measure what one example keeps for backward (the first of ``encodings``), with the scoring path
+    training uses, and the fixed part of a step: the gradients of ``params`` and one chunk of
+    vocabulary-wide logits and their log-softmax (float32)."""
+    from .model import logits_chunk_rows
+
+    lm = prompt_model.base_lm
+    weights = {p.untyped_storage().data_ptr() for p in lm.parameters()}
+    kept, rows = [0], [0]
+
+    def count(tensor):
+        if tensor.untyped_storage().data_ptr() not in weights:
+            kept[0] += tensor.numel() * tensor.element_size()
+        return tensor
+
+    target_log_probs = prompt_model._target_log_probs
+
+    def counted_rows(features, *args, **kwargs):  # the positions whose vocabulary-wide softmax is taken
+        rows[0] += features.shape[0]
+        return target_log_probs(features, *args, **kwargs)
+
+    was_training = lm.training
+    lm.eval()  # no dropout: the probe draws no random numbers and leaves every random state as it was
+    prompt_model._target_log_probs = counted_rows
+    try:
+        with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+            prompt_model.training_log_scores(encodings[:1])
+    finally:
+        del prompt_model._target_log_probs  # the method again
+        lm.train(was_training)
+    vocabulary = lm.get_output_embeddings().weight.shape[0]
+    gradients = sum(p.numel() * 4 for p in params) / 2**20  # float32 while training (lmbff.precision)
+    return StepMemory(
+        kept[0] / 2**20, rows[0], logits_chunk_rows(vocabulary), vocabulary, gradients, available_mb()
+    )
