@@ -123,3 +123,19 @@ def test_resume_refuses_a_checkpoint_of_other_arguments(bert, tmp_path):
         Trainer(fresh(bert), TASK_FILE.task, FullConfig(), other, data, dev=data).train(
             progress=False, checkpoint_dir=tmp_path / "ckpt", resume=True
         )
+
+
+def test_a_budget_that_sees_fewer_examples_than_given_says_so(bert_tokenizer, capsys):
+    """Issue 36: the fast preset's 32 steps of 8 saw 256 of 616 rows, without a word."""
+    from .conftest import tiny_bert
+
+    task_file = load_task("SST-2")
+    pm = PromptModel.for_task(
+        tiny_bert(bert_tokenizer), bert_tokenizer, task_file.task, task_file.prompt(), kind="masked"
+    )
+    examples = [Example({"text_a": f"film {i}"}, str(i % 2)) for i in range(20)]
+    args = TrainingArguments(max_steps=2, batch_size=4, eval_every=0, learning_rate=1e-3)
+    Trainer(pm, task_file.task, make_config("ln"), args, examples).train(progress=True)
+    printed = capsys.readouterr().out
+    assert "note: 2 steps of 4 see 8 examples, fewer than the 20 given (0.40 epochs)" in printed
+    assert "max_steps 5 sees each once" in printed
