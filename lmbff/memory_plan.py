@@ -56,6 +56,23 @@ def available_mb() -> float:
     return psutil.virtual_memory().available / 2**20
 
 
+def kept_for_backward(lm: torch.nn.Module, compute):
+    """(bytes autograd keeps for the backward pass while ``compute()`` runs, the shapes of those
+    tensors, ``compute()``'s result): activations only, a weight or a view of one costs nothing."""
+    weights = {p.untyped_storage().data_ptr() for p in lm.parameters()}
+    kept, shapes = [0], []
+
+    def count(tensor):
+        if tensor.untyped_storage().data_ptr() not in weights:
+            kept[0] += tensor.numel() * tensor.element_size()
+            shapes.append(tuple(tensor.shape))
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
+        out = compute()
+    return kept[0], shapes, out
+
+
 def measure_step_memory(prompt_model, encodings, params) -> StepMemory:
     """Measure what one example keeps for backward (the first of ``encodings``), with the scoring path
     training uses, and the fixed part of a step: the gradients of ``params`` and one chunk of
@@ -63,14 +80,7 @@ def measure_step_memory(prompt_model, encodings, params) -> StepMemory:
     from .model import logits_chunk_rows
 
     lm = prompt_model.base_lm
-    weights = {p.untyped_storage().data_ptr() for p in lm.parameters()}
-    kept, rows = [0], [0]
-
-    def count(tensor):
-        if tensor.untyped_storage().data_ptr() not in weights:
-            kept[0] += tensor.numel() * tensor.element_size()
-        return tensor
-
+    rows = [0]
     target_log_probs = prompt_model._target_log_probs
 
     def counted_rows(features, *args, **kwargs):  # the positions whose vocabulary-wide softmax is taken
@@ -81,13 +91,13 @@ def measure_step_memory(prompt_model, encodings, params) -> StepMemory:
     lm.eval()  # no dropout: the probe draws no random numbers and leaves every random state as it was
     prompt_model._target_log_probs = counted_rows
     try:
-        with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
-            prompt_model.training_log_scores(encodings[:1])
+        with torch.random.fork_rng(devices=[]):
+            kept, _, _ = kept_for_backward(lm, lambda: prompt_model.training_log_scores(encodings[:1]))
     finally:
         del prompt_model._target_log_probs  # the method again
         lm.train(was_training)
     vocabulary = lm.get_output_embeddings().weight.shape[0]
     gradients = sum(p.numel() * 4 for p in params) / 2**20  # float32 while training (lmbff.precision)
     return StepMemory(
-        kept[0] / 2**20, rows[0], logits_chunk_rows(vocabulary), vocabulary, gradients, available_mb()
+        kept / 2**20, rows[0], logits_chunk_rows(vocabulary), vocabulary, gradients, available_mb()
     )

@@ -71,6 +71,14 @@ class TokenizerAdapter:
         # special tokens come only from the template's structure (leading, trailing, mask ids).
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
+    def _offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets of the tokens of ``text``, encoded as text (see :meth:`_raw`)."""
+        return list(
+            self.tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
+            )["offset_mapping"]
+        )
+
     def control_tokens(self) -> list[str]:
         """The text of every special token of the tokenizer (BOS, EOS, mask, separators, turn markers),
         longest first."""
@@ -120,10 +128,7 @@ class TokenizerAdapter:
         """The text shortened to its first (side='end') or last (side='start') ``keep_tokens`` tokens."""
         if keep_tokens <= 0:
             return ""
-        enc = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
-        )
-        offsets = enc["offset_mapping"]
+        offsets = self._offsets(text)
         if len(offsets) <= keep_tokens:
             return text
         if side == "end":
@@ -141,9 +146,7 @@ class TokenizerAdapter:
         size = max(64 * margin, 4096)
         while size < len(text):
             piece = text[:size] if side == "end" else text[-size:]
-            offsets = self.tokenizer(
-                piece, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
-            )["offset_mapping"]
+            offsets = self._offsets(piece)
             if len(offsets) > margin:  # the piece's last token may be cut mid-word: keep clear of it
                 if side == "end":
                     return piece[: offsets[margin - 1][1]]
@@ -153,9 +156,7 @@ class TokenizerAdapter:
             return text
         # Long but with few tokens: the tokenizer drops most of it (whitespace, for WordPiece). Keep the
         # span of the kept tokens only: what is dropped around them would be dropped when encoding too.
-        offsets = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True
-        )["offset_mapping"]
+        offsets = self._offsets(text)
         if not offsets:
             return ""
         kept = offsets[:margin] if side == "end" else offsets[-margin:]

@@ -41,16 +41,9 @@ def test_training_keeps_no_vocabulary_wide_logits_for_backward(gpt_tokenizer):
     batch = pm.collate(pm.encode(examples))
     vocabulary = lm.get_output_embeddings().weight.shape[0]
 
-    saved = []
-    weights = {p.untyped_storage().data_ptr() for p in lm.parameters()}
+    from lmbff.memory_plan import kept_for_backward
 
-    def keep(tensor):  # activations only: a view of a weight (its transpose, say) costs nothing
-        if tensor.untyped_storage().data_ptr() not in weights:
-            saved.append(tuple(tensor.shape))
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
-        scores = pm.class_log_scores(batch, calibrate=False)
+    _, saved, scores = kept_for_backward(lm, lambda: pm.class_log_scores(batch, calibrate=False))
     vocabulary_wide = [shape for shape in saved if len(shape) == 2 and shape[1] == vocabulary]
     assert saved and not vocabulary_wide, vocabulary_wide
     scores.sum().backward()
@@ -76,20 +69,11 @@ def test_training_keeps_no_vocabulary_wide_logits_for_backward(gpt_tokenizer):
 
 
 def _saved_bytes(lm, compute):
-    """Bytes autograd keeps for backward while ``compute()`` runs (activations; weights excluded)."""
-    import torch
+    """Bytes autograd keeps for backward while ``compute()`` runs, and its result."""
+    from lmbff.memory_plan import kept_for_backward
 
-    weights = {p.untyped_storage().data_ptr() for p in lm.parameters()}
-    total = [0]
-
-    def keep(tensor):
-        if tensor.untyped_storage().data_ptr() not in weights:
-            total[0] += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
-        out = compute()
-    return total[0], out
+    kept, _, out = kept_for_backward(lm, compute)
+    return kept, out
 
 
 def _many_words_model(n: int, kind: str, tokenizer, model):

@@ -134,16 +134,21 @@ def _add_column_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _columns(args, fields) -> dict[str, str]:
-    """File column -> field (or label) from --text-column, --text-b-column and --label-column."""
-    from ..data import column_mapping
-
+def _text_columns(args) -> list[str] | None:
+    """The text columns named by --text-column and --text-b-column, in field order (None: none)."""
     text = list(args.text_column or [])
     if args.text_b_column:
         if len(text) != 1:
             raise ValueError("--text-b-column goes with one --text-column, the first field's")
         text.append(args.text_b_column)
-    return column_mapping(tuple(fields), text or None, args.label_column)
+    return text or None
+
+
+def _columns(args, fields) -> dict[str, str]:
+    """File column -> field (or label) from --text-column, --text-b-column and --label-column."""
+    from ..data import column_mapping
+
+    return column_mapping(tuple(fields), _text_columns(args), args.label_column)
 
 
 def _add_task_args(

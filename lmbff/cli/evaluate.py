@@ -19,6 +19,7 @@ from .common import (
     _comma_list,
     _print_results,
     _seeds,
+    _text_columns,
     console,
     positive_int,
     say_notes,
@@ -216,15 +217,12 @@ def cmd_predict(args) -> int:
 
     if args.data_dir and args.data_file:
         raise ValueError("give --data-dir or --data-file, not both")
-    text = list(args.text_column or []) + ([args.text_b_column] if args.text_b_column else [])
-    if args.text_b_column and len(text) != 2:
-        raise ValueError("--text-b-column goes with one --text-column, the first field's")
     summaries = predict_with_states(
         args.state,
         args.out,
         data_dir=str(Path(args.data_file).parent) if args.data_file else args.data_dir,
         split=args.data_file or args.split,
-        text_columns=text or None,
+        text_columns=_text_columns(args),
         label_column=args.label_column,
         model=args.model,
         precision=args.precision,
