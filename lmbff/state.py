@@ -33,6 +33,7 @@ from prompts.verbalizer import Verbalizer
 from . import __version__
 from .files import atomic_write_bytes, atomic_write_json, read_safetensors
 from .precision import precision_of, rest_dtype, to_rest
+from .prototypes import PrototypeConfig, split_prototype_tensors
 from .tuning import TuningConfig, config_from_dict
 from .tuning.injection import detach as detach_modules
 
@@ -72,6 +73,9 @@ class ScoringSpec:
     demonstrations: dict | None = None  # {"config": DemonstrationConfig fields, "train": [...], "seed": n}
     # the weights' precision when the state was scored (lmbff.precision); states from before 0.3: fp32
     precision: str = "fp32"
+    # words, prototype or words+prototype (lmbff.prototypes); the prototypes' config when they score
+    verbalizer: str = "words"
+    prototypes: dict | None = None
 
     @classmethod
     def of(cls, prompt_model, task: Task, demonstrations=None, seed: int = 0) -> ScoringSpec:
@@ -98,6 +102,8 @@ class ScoringSpec:
             calibration=None if calibration is None else [float(v) for v in calibration.tolist()],
             demonstrations=demos,
             precision=precision_of(prompt_model.base_lm),
+            verbalizer=prompt_model.verbalizer_kind,
+            prototypes=None if prompt_model.prototypes is None else asdict(prompt_model.prototypes.config),
         )
 
     def to_dict(self) -> dict:
@@ -132,6 +138,8 @@ class ScoringSpec:
             mode=self.mode,
         )
         model.task = self.task
+        if self.verbalizer != "words":  # untrained until the state's tensors are attached
+            model.use_prototypes(self.verbalizer, PrototypeConfig(**(self.prototypes or {})))
         now = [list(ids) for ids in model.words.word_ids]
         if now != self.word_ids:
             raise StateError(
@@ -343,6 +351,15 @@ class TrainedState:
         The base's own tensors that the state replaces (norms for ln, biases for bitfit, everything for
         full) are copied first so that ``detach`` can restore them: for ``full`` that is a second copy
         of the model in memory."""
+        tensors, prototype_tensors = split_prototype_tensors(self.tensors)
+        prototypes = getattr(scorer, "prototypes", None)
+        if prototype_tensors or prototypes is not None:  # the scorer's own, not the base's: set, not kept
+            if prototypes is None:
+                raise StateError(f"{self.folder}: the state holds prototypes, the scorer scores by words")
+            try:
+                prototypes.load_named_state(prototype_tensors, str(self.folder))
+            except ValueError as exc:
+                raise StateError(str(exc)) from None
         if self.tuning is None:  # a zero-shot state: nothing trained, nothing to put on the base
             return AttachedState(scorer, {})
         model = scorer.base_lm
@@ -357,9 +374,9 @@ class TrainedState:
         params = dict(model.named_parameters())
         trained = {name for name, p in params.items() if p.requires_grad}
         attached = AttachedState(scorer, {})
-        if set(self.tensors) != trained:
+        if set(tensors) != trained:
             attached.detach()
-            extra, missing = sorted(set(self.tensors) - trained), sorted(trained - set(self.tensors))
+            extra, missing = sorted(set(tensors) - trained), sorted(trained - set(tensors))
             raise StateError(
                 f"{self.folder}: the state does not fit {type(model).__name__} with backend "
                 f"{self.tuning.to_dict().get('backend')!r}: {len(extra)} saved tensors it does not have "
@@ -368,7 +385,7 @@ class TrainedState:
                 "is this the base model the state was trained on?"
             )
         with torch.no_grad():
-            for name, tensor in self.tensors.items():
+            for name, tensor in tensors.items():
                 p = params[name]
                 if p.shape != tensor.shape:
                     attached.detach()

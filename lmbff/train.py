@@ -28,6 +28,7 @@ from .files import read_safetensors
 from .machine import cpu_seconds
 from .model import PromptModel, regression_targets
 from .precision import master_copies, rest_dtype, to_rest
+from .prototypes import PREFIX as PROTO
 from .tuning import TuningConfig, trainable_summary
 
 _TIMED_STEPS = 4  # steps timed before the remaining training time is estimated
@@ -233,10 +234,28 @@ class Trainer:
             self.param_groups = tuning.apply(prompt_model.lm)
         master_copies(prompt_model.lm, [p for g in self.param_groups for p in g["params"]])
         tuning.prepare(prompt_model)
+        # Prototypes (lmbff.prototypes) train beside the backend at their own rate, which a
+        # --learning-rate for the backend does not override (their scale is not the weights').
+        prototypes = getattr(prompt_model, "prototypes", None)
+        self.prototype_init: str | None = None  # how the prototypes started, when this run set them
+        if prototypes is not None:
+            if not prototypes.ready:
+                labels = [task.labels.index(task.group_label(e.label)) for e in self.train_examples]
+                self.prototype_init = prompt_model.init_prototypes(self.train_examples, labels)
+            self.param_groups.append(
+                {
+                    "params": list(prototypes.parameters()),
+                    "lr": prototypes.config.learning_rate,
+                    "name": PROTO,
+                }
+            )
         self.saved_tuning = tuning  # replaced by tuning.export() (folded) when training ends
         # In named_parameters order (tied weights once), the order checkpoints name them in.
         self.params = list(self.trainable_state().values())
         self.trainable, self.total = trainable_summary(prompt_model.lm)
+        if prototypes is not None:
+            added = sum(p.numel() for p in prototypes.parameters())
+            self.trainable, self.total = self.trainable + added, self.total + added
 
     def loss(self, examples: Sequence[Example], encodings) -> torch.Tensor:
         if hasattr(self.model, "training_log_scores"):  # a prompt model: the cheapest exact path
@@ -318,9 +337,17 @@ class Trainer:
         base.to(accelerator.device)
         # Each backend (each part of a combination) at its own rate unless --learning-rate overrides.
         groups = [
-            {**g, "lr": args.learning_rate if args.learning_rate is not None else g["lr"]}
+            {
+                **g,
+                "lr": args.learning_rate
+                if args.learning_rate is not None and g.get("name") != PROTO
+                else g["lr"],
+            }
             for g in self.param_groups
         ]
+        prototypes = getattr(self.model, "prototypes", None)
+        if prototypes is not None:
+            prototypes.to(accelerator.device)
         optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=_fusable(self.params))
         warmup = int(args.warmup_ratio * args.max_steps)
         encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
@@ -388,6 +415,11 @@ class Trainer:
                     loss = loss / args.gradient_accumulation_steps
                     accelerator.backward(loss)
                     loss_value += loss.item()
+            if prototypes is not None and accelerator.num_processes > 1:
+                # DDP averages the wrapped model's gradients; the prototypes sit outside it
+                for p in prototypes.parameters():
+                    if p.grad is not None:
+                        p.grad = accelerator.reduce(p.grad, reduction="mean")
             accelerator.clip_grad_norm_(self.params, args.max_grad_norm)
             optimizer.step()
             schedule.step()
@@ -455,7 +487,11 @@ class Trainer:
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The trained parameters by name (what a saved state holds)."""
         base = getattr(self.model.lm, "module", self.model.lm)
-        return {name: p for name, p in base.named_parameters() if p.requires_grad}
+        named = {name: p for name, p in base.named_parameters() if p.requires_grad}
+        prototypes = getattr(self.model, "prototypes", None)
+        if prototypes is not None:
+            named.update(prototypes.named_state())
+        return named
 
     def config(self) -> dict:
         return {"training": asdict(self.args), "tuning": self.tuning.to_dict()}

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from .template import DEFAULT_BUDGET, RenderBudget, Template, TemplateError, TemplateLocation
-from .verbalizer import Verbalizer
+from .verbalizer import VERBALIZERS, Verbalizer
 from .verbalizer import label_word_problems as verbalizer_problems
 
 METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
@@ -112,6 +112,8 @@ class PromptSpec:
     template: Template
     label_words: dict[str, list[str]]
     reference: str = ""
+    # words, prototype or words+prototype (prompts.verbalizer.VERBALIZERS)
+    verbalizer_kind: str = "words"
     # (label, word) -> the file line the word is written on, for lint messages about one word.
     word_lines: dict[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -596,8 +598,20 @@ def _parse_prompt(
         problem(key, "expected a mapping with text and label_words")
         return None
     for k in spec:
-        if k not in ("text", "label_words", "reference", "description"):
-            problem((*key, str(k)), "unknown key", "expected text, label_words, reference, description")
+        if k not in ("text", "label_words", "reference", "description", "verbalizer"):
+            problem(
+                (*key, str(k)),
+                "unknown key",
+                "expected text, label_words, reference, description, verbalizer",
+            )
+    verbalizer = spec.get("verbalizer", "words")
+    if verbalizer not in VERBALIZERS:
+        problem(
+            (*key, "verbalizer"),
+            f"unknown verbalizer {verbalizer!r}",
+            f"expected one of {', '.join(VERBALIZERS)}",
+        )
+        verbalizer = "words"
     text = spec.get("text")
     if not isinstance(text, str) or not text.strip():
         problem((*key, "text"), "missing template text", 'e.g. text: "{{ text_a }} It was {{ mask }}."')
@@ -635,7 +649,7 @@ def _parse_prompt(
     if task is not None and not typed:
         for label, message in label_word_problems(task, label_words):
             problem((*key, "label_words", *([label] if label is not None else [])), message)
-    return PromptSpec(name, template, label_words, str(spec.get("reference", "")), word_lines)
+    return PromptSpec(name, template, label_words, str(spec.get("reference", "")), verbalizer, word_lines)
 
 
 def label_word_problems(task: Task, label_words: dict[str, list[str]]) -> list[tuple[str | None, str]]:

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 
 from .tokenization import TokenizerAdapter
 
+# How a prompt scores its classes: by the label words' probabilities at the slot, by learned prototype
+# vectors of the slot's hidden state (lmbff.prototypes), or by both. A task file's template may name one
+# (``verbalizer: prototype``); runs and the estimator may override it.
+VERBALIZERS = ("words", "prototype", "words+prototype")
+
 
 @dataclass(frozen=True)
 class TokenizedVerbalizer:

@@ -204,6 +204,11 @@ def cmd_preview(args) -> int:
     )
     rows = preview(scorer, examples[: args.n])
     words = ", ".join(f"{label}: {'/'.join(w)}" for label, w in prompt.label_words.items())
+    if prompt.verbalizer_kind != "words":
+        console.print(
+            f"verbalizer: {prompt.verbalizer_kind}; its prototypes are learned in training, so this preview "
+            "scores the label words (zero-shot); `lmbff predict --state` scores a trained state"
+        )
     table = Table(title=f"{task.name} / {prompt.name}: {prompt.template.text!r}  ({words})", show_lines=True)
     for column in ("example", "prompt as the model reads it", "gold", "prediction", *task.labels):
         table.add_column(column)

@@ -112,7 +112,7 @@ def _task_from_labels(args, out: Path) -> None:
 
 def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     """Options generated from the TrainingArguments and DemonstrationConfig dataclasses."""
-    from ..config import DemonstrationConfig, TrainingArguments
+    from ..config import VERBALIZERS, DemonstrationConfig, PrototypeConfig, TrainingArguments
     from ..defaults import DEFAULT_PRESET, PRESETS
     from ..tuning import backend_names
 
@@ -141,6 +141,15 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
     )
     _add_dataclass_args(p, TrainingArguments, from_preset=("max_steps", "eval_every", "learning_rate"))
     _add_dataclass_args(p, DemonstrationConfig, "demo-")
+    p.add_argument(
+        "--verbalizer",
+        choices=VERBALIZERS,
+        default=None,
+        help="how the tuned prompt scores classes: its label words, a learned prototype per class (one "
+        "forward pass per example whatever the number of classes), or both (default: the template's "
+        "own, else words)",
+    )
+    _add_dataclass_args(p, PrototypeConfig, "prototype-")
 
 
 def backend_option_flag(backend: str, option: str) -> str:
@@ -180,7 +189,7 @@ def _backend_options(args) -> dict[str, dict]:
 
 
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
-    from ..config import DemonstrationConfig, TrainingArguments
+    from ..config import DemonstrationConfig, PrototypeConfig, TrainingArguments
     from ..defaults import preset_backend_options, resolve
     from ..ensemble import resolve_ensemble
     from ..experiment import ExperimentConfig
@@ -222,6 +231,11 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         demonstrations=demos,
         skip_bad=args.skip_bad,
         precision=args.precision,
+        # prototypes are learned: the baselines (zero-shot, finetune) of a `run` keep their own scoring
+        verbalizer=args.verbalizer if method in ("prompt", "prompt-demos") else None,
+        prototypes=PrototypeConfig(
+            **{f.name: getattr(args, "prototype_" + f.name) for f in fields(PrototypeConfig)}
+        ),
         template_ensemble=(
             resolve_ensemble(args.template_ensemble, load_task(args.task)) if args.template_ensemble else []
         ),
@@ -337,7 +351,15 @@ def cmd_run(args) -> int:
             )
             config = _experiment_config(args, method, str(folder), "", seed)
             config.out = str(
-                experiment_folder(out, method, seed, config.backend, config.backend_options, config.precision)
+                experiment_folder(
+                    out,
+                    method,
+                    seed,
+                    config.backend,
+                    config.backend_options,
+                    config.precision,
+                    verbalizer=config.verbalizer,
+                )
             )
             runs.append(run(config, resume=True))
     _print_metrics(runs)

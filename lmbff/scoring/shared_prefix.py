@@ -12,8 +12,11 @@ from prompts.encoding import PromptEncoding
 from .features import features_before_output_layer as _features_before_output_layer
 
 
-def shared_prefix_word_scores(pm, encodings: Sequence[PromptEncoding]) -> torch.Tensor:
-    """Per-word scores (B, W) of a causal PromptModel, running the text before the slot once."""
+def shared_prefix_word_scores(
+    pm, encodings: Sequence[PromptEncoding], slot_features: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-word scores (B, W) of a causal PromptModel, running the text before the slot once, and with
+    ``slot_features`` the features (B, H) at the last token before the slot (what prototypes read)."""
     # Why by hand: the passages of one example differ only from the slot on (one per label word),
     # so the text before it (demonstrations, event prefix, the sentence up to the argument) is run
     # once, left-padded so that every prefix ends at the same position, and its key/value cache is
@@ -22,7 +25,7 @@ def shared_prefix_word_scores(pm, encodings: Sequence[PromptEncoding]) -> torch.
     n_words, device = len(words), pm.device
     lengths = [len(e.prefix_ids) for e in encodings]
     if min(lengths) == 0:  # nothing before the slot to share (no BOS, slot first)
-        return pm.word_scores(pm.collate(encodings).to(device))
+        return pm._scores(pm.collate(encodings).to(device))
     ids, mask = pm._pad([list(e.prefix_ids) for e in encodings], left=True)
     ids, mask = ids.to(device), mask.to(device)
     with _features_before_output_layer(pm.base_lm) as box:
@@ -32,7 +35,8 @@ def shared_prefix_word_scores(pm, encodings: Sequence[PromptEncoding]) -> torch.
             position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
             use_cache=True,
         )
-    first = pm._output_logits(box["features"][:, -1]).float().log_softmax(-1)
+    slot = box["features"][:, -1]
+    first = pm._output_logits(slot).float().log_softmax(-1)
     continuations = [list(word) + pm.scoring.after_word(e) for e in encodings for word in words]
     rows = torch.arange(len(continuations), device=device)
     targets = torch.tensor([c[0] for c in continuations], device=device)
@@ -62,4 +66,4 @@ def shared_prefix_word_scores(pm, encodings: Sequence[PromptEncoding]) -> torch.
         total = total.index_add(
             0, as_long(entry_row), pm._target_log_probs(picked, as_long(entry_target)).to(total.dtype)
         )
-    return total.view(len(encodings), n_words)
+    return total.view(len(encodings), n_words), slot if slot_features else None

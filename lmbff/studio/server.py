@@ -236,6 +236,7 @@ def _task(studio: Studio, ref: TaskFileRef) -> Response:
                     "name": p.name,
                     "text": p.template.text,
                     "label_words": p.label_words,
+                    "verbalizer": p.verbalizer_kind,
                     "reference": p.reference,
                 }
                 for p in task_file.prompts.values()

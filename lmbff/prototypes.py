@@ -1,0 +1,97 @@
+"""Prototype verbalizers: a label is a learned vector in the model's hidden space at the slot.
+
+ProtoVerb (Cui et al., ACL 2022) scores a class by the cosine similarity between the slot's hidden
+state and the class's prototype; it needs no label words, and its gains are largest where label words
+are poor. Here:
+
+- The slot's feature is the input of the output layer (what the label-word logits are computed from)
+  at the slot: the mask of a masked LM, the last token before the slot of a causal LM. One forward pass
+  per example, whatever the number of classes.
+- A class's logit is ``scale * cos(feature - center, prototype)``, with a learned scale (the inverse
+  temperature) and a learned center. The center matters because a causal LM's last hidden states share
+  a large common direction: uncentred, every example is close to every class mean.
+- Prototypes start from the label words (the mean of the words' output-embedding rows: the direction
+  whose dot product with the feature is the word's logit, so the untrained prototypes rank like the
+  words' logits) or from the mean feature of each class's training examples (a nearest-class-mean
+  classifier before any step).
+- ``prototype`` scores by prototypes alone; ``words+prototype`` adds the two class log-probabilities
+  (a product of the two experts) and renormalises. The loss is the cross-entropy of those class scores,
+  so any backend trains the prototypes together with its own parameters (ProtoVerb's extra
+  instance-instance contrastive loss is left out: with k examples per class it adds little beside the
+  prototype cross-entropy, and it would need every batch to hold pairs of one class).
+
+Written by hand: neither transformers nor peft has a prototype classifier over a prompt's slot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MAX_PROTOTYPE_SCALE, VERBALIZERS, PrototypeConfig, check_verbalizer
+
+__all__ = ["PREFIX", "VERBALIZERS", "PrototypeConfig", "PrototypeLayer", "check_verbalizer"]
+
+# Parameter names in a state and a checkpoint: the prototypes belong to the scorer, not the language
+# model, so they are named apart from the model's own tensors.
+PREFIX = "lmbff_prototypes."
+_MAX_SCALE = MAX_PROTOTYPE_SCALE
+
+
+class PrototypeLayer(nn.Module):
+    """Class logits ``scale * cos(feature - center, prototype)`` (B, C) from slot features (B, H).
+
+    Its tensors stay in float32 whatever the model's precision: they are few, and they are the scores."""
+
+    def __init__(self, num_labels: int, hidden: int, config: PrototypeConfig | None = None):
+        super().__init__()
+        self.config = config or PrototypeConfig()
+        self.prototypes = nn.Parameter(torch.zeros(num_labels, hidden))
+        self.center = nn.Parameter(torch.zeros(hidden))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(self.config.scale)))
+        # False until initialised from words or examples (a loaded state is initialised by its tensors)
+        self.ready = False
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        shifted = F.normalize(features.float() - self.center, dim=-1)
+        prototypes = F.normalize(self.prototypes, dim=-1)
+        return self.log_scale.clamp(max=math.log(_MAX_SCALE)).exp() * shifted @ prototypes.T
+
+    @torch.no_grad()
+    def start_from(self, prototypes: torch.Tensor, center: torch.Tensor, scale: float) -> None:
+        self.prototypes.copy_(prototypes.float())
+        self.center.copy_(center.float())
+        self.log_scale.fill_(math.log(min(max(scale, 1e-3), _MAX_SCALE)))
+        self.ready = True
+
+    def named_state(self) -> dict[str, torch.Tensor]:
+        """The tensors by their state names (``lmbff_prototypes.<name>``)."""
+        return {PREFIX + name: p for name, p in self.named_parameters()}
+
+    @torch.no_grad()
+    def load_named_state(self, tensors: dict[str, torch.Tensor], where: str = "<state>") -> None:
+        """Copy a state's ``lmbff_prototypes.*`` tensors in. Raises ValueError when they do not fit."""
+        mine = self.named_state()
+        given = {name: t for name, t in tensors.items() if name.startswith(PREFIX)}
+        if set(given) != set(mine):
+            raise ValueError(
+                f"{where}: the state's prototype tensors {sorted(given)} are not this scorer's {sorted(mine)}"
+            )
+        for name, tensor in given.items():
+            if tensor.shape != mine[name].shape:
+                raise ValueError(
+                    f"{where}: {name} has shape {tuple(tensor.shape)}, the scorer's {tuple(mine[name].shape)}"
+                )
+            mine[name].copy_(tensor)
+        self.ready = True
+
+
+def split_prototype_tensors(
+    tensors: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the language model's tensors, the prototypes' tensors) of a state."""
+    model = {n: t for n, t in tensors.items() if not n.startswith(PREFIX)}
+    return model, {n: t for n, t in tensors.items() if n.startswith(PREFIX)}
