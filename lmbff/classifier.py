@@ -33,7 +33,7 @@ from prompts.template import Template, TemplateLocation
 
 from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_verbalizer
 from .data import likely_mistakes
-from .defaults import resolve
+from .defaults import preset_min_epochs, resolve
 from .inputs import LabelCodec, to_examples, to_label_list
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
@@ -93,6 +93,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             (:mod:`lmbff.prototypes`).
         prototype_options: :class:`lmbff.config.PrototypeConfig` fields (``init``, ``learning_rate``,
             ``scale``).
+        out_of_scope: the label value that means "none of these classes" (CLINC150's ``"oos"``). Rows
+            with it are not trained on; dev rows with it (``fit(..., X_dev=, y_dev=)``) set the confidence
+            below which ``predict`` abstains and returns this value (:mod:`lmbff.out_of_scope`).
         The rest are :class:`TrainingArguments` fields.
     """
 
@@ -123,10 +126,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         eval_batch_size: int = 32,
         seed: int = 42,
         gradient_accumulation_steps: int = 1,
+        min_epochs: float | None = None,
         model_kind: str | None = None,
         precision: str | None = None,
         verbalizer: str | None = None,
         prototype_options: dict | None = None,
+        out_of_scope=None,
     ):
         self.task = task
         self.model = model
@@ -152,10 +157,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.min_epochs = min_epochs
         self.model_kind = model_kind
         self.precision = precision
         self.verbalizer = verbalizer
         self.prototype_options = prototype_options
+        self.out_of_scope = out_of_scope
 
     # ---- scikit-learn plumbing -----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -228,6 +235,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             eval_batch_size=self.eval_batch_size,
             seed=self.seed,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
+            min_epochs=preset_min_epochs(self.preset, self.max_steps, self.min_epochs),
         )
         return backend, args
 
@@ -307,15 +315,19 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         if self.method == "prompt":
             if X is None or y is None:
                 raise ValueError("fit(X, y) needs examples and their labels (or method='zero-shot')")
-            codec, train = self._labels(task, to_examples(X, task.fields, self.columns), y)
+            examples, values, _ = self._in_scope(to_examples(X, task.fields, self.columns), y)
+            codec, train = self._labels(task, examples, values)
         elif y is not None:  # zero-shot: only to know the label values (and check them)
             values = to_label_list(y, len(y) if X is None else len(to_examples(X, task.fields, self.columns)))
             if not task.is_regression:
                 codec = LabelCodec(task.labels, values)
                 codec.encode(values)
-        dev = None
+        dev, dev_outside, dev_values = None, [], []
         if X_dev is not None:
-            _, dev = self._labels(task, to_examples(X_dev, task.fields, self.columns), y_dev)
+            examples, dev_values, dev_outside = self._in_scope(
+                to_examples(X_dev, task.fields, self.columns), y_dev
+            )
+            _, dev = self._labels(task, examples, dev_values)
         if self.method == "prompt":
             for note in likely_mistakes(task, train, dev):
                 warnings.warn(note, UserWarning, stacklevel=2)
@@ -351,7 +363,38 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             scorer.calibrate()
         self.classes_ = _as_array(codec.classes if not task.is_regression else list(task.labels))
         self.fit_seed_ = args.seed
+        self.abstain_ = None
+        if self.out_of_scope is not None:
+            self.abstain_ = self._abstain_rule(dev, dev_values, dev_outside)
         return self
+
+    def _in_scope(self, examples: list, y) -> tuple[list, list, list]:
+        """(in-scope examples, their labels, out-of-scope examples): rows labelled ``out_of_scope``
+        are set apart (never a class to train on)."""
+        values = to_label_list(y, len(examples))
+        if self.out_of_scope is None:
+            return examples, values, []
+        inside = [i for i, v in enumerate(values) if v != self.out_of_scope]
+        outside = [examples[i] for i, v in enumerate(values) if v == self.out_of_scope]
+        return [examples[i] for i in inside], [values[i] for i in inside], outside
+
+    def _abstain_rule(self, dev, dev_values, dev_outside):
+        """The confidence threshold chosen on dev (in-scope and out-of-scope rows), or None with a
+        warning when dev has no rows of one of the two kinds."""
+        from .out_of_scope import OUT_OF_SCOPE, choose_threshold
+
+        if not dev or not dev_outside:
+            warnings.warn(
+                f"out_of_scope={self.out_of_scope!r}: no dev rows of both kinds (in-scope and "
+                f"{self.out_of_scope!r}) to choose a threshold on; the classifier never abstains",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        classes = self.classes_.tolist()
+        probabilities = self._probabilities(list(dev) + list(dev_outside))
+        gold = [classes.index(v) for v in dev_values] + [OUT_OF_SCOPE] * len(dev_outside)
+        return choose_threshold(probabilities, gold)
 
     def _train(self, scorer, task, tuning, args, train, dev, demos, backend):
         from .precision import rest_dtype, to_rest
@@ -422,7 +465,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Label probabilities (n, classes), columns in ``classes_`` order."""
         check_is_fitted(self, "prompt_model_")
-        examples = to_examples(X, self.task_.fields, self.columns)
+        return self._probabilities(to_examples(X, self.task_.fields, self.columns))
+
+    def _probabilities(self, examples: list) -> np.ndarray:
         self._activate()
         scores = self.prompt_model_.predict_log_scores(
             examples,
@@ -440,7 +485,13 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             from .model import regression_prediction
 
             return regression_prediction(np.log(probabilities), self.task_.value_range)
-        return self.classes_[probabilities.argmax(axis=1)]
+        rule = getattr(self, "abstain_", None)
+        if rule is None:
+            return self.classes_[probabilities.argmax(axis=1)]
+        chosen = rule.apply(probabilities)
+        labels = self.classes_[np.maximum(chosen, 0)].astype(object)
+        labels[chosen < 0] = self.out_of_scope
+        return np.asarray(labels.tolist())
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy (classification) or R² (regression), as scikit-learn's mixins define them."""
@@ -469,6 +520,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             "model": self.base_.name,
             "params": params,
             "classes": classes,
+            "abstain_threshold": None if getattr(self, "abstain_", None) is None else self.abstain_.threshold,
             "training": self.training_,
         }
         spec = ScoringSpec.of(self.prompt_model_, self.task_, self.demonstrations_, self.fit_seed_)
@@ -549,6 +601,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             int(spec.demonstrations["seed"]) if spec and spec.demonstrations else int(params.get("seed", 42))
         )
         clf.classes_ = _as_array(classes)
+        threshold = settings.get("abstain_threshold")
+        from .out_of_scope import AbstainRule
+
+        clf.abstain_ = None if threshold is None else AbstainRule(float(threshold))
         return clf
 
 

@@ -34,6 +34,10 @@ def check_precision(value) -> str:
     return value
 
 
+# The most steps ``min_epochs`` raises a run to: 1000 is LM-BFF's own budget (Gao et al. 2021).
+EPOCH_STEP_LIMIT = 1000
+
+
 @dataclass
 class TrainingArguments:
     """LM-BFF's defaults (Gao et al. 2021): 1000 steps, evaluate every 100, batch 8."""
@@ -53,6 +57,24 @@ class TrainingArguments:
     eval_batch_size: int = field(default=32, metadata={"help": "batch size for dev/test scoring"})
     seed: int = field(default=42, metadata={"help": "seed for sampling and initialisation"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    min_epochs: float = field(
+        default=0.0,
+        metadata={
+            "help": "passes over the training examples the run makes at least: max_steps rises to cover "
+            f"them (at most {EPOCH_STEP_LIMIT} steps) and eval_every with it; 0: max_steps as given"
+        },
+    )
+
+    def schedule_for(self, examples: int) -> tuple[int, int]:
+        """(steps, evaluate every) for ``examples`` training examples: ``max_steps``, or more where
+        ``min_epochs`` passes need more (at most ``EPOCH_STEP_LIMIT``), evaluating as often in
+        proportion (the same number of evaluations)."""
+        per_step = self.batch_size * self.gradient_accumulation_steps
+        needed = min(math.ceil(self.min_epochs * examples / per_step), EPOCH_STEP_LIMIT)
+        if needed <= self.max_steps:
+            return self.max_steps, self.eval_every
+        every = self.eval_every and max(self.eval_every, math.ceil(self.eval_every * needed / self.max_steps))
+        return needed, every
 
     def __post_init__(self):
         """Checked here, so the command line and the Python API give the same message."""
@@ -66,6 +88,7 @@ class TrainingArguments:
         _number("warmup_ratio", self.warmup_ratio, low=0, high=1, high_open=True)
         _number("weight_decay", self.weight_decay, low=0)
         _number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
+        _number("min_epochs", self.min_epochs, low=0, high=1000)
 
 
 def _whole(name: str, value, minimum: int, maximum: int | None = None) -> None:

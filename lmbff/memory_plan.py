@@ -29,6 +29,9 @@ class StepMemory:
 
     per_example_mb: float
     rows_per_example: int
+    # kept once per step whatever the batch (rotary tables, masks): measured as what one example keeps
+    # beyond what each further one adds
+    fixed_mb: float
     chunk_rows: int
     vocabulary: int
     gradients_mb: float
@@ -37,7 +40,7 @@ class StepMemory:
     def step_mb(self, batch_size: int) -> float:
         rows = min(batch_size * self.rows_per_example, self.chunk_rows)
         logits = rows * self.vocabulary * 4 * 3 / 2**20  # float32 logits, their softmax, its gradient
-        return self.gradients_mb + batch_size * self.per_example_mb + logits
+        return self.gradients_mb + self.fixed_mb + batch_size * self.per_example_mb + logits
 
     def micro_batch(self, batch_size: int) -> int:
         """The largest number of examples per forward pass (at most ``batch_size``) that fits."""
@@ -60,11 +63,16 @@ def kept_for_backward(lm: torch.nn.Module, compute):
     """(bytes autograd keeps for the backward pass while ``compute()`` runs, the shapes of those
     tensors, ``compute()``'s result): activations only, a weight or a view of one costs nothing."""
     weights = {p.untyped_storage().data_ptr() for p in lm.parameters()}
+    seen: set[int] = set()
     kept, shapes = [0], []
 
     def count(tensor):
-        if tensor.untyped_storage().data_ptr() not in weights:
-            kept[0] += tensor.numel() * tensor.element_size()
+        storage = tensor.untyped_storage()
+        # Once per storage: one activation saved by several operations (a layer's input, kept by its
+        # query, key and value projections) is held once.
+        if storage.data_ptr() not in weights and storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            kept[0] += storage.nbytes()
             shapes.append(tuple(tensor.shape))
         return tensor
 
@@ -74,7 +82,8 @@ def kept_for_backward(lm: torch.nn.Module, compute):
 
 
 def measure_step_memory(prompt_model, encodings, params) -> StepMemory:
-    """Measure what one example keeps for backward (the first of ``encodings``), with the scoring path
+    """Measure what one example keeps for backward (the first of ``encodings``, alone and twice over:
+    the difference is what each example adds, the rest is kept once a step), with the scoring path
     training uses, and the fixed part of a step: the gradients of ``params`` and one chunk of
     vocabulary-wide logits and their log-softmax (float32)."""
     from .model import logits_chunk_rows
@@ -92,12 +101,22 @@ def measure_step_memory(prompt_model, encodings, params) -> StepMemory:
     prompt_model._target_log_probs = counted_rows
     try:
         with torch.random.fork_rng(devices=[]):
-            kept, _, _ = kept_for_backward(lm, lambda: prompt_model.training_log_scores(encodings[:1]))
+            one, _, _ = kept_for_backward(lm, lambda: prompt_model.training_log_scores(encodings[:1]))
+            rows_one = rows[0]
+            two, _, _ = kept_for_backward(lm, lambda: prompt_model.training_log_scores(encodings[:1] * 2))
+            rows[0] = rows_one
     finally:
         del prompt_model._target_log_probs  # the method again
         lm.train(was_training)
     vocabulary = lm.get_output_embeddings().weight.shape[0]
     gradients = sum(p.numel() * 4 for p in params) / 2**20  # float32 while training (lmbff.precision)
+    each = max(two - one, 0)
     return StepMemory(
-        kept / 2**20, rows[0], logits_chunk_rows(vocabulary), vocabulary, gradients, available_mb()
+        each / 2**20,
+        rows[0],
+        max(one - each, 0) / 2**20,
+        logits_chunk_rows(vocabulary),
+        vocabulary,
+        gradients,
+        available_mb(),
     )

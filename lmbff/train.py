@@ -253,6 +253,8 @@ class Trainer:
         # In named_parameters order (tied weights once), the order checkpoints name them in.
         self.params = list(self.trainable_state().values())
         self.trainable, self.total = trainable_summary(prompt_model.lm)
+        # The run's length: max_steps, or one that covers min_epochs passes over the examples
+        self.max_steps, self.eval_every = args.schedule_for(len(self.train_examples))
         if prototypes is not None:
             added = sum(p.numel() for p in prototypes.parameters())
             self.trainable, self.total = self.trainable + added, self.total + added
@@ -283,18 +285,21 @@ class Trainer:
 
     def _micro_batch(self, encodings, batch_size: int, progress: bool) -> int:
         """Examples per forward pass: the whole batch, or fewer when the step measured on one example
-        (:mod:`lmbff.memory_plan`) would not fit the memory available; said when it splits. Measured
-        where words are scored past the one-position fast path (where memory grows with the words)."""
-        if (
-            encodings is None
-            or getattr(self.model, "fast_path", True)
-            or not hasattr(self.model, "training_log_scores")
-        ):
+        (:mod:`lmbff.memory_plan`) would not fit the memory available; the estimate is said, and so is
+        a split."""
+        if encodings is None or not hasattr(self.model, "training_log_scores"):
             return batch_size
         from .memory_plan import measure_step_memory
 
         memory = measure_step_memory(self.model, encodings, self.params)
         micro = memory.micro_batch(batch_size)
+        if micro == batch_size and progress:
+            print(
+                f"memory: a step of {batch_size} examples should take about "
+                f"{memory.step_mb(batch_size):,.0f} MB beside the model ({memory.available_mb:,.0f} MB "
+                "available)",
+                flush=True,
+            )
         if micro < batch_size and progress:
             passes = -(-batch_size // micro)
             needed = memory.step_mb(batch_size)
@@ -349,7 +354,7 @@ class Trainer:
         if prototypes is not None:
             prototypes.to(accelerator.device)
         optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=_fusable(self.params))
-        warmup = int(args.warmup_ratio * args.max_steps)
+        warmup = int(args.warmup_ratio * self.max_steps)
         encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
         embeddings = (
             self.demonstrations.query_embeddings(self.train_examples) if self.demonstrations else None
@@ -365,18 +370,25 @@ class Trainer:
             loop = store.load(self, optimizer, loop)
         micro = self._micro_batch(encodings, -(-args.batch_size // accelerator.num_processes), progress)
         per_step = args.batch_size * args.gradient_accumulation_steps
-        seen, given = args.max_steps * per_step, len(self.train_examples)
-        if progress and accelerator.is_main_process and seen < given:
+        seen, given = self.max_steps * per_step, len(self.train_examples)
+        if progress and accelerator.is_main_process and self.max_steps > args.max_steps:
+            print(
+                f"note: {args.max_steps} steps of {per_step} would see {args.max_steps * per_step} of the "
+                f"{given} examples; training {self.max_steps} steps ({seen / given:.2f} epochs, min_epochs "
+                f"{args.min_epochs:g}), evaluating every {self.eval_every or self.max_steps}",
+                flush=True,
+            )
+        elif progress and accelerator.is_main_process and seen < given:
             # Seen in the issue's trial: 32 steps of 8 saw 256 of 616 rows (77 classes), without a word.
             print(
-                f"note: {args.max_steps} steps of {per_step} see {seen} examples, fewer than the {given} "
+                f"note: {self.max_steps} steps of {per_step} see {seen} examples, fewer than the {given} "
                 f"given ({seen / given:.2f} epochs); max_steps {-(-given // per_step)} sees each once",
                 flush=True,
             )
         resumed_at, earlier, earlier_cpu = loop.step, loop.seconds, loop.cpu_seconds
         started, started_cpu = time.perf_counter(), cpu_seconds()
         schedule = get_linear_schedule_with_warmup(
-            optimizer, warmup, args.max_steps, last_epoch=loop.step - 1
+            optimizer, warmup, self.max_steps, last_epoch=loop.step - 1
         )
         if accelerator.num_processes > 1:
             self.model.lm, optimizer = accelerator.prepare(base, optimizer)
@@ -386,14 +398,14 @@ class Trainer:
                 f"batch_size {args.batch_size} is smaller than the {world} data-parallel processes"
             )
         self.model.lm.train()
-        steps = range(loop.step + 1, args.max_steps + 1)
+        steps = range(loop.step + 1, self.max_steps + 1)
         bar = tqdm(
             steps,
             desc="training",
             disable=not progress or not accelerator.is_main_process,
             unit="step",
             initial=loop.step,
-            total=args.max_steps,
+            total=self.max_steps,
         )
         step_seconds: list[float] = []
         for step in bar:
@@ -425,7 +437,7 @@ class Trainer:
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step_seconds.append(time.perf_counter() - step_started)
-            remaining = args.max_steps - step
+            remaining = self.max_steps - step
             if (
                 len(step_seconds) == _TIMED_STEPS
                 and remaining >= 10
@@ -436,7 +448,7 @@ class Trainer:
             loop.step = step
             record = {"step": step, "loss": loss_value}
             bar.set_postfix(loss=f"{loss_value:.4f}")
-            at_eval = (args.eval_every and step % args.eval_every == 0) or step == args.max_steps
+            at_eval = (self.eval_every and step % self.eval_every == 0) or step == self.max_steps
             if at_eval and self.dev_examples:
                 record["dev"] = self.evaluate(self.dev_examples)
                 self.model.lm.train()
@@ -455,7 +467,7 @@ class Trainer:
                 for p, saved in zip(self.params, loop.best, strict=True):
                     p.copy_(saved)
         else:
-            loop.best_step = args.max_steps
+            loop.best_step = self.max_steps
         self.model.lm = base
         self.model.lm.eval()
         self.saved_tuning = self.tuning.export(base)
@@ -477,7 +489,7 @@ class Trainer:
         from .defaults import format_duration
 
         per_step = float(np.median(step_seconds[1:]))
-        evaluations = (remaining // self.args.eval_every if self.args.eval_every else 0) + 1
+        evaluations = (remaining // self.eval_every if self.eval_every else 0) + 1
         tqdm.write(
             f"timing: {per_step:.2f} s/step over the first {len(step_seconds)} steps; about "
             f"{format_duration(per_step * remaining)} for the remaining {remaining} steps, plus "

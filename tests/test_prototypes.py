@@ -116,7 +116,7 @@ def test_examples_init_is_the_nearest_class_mean_classifier(bert_tokenizer, gpt_
 def test_words_init_ranks_like_the_label_words_logits(bert_tokenizer, gpt_tokenizer):
     """Words init: each prototype is its word's output-embedding row, so with one-token words and an
     untrained model, prototypes rank classes as the cosine of the feature with the words' rows."""
-    pm, task = _model(
+    pm, _ = _model(
         "gpt", bert_tokenizer, gpt_tokenizer, words=["great", "terrible", "okay"], verbalizer="prototype"
     )
     pm.prototypes.config = PrototypeConfig(init="words")
@@ -138,10 +138,12 @@ def test_one_forward_row_per_example_whatever_the_number_of_classes(family, bert
         words = [f"word number {i}" for i in range(n)]
         pm, _ = _model(family, bert_tokenizer, gpt_tokenizer, labels, words, verbalizer="prototype")
         pm.init_prototypes(examples, [i % n for i in range(len(examples))])
-        seen = []
-        handle = pm.base_lm.register_forward_pre_hook(
-            lambda module, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
-        )
+        seen: list[tuple[int, ...]] = []
+
+        def record(module, args, kwargs, seen=seen):
+            seen.append(tuple(kwargs["input_ids"].shape))
+
+        handle = pm.base_lm.register_forward_pre_hook(record, with_kwargs=True)
         scores = pm.predict_log_scores(examples)
         handle.remove()
         assert scores.shape == (len(examples), n)

@@ -69,6 +69,7 @@ def test_task_detail_has_templates_data_and_version(client, workspace):
     answer = client.get("/api/task", params=REVIEWS_FILE).json()
     assert answer["task"]["labels"] == ["negative", "positive"]
     assert [t["name"] for t in answer["templates"]] == ["it_was", "review_verdict"]
+    assert {t["verbalizer"] for t in answer["templates"]} == {"words"}  # issue 36: shown per template
     assert answer["data"]["files"] == ["test.tsv", "train.tsv"] and answer["data"]["default"] == "train.tsv"
     assert answer["text"] == (workspace / "reviews.yaml").read_text()
 

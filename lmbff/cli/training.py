@@ -139,7 +139,9 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="names (a,b,c) or topN (auto_1..auto_N from search-templates): one model per template, averaged",
     )
-    _add_dataclass_args(p, TrainingArguments, from_preset=("max_steps", "eval_every", "learning_rate"))
+    _add_dataclass_args(
+        p, TrainingArguments, from_preset=("max_steps", "eval_every", "learning_rate", "min_epochs")
+    )
     _add_dataclass_args(p, DemonstrationConfig, "demo-")
     p.add_argument(
         "--verbalizer",
@@ -190,7 +192,7 @@ def _backend_options(args) -> dict[str, dict]:
 
 def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | None = None):
     from ..config import DemonstrationConfig, PrototypeConfig, TrainingArguments
-    from ..defaults import preset_backend_options, resolve
+    from ..defaults import preset_backend_options, preset_min_epochs, resolve
     from ..ensemble import resolve_ensemble
     from ..experiment import ExperimentConfig
 
@@ -198,7 +200,11 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every
     )
     values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments)}
-    values.update(max_steps=max_steps, eval_every=eval_every)
+    values.update(
+        max_steps=max_steps,
+        eval_every=eval_every,
+        min_epochs=preset_min_epochs(args.preset, args.max_steps, args.min_epochs),
+    )
     if method in ("prompt", "prompt-demos"):
         values["learning_rate"] = learning_rate
     else:  # the baselines: finetune trains everything (the check refuses another backend), zero-shot nothing

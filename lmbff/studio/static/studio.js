@@ -151,6 +151,11 @@ function useTemplate(pane, name) {
     input.addEventListener("input", () => edited(pane));
     cell.appendChild(input); row.appendChild(cell); body.appendChild(row);
   }
+  // A template that scores by prototypes (verbalizer: prototype) learns them in training: the studio's
+  // zero-shot scores are its label words'.
+  const kind = spec.verbalizer || "words";
+  p.root.querySelector(".verbalizer").textContent = kind === "words" ? "" :
+    `verbalizer: ${kind}. Its prototypes are learned in training; the scores here are the label words' (zero-shot).`;
   updateGutter(pane, []);
 }
 
