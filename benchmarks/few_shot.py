@@ -89,6 +89,10 @@ def main(argv=None) -> int:
         "TASK=a+b: LM-BFF's template ensemble of a and b",
     )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    parser.add_argument(
+        "--verbalizer", default=None, choices=["words", "prototype", "words+prototype"],
+        help="how the prompt methods score classes (default: the template's own)",
+    )  # fmt: skip
     add_test_sample_argument(parser)
     parser.add_argument("--test-split", default="test", help="dev: score the dev split (sweeps)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/few_shot"))
@@ -156,6 +160,11 @@ def main(argv=None) -> int:
                     args.precision,
                     "--test-split",
                     args.test_split,
+                    *(
+                        ["--verbalizer", args.verbalizer]
+                        if args.verbalizer and method.startswith("prompt")
+                        else []
+                    ),
                 ]
                 code = subprocess.run(command).returncode
                 if code:

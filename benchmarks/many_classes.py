@@ -96,7 +96,7 @@ def _scores(probabilities, labels, gold, dev_probabilities, dev_gold) -> dict:
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from lmbff.out_of_scope import OUT_OF_SCOPE, choose_threshold, out_of_scope_metrics
+    from lmbff.out_of_scope import OUT_OF_SCOPE
 
     index = {label: i for i, label in enumerate(labels)}
     gold_index = np.array([index.get(g, OUT_OF_SCOPE) for g in gold])
@@ -108,8 +108,25 @@ def _scores(probabilities, labels, gold, dev_probabilities, dev_gold) -> dict:
             f1_score(gold_index[inside], predicted[inside], average="macro", labels=list(range(len(labels))))
         ),
     }
+    result.update(_abstaining(probabilities, labels, gold, dev_probabilities, dev_gold))
+    return result
+
+
+def _abstaining(scores, labels, gold, dev_scores, dev_gold) -> dict:
+    """Abstention read off ``scores`` (N, C): its largest entry is the confidence, its argmax the
+    class; the threshold is chosen on dev."""
+    import numpy as np
+
+    from lmbff.out_of_scope import OUT_OF_SCOPE, choose_threshold, out_of_scope_metrics
+
+    index = {label: i for i, label in enumerate(labels)}
+    gold_index = np.array([index.get(g, OUT_OF_SCOPE) for g in gold])
+    inside = gold_index != OUT_OF_SCOPE
+    predicted = np.asarray(scores).argmax(1)
+    result: dict = {}
+    probabilities = scores
     dev_index = [index.get(g, OUT_OF_SCOPE) for g in dev_gold]
-    rule = choose_threshold(dev_probabilities, dev_index)
+    rule = choose_threshold(dev_scores, dev_index)
     result["threshold"] = rule.threshold
     result.update(out_of_scope_metrics(rule.apply(probabilities), gold_index))
     # For comparing methods at the same in-scope accuracy (a point of each one's curve, read on test,
@@ -193,6 +210,13 @@ def run_child(spec: dict) -> dict:
         keep.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(keep, test=probabilities, dev=dev_probabilities)
     result = _scores(probabilities, labels, test_y, dev_probabilities, dev_y)
+    if method.split("@")[0] in ("prototype", "words+prototype"):  # abstaining on the raw similarity
+        similarities, dev_similarities = clf.prototype_similarities(test_x), clf.prototype_similarities(dev_x)
+        result["by_similarity"] = _abstaining(similarities, labels, test_y, dev_similarities, dev_y)
+        if spec.get("keep"):
+            np.savez_compressed(
+                Path(spec["keep"]).with_suffix(".similarities.npz"), test=similarities, dev=dev_similarities
+            )
     result.update(
         method=method,
         fit_seconds=fit_seconds,

@@ -211,6 +211,20 @@ class PromptModel(nn.Module):
         return torch.cat(out).float()
 
     @torch.no_grad()
+    def prototype_similarities(
+        self, examples: Sequence[Example], batch_size: int = SCORING_BATCH_SIZE
+    ) -> np.ndarray:
+        """Cosine similarity (N, C) of each example's centred slot feature with each prototype: the
+        prototypes' own confidence, before the learned scale and the softmax take its level away (an
+        out-of-scope query can be far from every prototype and still nearer one than the rest)."""
+        if self.prototypes is None:
+            raise ValueError("this scorer has no prototypes (verbalizer 'words')")
+        features = self.slot_features(examples, batch_size)
+        layer = self.prototypes
+        shifted = F.normalize(features - layer.center.float(), dim=-1)
+        return (shifted @ F.normalize(layer.prototypes.float(), dim=-1).T).cpu().numpy()
+
+    @torch.no_grad()
     def init_prototypes(self, examples: Sequence[Example], label_index: Sequence[int]) -> str:
         """Start the prototypes from the label words or from each class's mean training feature
         (:class:`lmbff.prototypes.PrototypeConfig`). Returns the init used."""

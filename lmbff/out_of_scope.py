@@ -1,7 +1,8 @@
 """Abstaining: "none of these classes" when no class fits (out-of-scope queries, CLINC150).
 
 A classifier abstains when its confidence (the largest class probability, after calibration where the
-classifier calibrates) is below a threshold chosen on dev rows that hold both in-scope and
+classifier calibrates; or any score whose largest entry says how well the best class fits, such as a
+prototype's cosine similarity) is below a threshold chosen on dev rows that hold both in-scope and
 out-of-scope examples. The threshold maximises the mean of the in-scope accuracy (an in-scope row the
 classifier abstains on counts as wrong) and the out-of-scope recall, so neither side is bought with the
 other; ties go to the lower threshold (abstain less). Larson et al. (EMNLP 2019) found out-of-scope
@@ -24,9 +25,13 @@ OUT_OF_SCOPE = -1  # the class index of an abstention
 
 @dataclass(frozen=True)
 class AbstainRule:
-    """Abstain below ``threshold`` of the largest class probability."""
+    """Abstain below ``threshold`` of the largest entry of a score: ``probability`` (the class
+    probabilities) or ``similarity`` (a prototype scorer's cosine similarities). ``dev_value`` is the
+    balanced dev score it was chosen by."""
 
     threshold: float
+    score: str = "probability"
+    dev_value: float = 0.0
 
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """Class indices (N,), ``OUT_OF_SCOPE`` where the classifier abstains."""
@@ -35,7 +40,9 @@ class AbstainRule:
         return np.where(probabilities.max(axis=1) < self.threshold, OUT_OF_SCOPE, chosen)
 
 
-def choose_threshold(probabilities: np.ndarray, gold: Sequence[int]) -> AbstainRule:
+def choose_threshold(
+    probabilities: np.ndarray, gold: Sequence[int], score: str = "probability"
+) -> AbstainRule:
     """The rule that maximises (in-scope accuracy + out-of-scope recall) / 2 on these rows (``gold``:
     class indices, ``OUT_OF_SCOPE`` for out-of-scope rows).
 
@@ -54,8 +61,9 @@ def choose_threshold(probabilities: np.ndarray, gold: Sequence[int]) -> AbstainR
         )
     confidence = probabilities.max(axis=1)
     right = probabilities.argmax(axis=1) == gold
-    # Every distinct confidence is a candidate (abstain below it), plus "never abstain" (0).
-    candidates = np.concatenate([[0.0], np.unique(confidence)])
+    # Every distinct confidence is a candidate (abstain below it), plus "never abstain" (0 for
+    # probabilities; the lowest seen for a score that can be negative, such as a cosine similarity).
+    candidates = np.concatenate([[min(0.0, float(confidence.min()))], np.unique(confidence)])
     best, best_value = 0.0, -1.0
     for threshold in candidates:
         kept = confidence >= threshold
@@ -64,7 +72,7 @@ def choose_threshold(probabilities: np.ndarray, gold: Sequence[int]) -> AbstainR
         value = (in_scope + recall) / 2
         if value > best_value + 1e-12:
             best, best_value = float(threshold), value
-    return AbstainRule(best)
+    return AbstainRule(best, score, best_value)
 
 
 def out_of_scope_metrics(predicted: Sequence[int], gold: Sequence[int]) -> dict[str, float]:

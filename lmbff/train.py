@@ -174,10 +174,12 @@ class Checkpoint:
                 f"{trainer.rest_dtype}; resume with the precision it was started with, or choose "
                 "another --out"
             )
-        if state["arguments"] != asdict(trainer.args):
+        # a checkpoint from before min_epochs existed was made without it (0: max_steps as given)
+        made_with = {"min_epochs": 0.0, **state["arguments"]}
+        if made_with != asdict(trainer.args):
             raise ValueError(
                 f"{self.folder}: the checkpoint was made with other training arguments: "
-                f"{state['arguments']} (this run: {asdict(trainer.args)})"
+                f"{made_with} (this run: {asdict(trainer.args)})"
             )
         params = read_safetensors(str(self.folder / "params.safetensors"))
         with torch.no_grad():

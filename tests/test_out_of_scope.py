@@ -69,7 +69,7 @@ def test_the_estimator_abstains_saves_its_threshold_and_never_trains_on_outsider
     assert clf.predict(TEXTS + OUTSIDE).tolist() == expected.tolist()
     clf.save(tmp_path / "saved")
     settings = json.loads((tmp_path / "saved" / "config.json").read_text())["experiment"]["classifier"]
-    assert settings["abstain_threshold"] == clf.abstain_.threshold
+    assert settings["abstain"]["threshold"] == clf.abstain_.threshold
     again = PromptClassifier.load(tmp_path / "saved")
     assert again.predict(TEXTS + OUTSIDE).tolist() == expected.tolist()
 
@@ -101,3 +101,48 @@ def test_budgets_grow_with_the_data_and_a_given_step_count_is_kept():
     assert preset_min_epochs("lmbff", None) == 0.0
     with pytest.raises(ValueError, match="min_epochs"):
         TrainingArguments(min_epochs=-1)
+
+
+def test_the_fast_preset_has_its_own_prototype_recipe_chosen_on_dev():
+    from lmbff.defaults import resolve
+
+    assert resolve("fast", None, None, None, None) == ("lora", 1e-3, 32, 16)
+    assert resolve("fast", None, None, None, None, "prototype") == ("lora", 3e-3, 32, 16)
+    assert resolve("fast", None, 5e-4, None, None, "prototype")[1] == 5e-4  # a rate given wins
+    assert preset_min_epochs("fast", None, verbalizer="prototype") == 3.0
+    assert preset_min_epochs("fast", None, verbalizer="words+prototype") == 1.0
+    assert preset_min_epochs("lmbff", None, verbalizer="prototype") == 0.0
+
+
+def test_similarity_thresholds_work_below_zero():
+    similarities = np.array([[0.9, -0.2], [-0.3, -0.1], [-0.5, -0.6]])
+    rule = choose_threshold(similarities, [0, 1, OUT_OF_SCOPE])
+    assert rule.apply(similarities).tolist() == [0, 1, OUT_OF_SCOPE]
+
+
+def test_a_prototype_classifier_abstains_on_whichever_score_does_better_on_dev(gpt_dir, tmp_path):
+    clf = PromptClassifier(
+        labels=["spam", "ham"],
+        model=str(gpt_dir),
+        verbalizer="prototype",
+        out_of_scope="oos",
+        max_steps=2,
+        batch_size=4,
+        verbose=False,
+    )
+    clf.fit(TEXTS, LABELS, X_dev=TEXTS + OUTSIDE, y_dev=LABELS + ["oos"] * 3)
+    rule = clf.abstain_
+    probabilities = clf.predict_proba(TEXTS + OUTSIDE)
+    similarities = clf.prototype_similarities(TEXTS + OUTSIDE)
+    gold = [0] * 4 + [1] * 4 + [OUT_OF_SCOPE] * 3
+    by_probability = choose_threshold(probabilities, gold)
+    by_similarity = choose_threshold(similarities, gold, "similarity")
+    assert rule.score == (
+        "similarity" if by_similarity.dev_value > by_probability.dev_value else "probability"
+    )
+    assert rule.dev_value == max(by_probability.dev_value, by_similarity.dev_value)
+    confidence = (similarities if rule.score == "similarity" else probabilities).max(1)
+    expected = np.where(confidence < rule.threshold, "oos", clf.classes_[probabilities.argmax(1)])
+    assert clf.predict(TEXTS + OUTSIDE).tolist() == expected.tolist()
+    clf.save(tmp_path / "saved")
+    assert PromptClassifier.load(tmp_path / "saved").predict(TEXTS + OUTSIDE).tolist() == expected.tolist()

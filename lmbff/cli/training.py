@@ -196,14 +196,18 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
     from ..ensemble import resolve_ensemble
     from ..experiment import ExperimentConfig
 
+    # the verbalizer the prompt methods score with: the flag's, else the template's own
+    verbalizer = None
+    if method in ("prompt", "prompt-demos"):
+        verbalizer = args.verbalizer or load_task(args.task).prompt(args.template).verbalizer_kind
     backend, learning_rate, max_steps, eval_every = resolve(
-        args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every
+        args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every, verbalizer
     )
     values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments)}
     values.update(
         max_steps=max_steps,
         eval_every=eval_every,
-        min_epochs=preset_min_epochs(args.preset, args.max_steps, args.min_epochs),
+        min_epochs=preset_min_epochs(args.preset, args.max_steps, args.min_epochs, verbalizer),
     )
     if method in ("prompt", "prompt-demos"):
         values["learning_rate"] = learning_rate
