@@ -246,8 +246,12 @@ def read_examples(
     require_label: bool = True,
     split: str | None = None,
     columns: Mapping[str, str] | None = None,
+    out_of_scope: str | None = None,
 ) -> ReadReport:
     """Read the examples of one file (or one `datasets` folder) for a task.
+
+    ``out_of_scope``: a label value accepted beside the task's labels, meaning "none of them"
+    (:mod:`lmbff.out_of_scope`).
 
     ``columns`` renames file columns to task fields (e.g. ``{"sentence": "text_a"}``). A blank text
     (empty, or only spaces) is kept, as LM-BFF keeps it: the example is scored with the template's own
@@ -282,7 +286,9 @@ def read_examples(
         raise DataError(str(path), None, f"cannot read: {exc.strerror or exc}") from None
     for number, row in rows:
         result = (
-            row if isinstance(row, DataError) else _example(row, rename, task, path, number, require_label)
+            row
+            if isinstance(row, DataError)
+            else _example(row, rename, task, path, number, require_label, out_of_scope)
         )
         if isinstance(result, DataError):
             if not skip_bad:
@@ -302,7 +308,13 @@ def read_examples(
 
 
 def _example(
-    row: dict, rename: dict, task: Task, path: Path, number: int, require_label: bool
+    row: dict,
+    rename: dict,
+    task: Task,
+    path: Path,
+    number: int,
+    require_label: bool,
+    out_of_scope: str | None = None,
 ) -> Example | DataError:
     absent = [column for column in rename if column not in row]
     if absent:  # a column named by the caller must exist: never fall back to another one silently
@@ -335,7 +347,7 @@ def _example(
     label = str(label).strip()
     if isinstance(row.get(LABEL_COLUMN), bool):
         label = str(int(row[LABEL_COLUMN]))
-    if label not in task.labels:
+    if label not in task.labels and label != out_of_scope:
         return DataError(
             str(path),
             number,
@@ -392,12 +404,20 @@ def load_split(
     skip_bad: bool = False,
     require_label: bool = True,
     columns: Mapping[str, str] | None = None,
+    out_of_scope: str | None = None,
 ) -> ReadReport:
     """Read one split of a data folder (see :func:`find_split`); ``columns`` renames file columns to
-    the task's fields and ``label`` (:func:`column_mapping`)."""
+    the task's fields and ``label`` (:func:`column_mapping`); ``out_of_scope`` as in
+    :func:`read_examples`."""
     path = find_split(data_dir, split)
     return read_examples(
-        path, task, skip_bad=skip_bad, require_label=require_label, split=split, columns=columns
+        path,
+        task,
+        skip_bad=skip_bad,
+        require_label=require_label,
+        split=split,
+        columns=columns,
+        out_of_scope=out_of_scope,
     )
 
 

@@ -67,6 +67,9 @@ class ExperimentConfig:
     # template's own (``verbalizer:`` in the task file), else words
     verbalizer: str | None = None
     prototypes: PrototypeConfig = field(default_factory=PrototypeConfig)
+    # A label value meaning "none of these classes" (CLINC150's "oos"): such rows are not trained on;
+    # on dev they set the confidence below which the run abstains; on test they are scored as such.
+    out_of_scope: str | None = None
 
     def __post_init__(self):
         check_precision(self.precision)
@@ -177,8 +180,17 @@ def run_experiment(
     # model loads: a failed start leaves nothing behind that blocks the corrected rerun.
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
+    if config.out_of_scope is not None and config.out_of_scope in task.labels:
+        raise ValueError(
+            f"out_of_scope {config.out_of_scope!r} is one of the task's labels {list(task.labels)}"
+        )
     train, test = (_read_split(config, split, task) for split in (config.train_split, config.test_split))
     dev = _read_split(config, config.dev_split, task) if config.dev_split else []
+    train, train_out = _split_out_of_scope(config, train)
+    dev, dev_out = _split_out_of_scope(config, dev)
+    test, test_out = _split_out_of_scope(config, test)
+    if train_out:
+        print(f"note: {len(train_out)} training rows labelled {config.out_of_scope!r} are not trained on")
     if config.method != "finetune":  # rows the template cannot render: named, or skipped with skip_bad
         train, dev, test = (_renderable(config, rows, prompt.template) for rows in (train, dev, test))
     if config.method != "zero-shot":
@@ -282,10 +294,18 @@ def run_experiment(
         if len(calibrated_results) > 1:
             metrics["dev_calibrated"] = calibrated_results[1].metrics
         metrics["content_free_probabilities"] = [float(p) for p in content_free]
+    abstaining = None
+    if config.out_of_scope is not None:
+        abstaining = abstain_on_test(
+            config.out_of_scope, scorer, task, dev, dev_out, test, test_out, demos, seed, content_free
+        )
+        metrics["out_of_scope"] = abstaining["metrics"]
     if not main_process:
         return metrics
     if trainer is not None:  # what was trained, with everything that scores it (no task file needed)
         scoring = ScoringSpec.of(scorer, task, demos, seed) if config.method != "finetune" else None
+        if scoring is not None and abstaining is not None and abstaining["metrics"]["rule"] is not None:
+            scoring.abstain = {"label": config.out_of_scope, **abstaining["metrics"]["rule"]}
         save_state(
             out / "state",
             trainer.trainable_state(),
@@ -307,6 +327,9 @@ def run_experiment(
     markdown = results_markdown(task, shown, f"{task.name}: {name}, seed {seed}") + run_description(
         config, scorer, train, trainer
     )
+    if abstaining is not None:
+        records = with_abstentions(records, abstaining, config.out_of_scope)
+        markdown += abstaining["markdown"]
     RunResult.from_dict(metrics).write(
         out,
         markdown=markdown,
@@ -374,8 +397,121 @@ def _renderable(config: ExperimentConfig, examples: list, template) -> list:
     return kept
 
 
+def _split_out_of_scope(config: ExperimentConfig, examples: list) -> tuple[list, list]:
+    """(in-scope rows, rows labelled ``config.out_of_scope``)."""
+    if config.out_of_scope is None:
+        return examples, []
+    inside = [e for e in examples if e.label != config.out_of_scope]
+    return inside, [e for e in examples if e.label == config.out_of_scope]
+
+
+def abstain_on_test(
+    label: str, scorer, task, dev, dev_out, test, test_out, demos, seed, content_free=None, rule=None
+) -> dict:
+    """Choose the abstention rule on dev (in-scope and out-of-scope rows; the probabilities, or a
+    prototype's similarities where they do better), unless ``rule`` is given (a saved state's), and
+    score test with it (lmbff.out_of_scope). Returns the metrics, the predictions (-1: abstained) and a
+    results.md section."""
+    import numpy as np
+
+    from .out_of_scope import OUT_OF_SCOPE, AbstainRule, choose_threshold, out_of_scope_metrics
+
+    if isinstance(rule, dict):
+        rule = AbstainRule(**{k: v for k, v in rule.items() if k != "label"})
+
+    def probabilities(rows):
+        if not rows:
+            return np.zeros((0, len(task.labels)))
+        scores = scorer.predict_log_scores(rows, demonstrations=demos, seed=seed)
+        if content_free is not None:  # zero-shot: abstain on the calibrated scores
+            scores = apply_calibration(scores, content_free)
+        return np.exp(scores.astype(np.float64))
+
+    def gold(rows):
+        return [task.labels.index(str(e.label)) if e.label != label else OUT_OF_SCOPE for e in rows]
+
+    prototypes = getattr(scorer, "prototypes", None) is not None
+    test_rows, dev_rows = list(test) + list(test_out), list(dev) + list(dev_out)
+    test_probabilities = probabilities(test_rows)
+    note = ""
+    if rule is not None:
+        pass
+    elif dev and dev_out:
+        rule = choose_threshold(probabilities(dev_rows), gold(dev_rows))
+        if prototypes:
+            similar = choose_threshold(scorer.prototype_similarities(dev_rows), gold(dev_rows), "similarity")
+            rule = similar if similar.dev_value > rule.dev_value else rule
+    else:
+        note = f"no dev rows of both kinds (in-scope and {label!r}): the run never abstains"
+        print(f"warning: {note}", flush=True)
+    predicted = test_probabilities.argmax(1) if len(test_rows) else np.zeros(0, dtype=int)
+    if rule is not None:
+        confidence = (
+            test_probabilities if rule.score == "probability" else scorer.prototype_similarities(test_rows)
+        )
+        predicted = np.where(rule.apply(confidence) < 0, OUT_OF_SCOPE, predicted)
+    labelled = all(e.label is not None for e in test_rows)
+    metrics = {
+        "label": label,
+        "rule": None if rule is None else asdict(rule),
+        "test_examples": len(test_rows),
+        "out_of_scope_test_examples": len(test_out),
+        **(out_of_scope_metrics(predicted, gold(test_rows)) if labelled else {}),
+    }
+    if note:
+        metrics["note"] = note
+    rows = [
+        ["rule", "never abstains" if rule is None else f"abstain below {rule.threshold:.4f} ({rule.score})"],
+        *[[name.replace("_", " "), f"{metrics[name]:.4f}"] for name in (
+            "in_scope_accuracy", "out_of_scope_recall", "out_of_scope_precision", "out_of_scope_f1",
+            "accuracy_with_out_of_scope",
+        ) if name in metrics],
+    ]  # fmt: skip
+    markdown = (
+        f"\n## Out of scope ({len(test_out)} of {len(test_rows)} test rows labelled "
+        f"{label!r})\n\n" + markdown_table(["", ""], rows)
+    )
+    return {
+        "metrics": metrics,
+        "predicted": predicted,
+        "probabilities": test_probabilities,
+        "labels": list(task.labels),
+        "rows": test_rows,
+        "markdown": markdown,
+    }
+
+
+def with_abstentions(records: list[dict], abstaining: dict, label: str) -> list[dict]:
+    """The test records with ``prediction_with_abstention``, and a record for each out-of-scope row."""
+    rows, labels = abstaining["rows"], abstaining["labels"]
+    out = []
+    for i, example in enumerate(rows):
+        if i < len(records):
+            record = dict(records[i])
+        else:  # an out-of-scope row: scored like the others, never part of the task's metrics
+            probabilities = abstaining["probabilities"][i]
+            record = {
+                "source": example.source,
+                "text": example.fields,
+                "label": example.label,
+                "prediction": labels[int(probabilities.argmax())],
+                "scores": {name: float(p) for name, p in zip(labels, probabilities, strict=True)},
+            }
+        chosen = int(abstaining["predicted"][i])
+        record["prediction_with_abstention"] = label if chosen < 0 else labels[chosen]
+        out.append(record)
+    return out
+
+
 def _read_split(config: ExperimentConfig, split: str, task) -> list:
-    report = load_split(config.data_dir, split, task, skip_bad=config.skip_bad, columns=config.columns)
+    report = load_split(
+        config.data_dir,
+        split,
+        task,
+        skip_bad=config.skip_bad,
+        columns=config.columns,
+        out_of_scope=config.out_of_scope,
+    )
     for note in report.notes():
         print(note)
     return report.examples

@@ -68,7 +68,13 @@ def predict_with_states(
         task = scorer.task
         source = data_dir or _own_data(state)
         columns = column_mapping(task.fields, text_columns, label_column)
-        examples = load_split(source, split, task, require_label=False, columns=columns).examples
+        abstain = state.scoring.abstain if state.scoring is not None else None
+        outside_label = abstain["label"] if abstain else None
+        examples = load_split(
+            source, split, task, require_label=False, columns=columns, out_of_scope=outside_label
+        ).examples
+        outside = [e for e in examples if outside_label is not None and e.label == outside_label]
+        examples = [e for e in examples if outside_label is None or e.label != outside_label]
         demos = state.scoring.demonstration_pool() if state.scoring is not None else None
         if demos is None and state.experiment.get("method") == "prompt-demos":  # a 0.1 state
             demos = Demonstrations(
@@ -86,6 +92,13 @@ def predict_with_states(
                 seed=seed,
                 progress=progress and f"{task.name} ({Path(folder)})",
             )
+            abstaining: dict | None = None
+            if abstain:  # the rule its run chose on dev (lmbff.out_of_scope)
+                from .experiment import abstain_on_test
+
+                abstaining = abstain_on_test(
+                    outside_label, scorer, task, [], [], examples, outside, demos, seed, rule=abstain
+                )
         finally:
             attached.detach()
         name = _unique(Path(folder).resolve().parent.name or task.name, names)
@@ -131,10 +144,15 @@ def predict_with_states(
                 "trained": settings.get("out"),
             },
         )
+        records = prediction_records(task, examples, log_scores, predictions)
+        if abstaining is not None:
+            from .experiment import with_abstentions
+
+            run.details["out_of_scope"] = abstaining["metrics"]
+            markdown += abstaining["markdown"]
+            records = with_abstentions(records, abstaining, outside_label)
         if is_main_process():  # under a launcher every process has every score; the main one writes
-            run.write(
-                target, markdown=markdown, records=prediction_records(task, examples, log_scores, predictions)
-            )
+            run.write(target, markdown=markdown, records=records)
         summary["out"] = str(target)
         summaries.append(summary)
     return summaries

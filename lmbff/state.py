@@ -76,6 +76,8 @@ class ScoringSpec:
     # words, prototype or words+prototype (lmbff.prototypes); the prototypes' config when they score
     verbalizer: str = "words"
     prototypes: dict | None = None
+    # {"label": the out-of-scope label, **AbstainRule fields}: the state abstains as its run chose on dev
+    abstain: dict | None = None
 
     @classmethod
     def of(cls, prompt_model, task: Task, demonstrations=None, seed: int = 0) -> ScoringSpec:

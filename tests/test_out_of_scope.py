@@ -146,3 +146,63 @@ def test_a_prototype_classifier_abstains_on_whichever_score_does_better_on_dev(g
     assert clf.predict(TEXTS + OUTSIDE).tolist() == expected.tolist()
     clf.save(tmp_path / "saved")
     assert PromptClassifier.load(tmp_path / "saved").predict(TEXTS + OUTSIDE).tolist() == expected.tolist()
+
+
+def test_train_abstains_on_out_of_scope_rows_and_predict_keeps_the_rule(gpt_dir, tmp_path):
+    """The command line: --out-of-scope-label; rows with it are not trained on, dev chooses the rule,
+    test reports in-scope accuracy with out-of-scope recall and precision, and the state abstains alike."""
+    from lmbff.cli import main
+
+    def write(name, rows):
+        path = tmp_path / name
+        path.write_text("text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in rows))
+        return path
+
+    rows = list(zip(TEXTS, LABELS, strict=True)) + [(t, "oos") for t in OUTSIDE]
+    train, dev, test = write("train.tsv", rows), write("dev.tsv", rows), write("test.tsv", rows)
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train", "--labels", "spam,ham", "--data-file", str(train), "--dev-file", str(dev),
+            "--test-file", str(test), "--model", str(gpt_dir), "--out", str(out), "--max-steps", "2",
+            "--batch-size", "4", "--verbalizer", "prototype", "--out-of-scope-label", "oos",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    outside = metrics["out_of_scope"]
+    assert outside["label"] == "oos" and outside["out_of_scope_test_examples"] == 3
+    assert outside["test_examples"] == 11 and outside["rule"]["score"] in ("probability", "similarity")
+    assert set(outside) >= {"in_scope_accuracy", "out_of_scope_recall", "out_of_scope_precision"}
+    assert "## Out of scope (3 of 11 test rows labelled 'oos')" in (out / "results.md").read_text()
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 11 and all("prediction_with_abstention" in r for r in records)
+    predicted = [r["prediction_with_abstention"] for r in records]
+    gold = [r["label"] for r in records]
+    recall = sum(p == g == "oos" for p, g in zip(predicted, gold, strict=True)) / 3
+    assert recall == pytest.approx(outside["out_of_scope_recall"])
+    saved = json.loads((out / "state" / "config.json").read_text())["scoring"]["abstain"]
+    assert saved["label"] == "oos" and saved["threshold"] == outside["rule"]["threshold"]
+    code = main(
+        ["predict", "--state", str(out / "state"), "--data-file", str(test), "--out", str(tmp_path / "p")]
+    )
+    assert code == 0
+    (written,) = (tmp_path / "p").glob("*/predictions.jsonl")
+    again = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [r["prediction_with_abstention"] for r in again] == predicted
+
+
+def test_out_of_scope_label_must_not_be_a_class(gpt_dir, tmp_path):
+    from lmbff.cli import main
+
+    path = tmp_path / "d.tsv"
+    path.write_text(
+        "text\tlabel\n" + "".join(f"{t}\t{label}\n" for t, label in zip(TEXTS, LABELS, strict=True))
+    )
+    code = main(
+        [
+            "train", "--labels", "spam,ham", "--data-file", str(path), "--test-file", str(path),
+            "--model", str(gpt_dir), "--out", str(tmp_path / "r"), "--out-of-scope-label", "ham",
+        ]
+    )  # fmt: skip
+    assert code == 2

@@ -152,6 +152,14 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
         "own, else words)",
     )
     _add_dataclass_args(p, PrototypeConfig, "prototype-")
+    p.add_argument(
+        "--out-of-scope-label",
+        default=None,
+        metavar="LABEL",
+        help="a label meaning 'none of these classes' (e.g. oos): its rows are not trained on; dev rows with "
+        "it choose the confidence below which the run abstains; test reports in-scope accuracy and "
+        "out-of-scope recall and precision",
+    )
 
 
 def backend_option_flag(backend: str, option: str) -> str:
@@ -243,6 +251,7 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         precision=args.precision,
         # prototypes are learned: the baselines (zero-shot, finetune) of a `run` keep their own scoring
         verbalizer=args.verbalizer if method in ("prompt", "prompt-demos") else None,
+        out_of_scope=args.out_of_scope_label,
         prototypes=PrototypeConfig(
             **{f.name: getattr(args, "prototype_" + f.name) for f in fields(PrototypeConfig)}
         ),
