@@ -20,6 +20,11 @@ from .data import Example
 from .model import ScoringBatch, score_in_length_order
 from .precision import compute
 
+# The new head's learning rate: it starts from noise, where the body starts from pre-training, so it
+# trains at its own rate (the body's stays the backend's). At the body's 1e-5 the head of a 77-class
+# task barely moved in 32 steps (issue 36: accuracy 0.036, chance 0.013).
+HEAD_LEARNING_RATE = 1e-3
+
 
 class _Body(nn.Module):
     """The pre-trained body and the new head: the module whose parameters train."""
@@ -53,6 +58,7 @@ class FineTuneClassifier(nn.Module):
         kind: ModelKind,
         max_length: int = 128,
         dropout: float = 0.1,
+        head_learning_rate: float = HEAD_LEARNING_RATE,
     ):
         super().__init__()
         self.lm = _Body(lm, len(task.labels), dropout)
@@ -60,10 +66,15 @@ class FineTuneClassifier(nn.Module):
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
         self.calibration = None  # the trainer resets it; a head has nothing to calibrate
+        self.head_learning_rate = head_learning_rate
 
     @property
     def labels(self) -> list[str]:
         return list(self.task.labels)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The new head's parameters: the trainer gives them ``head_learning_rate``."""
+        return list(getattr(self.lm, "module", self.lm).head.parameters())
 
     @property
     def device(self) -> torch.device:

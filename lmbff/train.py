@@ -31,6 +31,9 @@ from .precision import master_copies, rest_dtype, to_rest
 from .prototypes import PREFIX as PROTO
 from .tuning import TuningConfig, trainable_summary
 
+HEAD = "head"
+OWN = (PROTO, HEAD)  # parameter groups at their own rate, whatever --learning-rate the backend is given
+
 _TIMED_STEPS = 4  # steps timed before the remaining training time is estimated
 
 
@@ -236,6 +239,14 @@ class Trainer:
             self.param_groups = tuning.apply(prompt_model.lm)
         master_copies(prompt_model.lm, [p for g in self.param_groups for p in g["params"]])
         tuning.prepare(prompt_model)
+        # The baseline's new head (lmbff.finetune) trains at its own rate, taken out of the body's group.
+        if hasattr(prompt_model, "head_parameters"):
+            head = prompt_model.head_parameters()
+            ids = {id(p) for p in head}
+            for group in self.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in ids]
+            self.param_groups = [g for g in self.param_groups if g["params"]]
+            self.param_groups.append({"params": head, "lr": prompt_model.head_learning_rate, "name": HEAD})
         # Prototypes (lmbff.prototypes) train beside the backend at their own rate, which a
         # --learning-rate for the backend does not override (their scale is not the weights').
         prototypes = getattr(prompt_model, "prototypes", None)
@@ -347,7 +358,7 @@ class Trainer:
             {
                 **g,
                 "lr": args.learning_rate
-                if args.learning_rate is not None and g.get("name") != PROTO
+                if args.learning_rate is not None and g.get("name") not in OWN
                 else g["lr"],
             }
             for g in self.param_groups
