@@ -108,7 +108,10 @@ def _scores(probabilities, labels, gold, dev_probabilities, dev_gold) -> dict:
             f1_score(gold_index[inside], predicted[inside], average="macro", labels=list(range(len(labels))))
         ),
     }
-    result.update(_abstaining(probabilities, labels, gold, dev_probabilities, dev_gold))
+    if len(dev_gold):
+        result.update(_abstaining(probabilities, labels, gold, dev_probabilities, dev_gold))
+    else:  # the abstention was chosen elsewhere (the head baseline's run): only the curve here
+        result["out_of_scope_recall_at_in_scope_accuracy"] = _curve(probabilities, gold_index)
     return result
 
 
@@ -121,19 +124,27 @@ def _abstaining(scores, labels, gold, dev_scores, dev_gold) -> dict:
 
     index = {label: i for i, label in enumerate(labels)}
     gold_index = np.array([index.get(g, OUT_OF_SCOPE) for g in gold])
-    inside = gold_index != OUT_OF_SCOPE
-    predicted = np.asarray(scores).argmax(1)
     result: dict = {}
     probabilities = scores
     dev_index = [index.get(g, OUT_OF_SCOPE) for g in dev_gold]
     rule = choose_threshold(dev_scores, dev_index)
     result["threshold"] = rule.threshold
     result.update(out_of_scope_metrics(rule.apply(probabilities), gold_index))
-    # For comparing methods at the same in-scope accuracy (a point of each one's curve, read on test,
-    # never used to choose anything): the best out-of-scope recall of any threshold that keeps the
-    # in-scope accuracy (abstentions wrong) at or above each level.
+    result["out_of_scope_recall_at_in_scope_accuracy"] = _curve(probabilities, gold_index)
+    return result
+
+
+def _curve(probabilities, gold_index) -> dict:
+    """For comparing methods at the same in-scope accuracy (a point of each one's curve, read on test,
+    never used to choose anything): the best out-of-scope recall of any threshold that keeps the
+    in-scope accuracy (abstentions wrong) at or above each level."""
+    import numpy as np
+
+    from lmbff.out_of_scope import OUT_OF_SCOPE
+
+    inside = gold_index != OUT_OF_SCOPE
     confidence = np.asarray(probabilities).max(1)
-    right = predicted == gold_index
+    right = np.asarray(probabilities).argmax(1) == gold_index
     curve = {}
     for level in RECALL_LEVELS:
         best = 0.0
@@ -142,8 +153,7 @@ def _abstaining(scores, labels, gold, dev_scores, dev_gold) -> dict:
             if (right & kept)[inside].mean() >= level:
                 best = max(best, float((~kept)[~inside].mean()))
         curve[f"{level:.2f}"] = best
-    result["out_of_scope_recall_at_in_scope_accuracy"] = curve
-    return result
+    return curve
 
 
 def run_child(spec: dict) -> dict:
@@ -164,7 +174,7 @@ def run_child(spec: dict) -> dict:
     method = spec["method"]
     started = time.perf_counter()
     details: dict = {}
-    if method == "setfit":
+    if method.split("@")[0] == "setfit":
         import tempfile
 
         from datasets import Dataset
@@ -186,6 +196,19 @@ def run_child(spec: dict) -> dict:
             return np.asarray(model.predict_proba(texts, as_numpy=True))
 
         details["setfit_max_steps"] = spec["setfit_max_steps"]
+    elif method.split("@")[0] == "head":
+        if spec["test_sample"]:
+            sys.exit("the head baseline scores the whole test file: run it without --test-sample")
+        probabilities, seconds, outside, details = _head_baseline(spec, labels, folder)
+        result = _scores(probabilities, labels, test_y, probabilities[:0], [])
+        result.update({k: v for k, v in outside.items() if k not in ("label", "rule")})
+        result["threshold"] = (outside.get("rule") or {}).get("threshold")
+        result.update(
+            method=method, fit_seconds=seconds["train"], test_examples=len(test_x),
+            test_examples_per_second=len(test_x) / seconds["test"], peak_memory_mb=memory.peak_mb(),
+            **details,
+        )  # fmt: skip
+        return result
     else:
         from lmbff.classifier import PromptClassifier
 
@@ -226,6 +249,45 @@ def run_child(spec: dict) -> dict:
         **details,
     )
     return result
+
+
+def _head_baseline(spec: dict, labels: list[str], folder: Path):
+    """The classification-head baseline (``--method finetune``: a new head on the last token, the whole
+    model trained) through ``lmbff.experiment`` with the fast preset's budget (at least one epoch).
+    Returns a function giving test (then dev) probabilities from its predictions, and its details."""
+    import tempfile
+
+    import numpy as np
+
+    import lmbff.finetune as finetune
+    from lmbff.config import TrainingArguments
+    from lmbff.experiment import ExperimentConfig, run_experiment
+    from prompts.scaffold import scaffold_from_labels
+
+    rate = spec["options"].get("head_learning_rate")
+    if rate is not None:  # a sweep of the head's rate: the default argument, for this process only
+        original = finetune.FineTuneClassifier.__init__
+
+        def init(self, *args, **kwargs):
+            kwargs.setdefault("head_learning_rate", rate)
+            original(self, *args, **kwargs)
+
+        finetune.FineTuneClassifier.__init__ = init
+    scratch = Path(tempfile.mkdtemp())
+    task = scratch / "task.yaml"
+    task.write_text(scaffold_from_labels("clinc", labels, TEMPLATE))
+    training = TrainingArguments(max_steps=32, eval_every=16, seed=spec["seed"], min_epochs=1.0)
+    config = ExperimentConfig(
+        task=str(task), data_dir=str(folder), out=str(scratch / "run"), method="finetune", backend="full",
+        training=training, out_of_scope=OOS, precision="auto",
+    )  # fmt: skip
+    metrics = run_experiment(config, progress=spec["verbose"])
+    # test rows in file order (in-scope first, as the file has them), with the out-of-scope rows
+    records = [json.loads(line) for line in (scratch / "run" / "predictions.jsonl").read_text().splitlines()]
+    probabilities = np.array([[r["scores"][label] for label in labels] for r in records])
+    details = {"training": {"best_step": metrics["best_step"], "best_dev": metrics["dev"].get("accuracy")}}
+    seconds = {"train": metrics["train_seconds"], "test": metrics["seconds"] - metrics["train_seconds"]}
+    return probabilities, seconds, metrics["out_of_scope"], details
 
 
 # ---- run ------------------------------------------------------------------------------------------
@@ -272,23 +334,64 @@ def _line(task, k, seed, r) -> str:
     )
 
 
+def _at(result: dict, level: float) -> float:
+    return result["out_of_scope_recall_at_in_scope_accuracy"][f"{level:.2f}"]
+
+
 def report(out: Path) -> None:
-    rows = []
+    """``<out>/report.md`` and ``report.json``: per task, k and method, the mean (std) over seeds."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
     for path in sorted(out.glob("*/*/*.json")):
-        r = json.loads(path.read_text())
         task, split = path.parts[-3], path.parts[-2]
-        rows.append(
-            f"| {task} | {split} | {r['method']} | {r['in_scope_accuracy_no_abstain']:.3f} | "
-            f"{r['in_scope_macro_f1_no_abstain']:.3f} | {r['in_scope_accuracy']:.3f} | "
-            f"{r['out_of_scope_recall']:.3f} | {r['out_of_scope_precision']:.3f} | {r['fit_seconds']:.0f} | "
-            f"{r['test_examples_per_second']:.1f} | {r['peak_memory_mb']:,.0f} |"
+        k, seed = split.split("-")
+        result = json.loads(path.read_text())
+        groups.setdefault((task, int(k), path.stem), []).append({**result, "seed": int(seed)})
+
+    def cell(runs, read, digits=3):
+        values = [read(r) for r in runs]
+        values = [v for v in values if v is not None]
+        if not values:
+            return "n/a"
+        mean = float(np.mean(values))
+        text = f"{mean:,.{digits}f}"
+        return text + (f" ({float(np.std(values)):.{digits}f})" if len(values) > 1 else "")
+
+    def similarity(name):
+        return lambda r: r["by_similarity"][name] if "by_similarity" in r else None
+
+    columns = [
+        ("in-scope acc", lambda r: r["in_scope_accuracy_no_abstain"], 3),
+        ("macro-F1", lambda r: r["in_scope_macro_f1_no_abstain"], 3),
+        ("abstaining (probability): in-scope acc", lambda r: r["in_scope_accuracy"], 3),
+        ("oos recall", lambda r: r["out_of_scope_recall"], 3),
+        ("oos precision", lambda r: r["out_of_scope_precision"], 3),
+        ("abstaining (similarity): in-scope acc", similarity("in_scope_accuracy"), 3),
+        ("oos recall", similarity("out_of_scope_recall"), 3),
+        ("oos precision", similarity("out_of_scope_precision"), 3),
+        ("oos recall at in-scope acc 0.8 (probability)", lambda r: _at(r, 0.8), 3),
+        ("(similarity)", lambda r: _at(r["by_similarity"], 0.8) if "by_similarity" in r else None, 3),
+        ("fit s", lambda r: r["fit_seconds"], 0),
+        ("test ex/s", lambda r: r["test_examples_per_second"], 1),
+        ("peak MB", lambda r: r["peak_memory_mb"], 0),
+    ]  # fmt: skip
+    lines = [
+        "| task | k | method | seeds | " + " | ".join(name for name, _, _ in columns) + " |",
+        "|" + "---|" * (4 + len(columns)),
+    ]
+    summary = []
+    for (task, k, method), runs in sorted(groups.items()):
+        seeds = sorted(r["seed"] for r in runs)
+        lines.append(
+            f"| {task} | {k} | {method} | {','.join(map(str, seeds))} | "
+            + " | ".join(cell(runs, read, digits) for _, read, digits in columns)
+            + " |"
         )
-    header = (
-        "| task | k-seed | method | in-scope acc | macro-F1 | in-scope acc (abstaining) | oos recall | "
-        "oos precision | fit s | test ex/s | peak MB |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    (out / "report.md").write_text(header + "\n".join(rows) + "\n")
-    print(f"wrote {out / 'report.md'}")
+        summary.append({"task": task, "k": k, "method": method, "seeds": seeds, "runs": runs})
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "report.json").write_text(json.dumps(summary, indent=1))
+    print(f"wrote {out / 'report.md'} and report.json")
 
 
 def main() -> int:
@@ -314,6 +417,8 @@ def main() -> int:
         "--options", default="{}", help="PromptClassifier keywords (JSON) for methods named verbalizer@name"
     )
     r.add_argument("--out", type=Path, default=Path("benchmarks/results/many_classes"))
+    rep = sub.add_parser("report")
+    rep.add_argument("--out", type=Path, default=Path("benchmarks/results/many_classes"))
     c = sub.add_parser("child")
     c.add_argument("spec")
     args = parser.parse_args()
@@ -321,6 +426,8 @@ def main() -> int:
         build(args.data_root, args.work)
     elif args.command == "run":
         run(args)
+    elif args.command == "report":
+        report(args.out)
     else:
         print(json.dumps(run_child(json.loads(args.spec))))
     return 0
