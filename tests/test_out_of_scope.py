@@ -49,16 +49,13 @@ LABELS = ["spam"] * 4 + ["ham"] * 4
 OUTSIDE = [f"the capital of peru {i}" for i in range(3)]
 
 
+def _spam_classifier(folder, **options) -> PromptClassifier:
+    settings = dict(labels=["spam", "ham"], model=str(folder), out_of_scope="oos", max_steps=2, batch_size=4)
+    return PromptClassifier(**settings, verbose=False, **options)
+
+
 def test_the_estimator_abstains_saves_its_threshold_and_never_trains_on_outsiders(bert_dir, tmp_path):
-    clf = PromptClassifier(
-        labels=["spam", "ham"],
-        model=str(bert_dir),
-        out_of_scope="oos",
-        max_steps=2,
-        batch_size=4,
-        eval_every=0,
-        verbose=False,
-    )
+    clf = _spam_classifier(bert_dir, eval_every=0)
     clf.fit(TEXTS + OUTSIDE, LABELS + ["oos"] * 3, X_dev=TEXTS + OUTSIDE, y_dev=LABELS + ["oos"] * 3)
     assert clf.classes_.tolist() == ["spam", "ham"]  # the labels given; "oos" is not a class
     assert isinstance(clf.abstain_, AbstainRule)
@@ -75,14 +72,7 @@ def test_the_estimator_abstains_saves_its_threshold_and_never_trains_on_outsider
 
 
 def test_without_outsiders_in_dev_it_says_it_never_abstains(bert_dir):
-    clf = PromptClassifier(
-        labels=["spam", "ham"],
-        model=str(bert_dir),
-        out_of_scope="oos",
-        max_steps=1,
-        batch_size=4,
-        verbose=False,
-    )
+    clf = _spam_classifier(bert_dir, eval_every=0)
     with pytest.warns(UserWarning, match="never abstains"):
         clf.fit(TEXTS, LABELS, X_dev=TEXTS, y_dev=LABELS)
     assert clf.abstain_ is None and set(clf.predict(TEXTS)) <= {"spam", "ham"}
@@ -121,15 +111,7 @@ def test_similarity_thresholds_work_below_zero():
 
 
 def test_a_prototype_classifier_abstains_on_whichever_score_does_better_on_dev(gpt_dir, tmp_path):
-    clf = PromptClassifier(
-        labels=["spam", "ham"],
-        model=str(gpt_dir),
-        verbalizer="prototype",
-        out_of_scope="oos",
-        max_steps=2,
-        batch_size=4,
-        verbose=False,
-    )
+    clf = _spam_classifier(gpt_dir, verbalizer="prototype")
     clf.fit(TEXTS, LABELS, X_dev=TEXTS + OUTSIDE, y_dev=LABELS + ["oos"] * 3)
     rule = clf.abstain_
     probabilities = clf.predict_proba(TEXTS + OUTSIDE)
