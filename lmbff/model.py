@@ -219,10 +219,7 @@ class PromptModel(nn.Module):
         out-of-scope query can be far from every prototype and still nearer one than the rest)."""
         if self.prototypes is None:
             raise ValueError("this scorer has no prototypes (verbalizer 'words')")
-        features = self.slot_features(examples, batch_size)
-        layer = self.prototypes
-        shifted = F.normalize(features - layer.center.float(), dim=-1)
-        return (shifted @ F.normalize(layer.prototypes.float(), dim=-1).T).cpu().numpy()
+        return self.prototypes.cosine(self.slot_features(examples, batch_size)).cpu().numpy()
 
     @torch.no_grad()
     def init_prototypes(self, examples: Sequence[Example], label_index: Sequence[int]) -> str:
@@ -357,11 +354,9 @@ class PromptModel(nn.Module):
         out = []
         encodings = self.encode(examples)
         for start in range(0, len(encodings), batch_size):
-            batch = self._slot_batch(encodings[start : start + batch_size]).to(self.device)
-            with _features_before_output_layer(self.base_lm) as box:
-                self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-            features = box["features"]
-            picked = features[torch.arange(features.shape[0], device=features.device), batch.positions]
+            picked = self._slot_features(
+                self._slot_batch(encodings[start : start + batch_size]).to(self.device)
+            )
             out.append(self._output_logits(picked).float().log_softmax(-1).cpu().numpy())
         self.lm.train(was_training)
         return np.concatenate(out)
@@ -415,16 +410,16 @@ class PromptModel(nn.Module):
     def _scores(self, batch: ScoringBatch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(per-word scores (B, W), or None for prototypes alone; the slot features (B, H) the
         prototypes read, or None without prototypes), from one forward pass where they share a row."""
-        if self.verbalizer_kind == "prototype":
-            return None, self._slot_features(batch)
+        if batch.positions is not None:  # one row per example: its slot serves the words and the prototypes
+            picked = self._slot_features(batch)
+            if self.verbalizer_kind == "prototype":
+                return None, picked
+            rows = torch.tensor([ids[0] for ids in self.words.word_ids], device=picked.device)
+            return self._output_logits(picked, rows), picked if self.prototypes is not None else None
         with _features_before_output_layer(self.base_lm) as box:
             self.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         features = box["features"]
         n_words = len(self.words.word_ids)
-        if batch.positions is not None:
-            picked = features[torch.arange(features.shape[0], device=features.device), batch.positions]
-            rows = torch.tensor([ids[0] for ids in self.words.word_ids], device=features.device)
-            return self._output_logits(picked, rows), picked if self.prototypes is not None else None
         # Each distinct (row, position) once: the reads of several words at one mask share its softmax.
         flat = batch.entry_row * features.shape[1] + batch.entry_pos
         positions, index = torch.unique(flat, return_inverse=True)

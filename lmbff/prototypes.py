@@ -38,7 +38,6 @@ __all__ = ["PREFIX", "VERBALIZERS", "PrototypeConfig", "PrototypeLayer", "check_
 # Parameter names in a state and a checkpoint: the prototypes belong to the scorer, not the language
 # model, so they are named apart from the model's own tensors.
 PREFIX = "lmbff_prototypes."
-_MAX_SCALE = MAX_PROTOTYPE_SCALE
 
 
 class PrototypeLayer(nn.Module):
@@ -55,16 +54,19 @@ class PrototypeLayer(nn.Module):
         # False until initialised from words or examples (a loaded state is initialised by its tensors)
         self.ready = False
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def cosine(self, features: torch.Tensor) -> torch.Tensor:
+        """``cos(feature - center, prototype)`` (B, C): the similarity before the learned scale."""
         shifted = F.normalize(features.float() - self.center, dim=-1)
-        prototypes = F.normalize(self.prototypes, dim=-1)
-        return self.log_scale.clamp(max=math.log(_MAX_SCALE)).exp() * shifted @ prototypes.T
+        return shifted @ F.normalize(self.prototypes, dim=-1).T
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.log_scale.clamp(max=math.log(MAX_PROTOTYPE_SCALE)).exp() * self.cosine(features)
 
     @torch.no_grad()
     def start_from(self, prototypes: torch.Tensor, center: torch.Tensor, scale: float) -> None:
         self.prototypes.copy_(prototypes.float())
         self.center.copy_(center.float())
-        self.log_scale.fill_(math.log(min(max(scale, 1e-3), _MAX_SCALE)))
+        self.log_scale.fill_(math.log(min(max(scale, 1e-3), MAX_PROTOTYPE_SCALE)))
         self.ready = True
 
     def named_state(self) -> dict[str, torch.Tensor]:
