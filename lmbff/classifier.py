@@ -382,7 +382,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def _abstain_rule(self, dev, dev_values, dev_outside):
         """The confidence threshold chosen on dev (in-scope and out-of-scope rows), or None with a
         warning when dev has no rows of one of the two kinds."""
-        from .out_of_scope import OUT_OF_SCOPE, choose_threshold
+        from .out_of_scope import OUT_OF_SCOPE, choose_rule
 
         if not dev or not dev_outside:
             warnings.warn(
@@ -395,14 +395,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         classes = self.classes_.tolist()
         rows = list(dev) + list(dev_outside)
         gold = [classes.index(v) for v in dev_values] + [OUT_OF_SCOPE] * len(dev_outside)
-        rule = choose_threshold(self._probabilities(rows), gold)
+        similarities = None
         if self.prompt_model_.prototypes is not None:
-            # A prototype's cosine keeps how far a query is from every class, which the softmax takes
-            # away (CLINC150, 150 intents: OOS recall 0.874 against 0.784 at in-scope accuracy 0.8;
-            # docs/many_classes.md); whichever does better on dev is kept.
-            similar = choose_threshold(self._similarities(rows), gold, "similarity")
-            rule = similar if similar.dev_value > rule.dev_value else rule
-        return rule
+            similarities = lambda: self._similarities(rows)  # noqa: E731
+        return choose_rule(self._probabilities(rows), gold, similarities)
 
     def _train(self, scorer, task, tuning, args, train, dev, demos, backend):
         from .precision import rest_dtype, to_rest
@@ -509,10 +505,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         rule = getattr(self, "abstain_", None)
         if rule is None:
             return self.classes_[probabilities.argmax(axis=1)]
-        confident = rule.apply(
-            probabilities if rule.score == "probability" else self.prototype_similarities(X)
-        )
-        chosen = np.where(confident < 0, confident, probabilities.argmax(axis=1))
+        chosen = rule.decide(probabilities, lambda: self.prototype_similarities(X))
         labels = self.classes_[np.maximum(chosen, 0)].astype(object)
         labels[chosen < 0] = self.out_of_scope
         return np.asarray(labels.tolist())
@@ -628,7 +621,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         from .out_of_scope import AbstainRule
 
         rule = settings.get("abstain")
-        clf.abstain_ = None if rule is None else AbstainRule(**rule)
+        clf.abstain_ = None if rule is None else AbstainRule.from_dict(rule)
         return clf
 
 

@@ -297,7 +297,18 @@ def run_experiment(
     abstaining = None
     if config.out_of_scope is not None:
         abstaining = abstain_on_test(
-            config.out_of_scope, scorer, task, dev, dev_out, test, test_out, demos, seed, content_free
+            config.out_of_scope,
+            scorer,
+            task,
+            test,
+            test_scores,
+            test_out,
+            demos,
+            seed,
+            dev=dev,
+            dev_scores=dev_scores,
+            dev_out=dev_out,
+            content_free=content_free,
         )
         metrics["out_of_scope"] = abstaining["metrics"]
     if not main_process:
@@ -406,23 +417,38 @@ def _split_out_of_scope(config: ExperimentConfig, examples: list) -> tuple[list,
 
 
 def abstain_on_test(
-    label: str, scorer, task, dev, dev_out, test, test_out, demos, seed, content_free=None, rule=None
+    label: str,
+    scorer,
+    task,
+    test,
+    test_scores,
+    test_out,
+    demos,
+    seed,
+    dev=(),
+    dev_scores=None,
+    dev_out=(),
+    content_free=None,
+    rule=None,
 ) -> dict:
     """Choose the abstention rule on dev (in-scope and out-of-scope rows; the probabilities, or a
     prototype's similarities where they do better), unless ``rule`` is given (a saved state's), and
-    score test with it (lmbff.out_of_scope). Returns the metrics, the predictions (-1: abstained) and a
-    results.md section."""
+    score test with it (lmbff.out_of_scope). ``test_scores`` and ``dev_scores`` are the in-scope rows'
+    log-scores, already computed; only the out-of-scope rows are scored here. Returns the metrics, the
+    predictions (-1: abstained) and a results.md section."""
     import numpy as np
 
-    from .out_of_scope import OUT_OF_SCOPE, AbstainRule, choose_threshold, out_of_scope_metrics
+    from .out_of_scope import OUT_OF_SCOPE, AbstainRule, choose_rule, out_of_scope_metrics
 
     if isinstance(rule, dict):
-        rule = AbstainRule(**{k: v for k, v in rule.items() if k != "label"})
+        rule = AbstainRule.from_dict(rule)
 
-    def probabilities(rows):
-        if not rows:
-            return np.zeros((0, len(task.labels)))
-        scores = scorer.predict_log_scores(rows, demonstrations=demos, seed=seed)
+    def probabilities(scores, outside):
+        scores = np.zeros((0, len(task.labels)), dtype=np.float32) if scores is None else scores
+        if outside:
+            scores = np.concatenate(
+                [scores, scorer.predict_log_scores(outside, demonstrations=demos, seed=seed)]
+            )
         if content_free is not None:  # zero-shot: abstain on the calibrated scores
             scores = apply_calibration(scores, content_free)
         return np.exp(scores.astype(np.float64))
@@ -430,26 +456,24 @@ def abstain_on_test(
     def gold(rows):
         return [task.labels.index(str(e.label)) if e.label != label else OUT_OF_SCOPE for e in rows]
 
-    prototypes = getattr(scorer, "prototypes", None) is not None
+    def similarities(rows):
+        return (
+            None
+            if getattr(scorer, "prototypes", None) is None
+            else lambda: scorer.prototype_similarities(rows)
+        )
+
     test_rows, dev_rows = list(test) + list(test_out), list(dev) + list(dev_out)
-    test_probabilities = probabilities(test_rows)
+    test_probabilities = probabilities(test_scores, list(test_out))
     note = ""
-    if rule is not None:
-        pass
-    elif dev and dev_out:
-        rule = choose_threshold(probabilities(dev_rows), gold(dev_rows))
-        if prototypes:
-            similar = choose_threshold(scorer.prototype_similarities(dev_rows), gold(dev_rows), "similarity")
-            rule = similar if similar.dev_value > rule.dev_value else rule
-    else:
+    if rule is None and dev and dev_out:
+        rule = choose_rule(probabilities(dev_scores, list(dev_out)), gold(dev_rows), similarities(dev_rows))
+    elif rule is None:
         note = f"no dev rows of both kinds (in-scope and {label!r}): the run never abstains"
         print(f"warning: {note}", flush=True)
-    predicted = test_probabilities.argmax(1) if len(test_rows) else np.zeros(0, dtype=int)
+    predicted = test_probabilities.argmax(1)
     if rule is not None:
-        confidence = (
-            test_probabilities if rule.score == "probability" else scorer.prototype_similarities(test_rows)
-        )
-        predicted = np.where(rule.apply(confidence) < 0, OUT_OF_SCOPE, predicted)
+        predicted = rule.decide(test_probabilities, similarities(test_rows))
     labelled = all(e.label is not None for e in test_rows)
     metrics = {
         "label": label,

@@ -16,7 +16,7 @@ from .data import column_mapping, load_split
 from .demonstrations import Demonstrations
 from .distributed import is_main_process
 from .evaluate import results_markdown, score_examples
-from .experiment import ExperimentConfig
+from .experiment import ExperimentConfig, abstain_on_test, with_abstentions
 from .model import SCORING_BATCH_SIZE, regression_prediction
 from .pretrained import LoadedModel
 from .results import RunResult, prediction_records
@@ -94,10 +94,8 @@ def predict_with_states(
             )
             abstaining: dict | None = None
             if abstain:  # the rule its run chose on dev (lmbff.out_of_scope)
-                from .experiment import abstain_on_test
-
                 abstaining = abstain_on_test(
-                    outside_label, scorer, task, [], [], examples, outside, demos, seed, rule=abstain
+                    outside_label, scorer, task, examples, log_scores, outside, demos, seed, rule=abstain
                 )
         finally:
             attached.detach()
@@ -146,8 +144,6 @@ def predict_with_states(
         )
         records = prediction_records(task, examples, log_scores, predictions)
         if abstaining is not None:
-            from .experiment import with_abstentions
-
             run.details["out_of_scope"] = abstaining["metrics"]
             markdown += abstaining["markdown"]
             records = with_abstentions(records, abstaining, outside_label)
