@@ -303,6 +303,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         task_file = self._task_file()
         task = task_file.task
         prompt = task_file.prompt(None if self.labels is not None else self.template)
+        if self.out_of_scope is not None and str(self.out_of_scope) in task.labels:
+            # its rows would be set apart from training, and a class would silently never be learned
+            raise ValueError(
+                f"out_of_scope={self.out_of_scope!r} is one of the task's labels {list(task.labels)}"
+            )
         verbalizer = (self.verbalizer or prompt.verbalizer_kind) if self.method == "prompt" else "words"
         backend, args = self._training_arguments(verbalizer)
         from .defaults import preset_backend_options

@@ -188,3 +188,8 @@ def test_out_of_scope_label_must_not_be_a_class(gpt_dir, tmp_path):
         ]
     )  # fmt: skip
     assert code == 2
+
+
+def test_the_estimator_refuses_an_out_of_scope_label_that_is_a_class(bert_dir):
+    with pytest.raises(ValueError, match="out_of_scope='ham' is one of the task's labels"):
+        PromptClassifier(labels=["spam", "ham"], model=str(bert_dir), out_of_scope="ham").fit(TEXTS, LABELS)
