@@ -189,11 +189,12 @@ def main(argv=None) -> int:
         print(json.dumps(row))
         return 0
     if not args.table_only:
+        from prompts.errors import LmbffError
         from prompts.library import load_task
 
         try:  # a bad task or template name, before any model loads
             load_task(args.task).prompt(args.template)
-        except (FileNotFoundError, KeyError) as error:
+        except (FileNotFoundError, LmbffError) as error:
             print(f"--task/--template: {error}", file=sys.stderr)
             return 2
     if not args.table_only and not args.data_dir.is_dir():

@@ -462,13 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
 def check_tuned_pair_template(name: str) -> str | None:
     """Why ``name`` cannot be every pair task's template (None when it can): found before any phase
     runs, not when the first tuned pair run starts after hours of earlier phases."""
+    from prompts.errors import LmbffError
     from prompts.library import load_task
 
     for task in (t.name for t in TASKS if not t.single_sentence):
         try:
             load_task(task).prompt(name)
-        except KeyError as error:
-            return f"--tuned-pair-template: {error.args[0]}"
+        except LmbffError as error:
+            return f"--tuned-pair-template: {error}"
     return None
 
 

@@ -34,6 +34,7 @@ from prompts.template import Template, TemplateLocation
 from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_verbalizer
 from .data import likely_mistakes
 from .defaults import preset_min_epochs, resolve
+from .errors import ConfigError
 from .inputs import LabelCodec, to_examples, to_label_list
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
@@ -202,7 +203,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     def _task_file(self) -> TaskFile:
         if self.labels is not None:
             if self.task is not None:
-                raise ValueError("give task= (a task file) or labels= (a task without one), not both")
+                raise ConfigError("give task= (a task file) or labels= (a task without one), not both")
             return task_file_from_labels(
                 [str(label) for label in self.labels],
                 self.template or DEFAULT_TEMPLATE_TEXT,
@@ -210,11 +211,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 name="few-shot",
             )
         if self.label_words is not None:
-            raise ValueError("label_words= goes with labels=; a task file names its own label words")
+            raise ConfigError("label_words= goes with labels=; a task file names its own label words")
         if isinstance(self.task, TaskFile):
             return self.task
         if not self.task:
-            raise ValueError(
+            raise ConfigError(
                 "no task: pass task='SST-2' (a name or a YAML path), or labels=[...] with a template "
                 "(and label_words), or use zero_shot()"
             )
@@ -250,15 +251,15 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate(self) -> None:
         if self.method not in ("prompt", "zero-shot"):
-            raise ValueError(f"method must be 'prompt' or 'zero-shot', got {self.method!r}")
+            raise ConfigError(f"method must be 'prompt' or 'zero-shot', got {self.method!r}")
         if self.calibrate not in (True, False, "auto"):
-            raise ValueError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
+            raise ConfigError(f"calibrate must be True, False or 'auto', got {self.calibrate!r}")
         if not isinstance(self.max_length, int) or self.max_length < 8:
-            raise ValueError(f"max_length must be an integer of at least 8, got {self.max_length!r}")
+            raise ConfigError(f"max_length must be an integer of at least 8, got {self.max_length!r}")
         if self.verbalizer is not None:
             check_verbalizer(self.verbalizer)
             if self.verbalizer != "words" and self.method != "prompt":
-                raise ValueError(
+                raise ConfigError(
                     f"verbalizer={self.verbalizer!r} learns prototypes from training examples; "
                     "method='zero-shot' trains none"
                 )
@@ -268,7 +269,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         if self.precision is not None:
             check_precision(self.precision)
             if isinstance(self.model, LoadedModel) and self._resolved_precision() != self.model.precision:
-                raise ValueError(
+                raise ConfigError(
                     f"precision={self.precision!r}, but the LoadedModel given as model is in "
                     f"{self.model.precision}: load it in that precision (load_model(..., precision=...)) "
                     "or leave precision=None"
@@ -282,7 +283,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 floats = [float(v) for v in values]
             except (TypeError, ValueError):
                 bad = next(i for i, v in enumerate(values) if not _is_number(v))
-                raise ValueError(
+                raise ConfigError(
                     f"input {bad}: field 'label' is {values[bad]!r}; expected a number"
                 ) from None
             return None, [replace(e, label=v) for e, v in zip(examples, floats, strict=True)]
@@ -305,7 +306,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         prompt = task_file.prompt(None if self.labels is not None else self.template)
         if self.out_of_scope is not None and str(self.out_of_scope) in task.labels:
             # its rows would be set apart from training, and a class would silently never be learned
-            raise ValueError(
+            raise ConfigError(
                 f"out_of_scope={self.out_of_scope!r} is one of the task's labels {list(task.labels)}"
             )
         verbalizer = (self.verbalizer or prompt.verbalizer_kind) if self.method == "prompt" else "words"
@@ -322,7 +323,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         codec = LabelCodec(task.labels, None)
         if self.method == "prompt":
             if X is None or y is None:
-                raise ValueError("fit(X, y) needs examples and their labels (or method='zero-shot')")
+                raise ConfigError("fit(X, y) needs examples and their labels (or method='zero-shot')")
             examples, values, _ = self._in_scope(to_examples(X, task.fields, self.columns), y)
             codec, train = self._labels(task, examples, values)
         elif y is not None:  # zero-shot: only to know the label values (and check them)
@@ -535,7 +536,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "prompt_model_")
         classes = self.classes_.tolist()
         if json.loads(json.dumps(classes, default=str)) != classes:
-            raise ValueError(f"labels {classes} cannot be saved as JSON; use strings or numbers")
+            raise ConfigError(f"labels {classes} cannot be saved as JSON; use strings or numbers")
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ("task", "model")}
         settings = {
             "task": self.task_.name,

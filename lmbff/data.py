@@ -19,6 +19,8 @@ from prompts.encoding import PromptTooLong
 from prompts.library import Task
 from prompts.template import Template, TemplateError
 
+from .errors import ConfigError, DataError
+
 LABEL_COLUMN = "label"
 EXTENSIONS = (".tsv", ".csv", ".jsonl", ".json")
 
@@ -30,16 +32,6 @@ class Example:
     fields: dict[str, str]
     label: str | float | None = None
     source: str = ""  # "file:line", for error messages and predictions
-
-
-class DataError(ValueError):
-    """A malformed row or file: ``str()`` names file, line and field."""
-
-    def __init__(self, file: str, line: int | None, message: str, field_name: str | None = None):
-        self.file, self.line, self.field_name, self.message = file, line, field_name, message
-        where = f"{file}:{line}" if line else file
-        what = f" field '{field_name}':" if field_name else ""
-        super().__init__(f"{where}:{what} {message}")
 
 
 @dataclass
@@ -435,7 +427,7 @@ def column_mapping(
     columns = {label_column: LABEL_COLUMN} if label_column != LABEL_COLUMN else {}
     if text_columns:
         if len(text_columns) != len(fields):
-            raise ValueError(
+            raise ConfigError(
                 f"{len(text_columns)} text column(s) {list(text_columns)} for the task's {len(fields)} "
                 f"field(s) {list(fields)}; name one column per field, in order"
             )

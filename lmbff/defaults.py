@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -133,11 +135,11 @@ def resolve(
     preset has one), else at the backend's own default rate; a ``learning_rate`` given wins over all.
 
     Raises:
-        KeyError: an unknown preset.
+        ConfigError: an unknown preset.
     """
     name = preset or DEFAULT_PRESET
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
     chosen = PRESETS[name]
     backend = chosen.backend if backend is None else backend
     if learning_rate is None and verbalizer == "prototype":
@@ -158,11 +160,11 @@ def preset_backend_options(
     """The backend options a run uses: those given, over the preset's for the backends it names.
 
     Raises:
-        KeyError: an unknown preset.
+        ConfigError: an unknown preset.
     """
     name = preset or DEFAULT_PRESET
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
     merged = {part: dict(PRESETS[name].backend_options.get(part, {})) for part in backend.split("+")}
     for part, values in (options or {}).items():
         merged.setdefault(part, {}).update(values)

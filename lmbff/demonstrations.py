@@ -21,6 +21,7 @@ from prompts.library import Task
 
 from .config import DEFAULT_EMBEDDER, DemonstrationConfig
 from .data import Example
+from .errors import InputError
 from .files import atomic_write_bytes
 from .pretrained import cache_dir
 
@@ -102,7 +103,7 @@ class Demonstrations:
         for label in self.groups:
             members = np.array([i for i, g in enumerate(self.label_of) if g == label], dtype=np.int64)
             if len(members) == 0:
-                raise ValueError(f"no training example of class {label!r} to use as a demonstration")
+                raise InputError(f"no training example of class {label!r} to use as a demonstration")
             self.by_class[label] = members
         self.train_embeddings: np.ndarray | None = None
         if self.config.similarity:

@@ -18,6 +18,7 @@ import numpy as np
 from prompts.library import TaskFile, load_task
 
 from .data import load_split
+from .errors import ConfigError
 from .evaluate import results_markdown, score_examples
 from .experiment import ExperimentConfig, finished_run, run_experiment
 from .files import atomic_write_json
@@ -27,14 +28,14 @@ from .results import DEV_PREDICTIONS, ENSEMBLE_MEMBERS, PREDICTIONS, RunResult, 
 
 def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
     """Template names from ``a,b,c`` or ``topN`` (the first N templates named ``auto_<rank>``, as
-    ``lmbff search-templates`` writes them). Raises KeyError naming what the task file has."""
+    ``lmbff search-templates`` writes them). Raises ConfigError naming what the task file has."""
     names = list(task_file.prompts)
     top = re.fullmatch(r"top(\d+)", spec.strip())
     if top:
         ranked = sorted((n for n in names if re.fullmatch(r"auto_\d+", n)), key=lambda n: int(n[5:]))
         wanted = int(top.group(1))
         if len(ranked) < wanted:
-            raise KeyError(
+            raise ConfigError(
                 f"--template-ensemble {spec}: {task_file.path} has {len(ranked)} templates named auto_<rank> "
                 "(paste the templates.yaml of lmbff search-templates into the task file)"
             )
@@ -42,7 +43,7 @@ def resolve_ensemble(spec: str, task_file: TaskFile) -> list[str]:
     chosen = [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in task_file.prompts]
     if unknown or len(chosen) < 2:
-        raise KeyError(f"--template-ensemble needs two or more of {names}; got {chosen}")
+        raise ConfigError(f"--template-ensemble needs two or more of {names}; got {chosen}")
     return chosen
 
 

@@ -24,6 +24,7 @@ from prompts.library import load_task
 from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_verbalizer
 from .data import check_renders, likely_mistakes, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
+from .errors import ConfigError
 from .evaluate import apply_calibration, results_markdown, score_examples
 from .files import atomic_write_json, markdown_table
 from .machine import cpu_seconds, describe_machine
@@ -78,15 +79,15 @@ class ExperimentConfig:
         if self.verbalizer is not None:
             check_verbalizer(self.verbalizer)
             if self.verbalizer != "words" and self.method in ("zero-shot", "finetune"):
-                raise ValueError(
+                raise ConfigError(
                     f"verbalizer {self.verbalizer!r} learns its prototypes from training examples; "
                     f"--method {self.method} trains none (use --method prompt)"
                 )
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
-        make_config(self.backend, self.backend_options)  # KeyError now, not after loading the model
+            raise ConfigError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
+        make_config(self.backend, self.backend_options)  # ConfigError now, not after loading the model
         if self.method == "finetune" and self.backend != "full":
-            raise ValueError(
+            raise ConfigError(
                 "--method finetune trains a new classification head with the whole model (--backend full); "
                 f"backend {self.backend!r} applies to the prompt methods"
             )
@@ -145,7 +146,7 @@ def finished_run(config: ExperimentConfig, resume: bool) -> dict | None:
         )
     saved = ExperimentConfig.from_dict(json.loads((out / "config.json").read_text())).to_dict()
     if json.loads(json.dumps(saved)) != json.loads(json.dumps(config.to_dict())):
-        raise ValueError(f"{out}/config.json differs from this run's configuration; choose another --out")
+        raise ConfigError(f"{out}/config.json differs from this run's configuration; choose another --out")
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
     return None
@@ -164,7 +165,7 @@ def run_experiment(
         ValueError: ``resume`` was asked for a folder made with another configuration.
     """
     if config.template_ensemble:
-        raise ValueError("a template ensemble is several runs: run it with lmbff.runs.run")
+        raise ConfigError("a template ensemble is several runs: run it with lmbff.runs.run")
     out = Path(config.out)
     saved_config = out / "config.json"
     finished = finished_run(config, resume)
@@ -181,7 +182,7 @@ def run_experiment(
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
     if config.out_of_scope is not None and config.out_of_scope in task.labels:
-        raise ValueError(
+        raise ConfigError(
             f"out_of_scope {config.out_of_scope!r} is one of the task's labels {list(task.labels)}"
         )
     train, test = (_read_split(config, split, task) for split in (config.train_split, config.test_split))
@@ -197,7 +198,7 @@ def run_experiment(
         for note in likely_mistakes(task, train, dev):
             print(f"warning: {note}", flush=True)
     if config.method != "zero-shot" and config.training.batch_size < processes.num_processes:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size {config.training.batch_size} is smaller than the {processes.num_processes} "
             "data-parallel processes; each process needs at least one example per step"
         )

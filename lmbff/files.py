@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .errors import StateError
+
 
 def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it: put it straight back
@@ -74,7 +76,7 @@ def read_safetensors(path: str | os.PathLike) -> dict:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as error:
-        raise ValueError(
+        raise StateError(
             f"{path}: not a readable safetensors file ({error}); it may have been cut short by an "
             "interrupted copy or write: copy it again from where it was made"
         ) from None

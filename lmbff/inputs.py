@@ -17,6 +17,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .data import Example
+from .errors import InputError
 
 
 def _is_frame(value) -> bool:
@@ -41,7 +42,7 @@ def _pick_columns(available: list[str], fields: Sequence[str], rename: Mapping[s
     column of a one-field task (a gold-label column passed by mistake is then said, not silent)."""
     repeated = sorted({c for c in available if available.count(c) > 1})
     if repeated:  # pandas hands back a frame, not a column, for a repeated name: refuse, naming it
-        raise ValueError(
+        raise InputError(
             f"the {kind} has the column name(s) {repeated} more than once; which one is the text "
             "cannot be told: rename or drop the copies"
         )
@@ -57,7 +58,7 @@ def _pick_columns(available: list[str], fields: Sequence[str], rename: Mapping[s
         )
         return {fields[0]: available[0]}
     missing = [f for f in fields if f not in renamed]
-    raise ValueError(
+    raise InputError(
         f"the {kind} has columns {available}, but the task reads the fields {list(fields)}: "
         f"no column for {missing}; name the columns after the fields or pass columns={{'<column>': "
         f"'{missing[0]}'}}"
@@ -95,11 +96,11 @@ def to_examples(
         rows = inputs.to_list()
     elif hasattr(inputs, "ndim") and hasattr(inputs, "tolist"):  # a NumPy array
         if inputs.ndim == 2 and inputs.shape[1] != len(fields):
-            raise ValueError(
+            raise InputError(
                 f"a 2-D array needs one column per field {list(fields)}; this one has {inputs.shape[1]}"
             )
         if inputs.ndim not in (1, 2):
-            raise ValueError(f"expected a 1-D or 2-D array of texts, got {inputs.ndim} dimensions")
+            raise InputError(f"expected a 1-D or 2-D array of texts, got {inputs.ndim} dimensions")
         rows = inputs.tolist()
     elif isinstance(inputs, Iterable):
         rows = inputs
@@ -107,7 +108,7 @@ def to_examples(
         raise TypeError(f"inputs must be a list of texts, tuples or dicts; got {type(inputs).__name__}")
     examples = [_example(i, row, fields, rename) for i, row in enumerate(rows)]
     if not examples:
-        raise ValueError("no inputs: pass at least one example")
+        raise InputError("no inputs: pass at least one example")
     return examples
 
 
@@ -127,11 +128,11 @@ def _example(index: int, row: Any, fields: Sequence[str], rename: Mapping[str, s
     if isinstance(row, Example):
         return row
     if row is None:
-        raise ValueError(f"{source}: is None; expected a text (fields {list(fields)})")
+        raise InputError(f"{source}: is None; expected a text (fields {list(fields)})")
     if isinstance(row, str):
         values: dict[str, Any] = {fields[0]: row} if len(fields) == 1 else {}
         if len(fields) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{source}: one text, but the task reads {len(fields)} fields {list(fields)}; "
                 "pass a tuple or a dict per example"
             )
@@ -139,21 +140,21 @@ def _example(index: int, row: Any, fields: Sequence[str], rename: Mapping[str, s
         named = {rename.get(str(k), str(k)): v for k, v in row.items()}
         missing = [f for f in fields if f not in named]
         if missing:
-            raise ValueError(f"{source}: field '{missing[0]}' is missing (the example has {sorted(named)})")
+            raise InputError(f"{source}: field '{missing[0]}' is missing (the example has {sorted(named)})")
         values = {f: named[f] for f in fields}
     elif isinstance(row, (tuple, list)):
         if len(row) != len(fields):
-            raise ValueError(f"{source}: has {len(row)} fields; the task reads {len(fields)} {list(fields)}")
+            raise InputError(f"{source}: has {len(row)} fields; the task reads {len(fields)} {list(fields)}")
         values = dict(zip(fields, row, strict=True))
     else:
-        raise ValueError(
+        raise InputError(
             f"{source}: expected a text, a tuple or a dict, got {type(row).__name__} ({row!r:.60})"
         )
     for name, value in values.items():
         if value is None:
-            raise ValueError(f"{source}: field '{name}' is None; expected a text")
+            raise InputError(f"{source}: field '{name}' is None; expected a text")
         if not isinstance(value, str):
-            raise ValueError(
+            raise InputError(
                 f"{source}: field '{name}' is a {type(value).__name__} ({value!r:.60}); expected a text"
             )
     return Example(values, None, source)
@@ -180,10 +181,10 @@ def to_label_list(labels: Any, count: int) -> list:
     else:
         values = [_plain(v) for v in labels]
     if len(values) != count:
-        raise ValueError(f"{count} inputs but {len(values)} labels; give one label per input")
+        raise InputError(f"{count} inputs but {len(values)} labels; give one label per input")
     for i, value in enumerate(values):
         if value is None:
-            raise ValueError(f"input {i}: field 'label' is None")
+            raise InputError(f"input {i}: field 'label' is None")
     return values
 
 
@@ -214,7 +215,7 @@ class LabelCodec:
         for i, value in enumerate(values):
             key = str(value)
             if key not in self.task_labels:
-                raise ValueError(
+                raise InputError(
                     f"input {i}: field 'label' is {value!r}, not a label of the task {self.task_labels}"
                 )
             out.append(key)

@@ -37,6 +37,7 @@ from prompts.verbalizer import Verbalizer
 
 from .data import Example, render_problem, row_error
 from .demonstrations import Demonstrations
+from .errors import ConfigError, ModelError
 from .precision import compute, full_precision
 from .prototypes import PrototypeConfig, PrototypeLayer, check_verbalizer
 from .scoring import default_mode, get_mode
@@ -127,7 +128,7 @@ class PromptModel(nn.Module):
         self.encoder.slot_length = self.words.max_word_length
         self.scoring = get_mode(mode or default_mode(kind, template))
         if self.scoring.kind != kind:
-            raise ValueError(f"scoring mode {self.scoring.name!r} does not fit a {kind} LM")
+            raise ModelError(f"scoring mode {self.scoring.name!r} does not fit a {kind} LM")
         self.register_buffer("calibration", None, persistent=False)
         self.task: Task | None = None  # set by for_task; tells a regression demonstration's pole
         # How classes are scored: by their label words, by prototypes (lmbff.prototypes), or both.
@@ -178,7 +179,7 @@ class PromptModel(nn.Module):
         if self.kind == "causal":
             before = [self.template.render_parts(dict.fromkeys(self.template.fields, t))[0] for t in "AB"]
             if before[0] == before[1]:
-                raise ValueError(
+                raise ConfigError(
                     f"template {self.template.name!r} puts its slot before every field; a causal LM's "
                     "prototype reads the position before the slot, which would see none of the text. "
                     'Put the slot after the text (e.g. "{{ text_a }} It was {{ mask }}.")'
@@ -218,7 +219,7 @@ class PromptModel(nn.Module):
         prototypes' own confidence, before the learned scale and the softmax take its level away (an
         out-of-scope query can be far from every prototype and still nearer one than the rest)."""
         if self.prototypes is None:
-            raise ValueError("this scorer has no prototypes (verbalizer 'words')")
+            raise ConfigError("this scorer has no prototypes (verbalizer 'words')")
         return self.prototypes.cosine(self.slot_features(examples, batch_size)).cpu().numpy()
 
     @torch.no_grad()
@@ -227,7 +228,7 @@ class PromptModel(nn.Module):
         (:class:`lmbff.prototypes.PrototypeConfig`). Returns the init used."""
         layer = self.prototypes
         if layer is None:
-            raise ValueError("no prototypes to initialise: use_prototypes first")
+            raise ConfigError("no prototypes to initialise: use_prototypes first")
         init = layer.config.resolved_init(self.verbalizer_kind)
         features = self.slot_features(examples)
         from_words = self._word_prototypes()
@@ -344,7 +345,7 @@ class PromptModel(nn.Module):
                 where a word's score is not a single next-token distribution.
         """
         if not self.scoring.single_position:
-            raise ValueError(
+            raise ConfigError(
                 f"template {self.template.name!r} has text after the slot; on a causal LM a word is then "
                 "scored with that text, not at one position. Search label words with a template that ends "
                 "at the slot"

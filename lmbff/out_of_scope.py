@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 OUT_OF_SCOPE = -1  # the class index of an abstention
 
 
@@ -70,7 +72,7 @@ def choose_threshold(
         raise ValueError(f"{len(gold)} gold labels for probabilities of shape {probabilities.shape}")
     outside = gold == OUT_OF_SCOPE
     if not outside.any() or outside.all():
-        raise ValueError(
+        raise InputError(
             "choosing an out-of-scope threshold needs dev rows of both kinds: "
             f"{int(outside.sum())} out-of-scope and {int((~outside).sum())} in-scope given"
         )

@@ -109,8 +109,8 @@ def predict_with_states(
             "split": split,
             "examples": len(examples),
         }
-        method = state.experiment.get("method", "prompt")
-        backend = state.tuning.to_dict().get("backend", "")
+        method = _method(state)
+        backend = state.tuning.to_dict().get("backend", "") if state.tuning is not None else ""
         title = f"{task.name}: {name} ({split})"
         if labelled:
             result = score_examples(task, examples, log_scores, f"{method} ({backend})")
@@ -166,11 +166,21 @@ def _own_data(state: TrainedState) -> str:
     return folder
 
 
+def _method(state: TrainedState) -> str:
+    """The method the state was made by: a run's own, or the estimator's (``zero-shot`` states from
+    :meth:`lmbff.classifier.PromptClassifier.zero_shot` have no tuning and no training)."""
+    classifier = state.experiment.get("classifier")
+    if classifier is not None:
+        return str((classifier.get("params") or {}).get("method") or "prompt")
+    return str(state.experiment.get("method", "prompt"))
+
+
 def _seed(state: TrainedState) -> int:
     if state.scoring is not None and state.scoring.demonstrations is not None:
         return int(state.scoring.demonstrations["seed"])
-    training = state.experiment.get("training") or state.experiment.get("classifier", {}).get("training", {})
-    return int(training.get("seed", 42))
+    classifier = state.experiment.get("classifier") or {}
+    training = state.experiment.get("training") or classifier.get("training") or {}
+    return int(training.get("seed", (classifier.get("params") or {}).get("seed", 42)))
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -16,13 +16,11 @@ from pathlib import Path
 
 from prompts.tokenization import ModelKind
 
+from .errors import ModelNotFound
+
 DEFAULT_MODEL = "gemma-3-270m"
 CACHE_ENV = "LMBFF_CACHE"
 log = logging.getLogger(__name__)
-
-
-class ModelNotFound(OSError):
-    """A model name or path that cannot be loaded; the message says why and what to do."""
 
 
 @dataclass

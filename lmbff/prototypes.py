@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MAX_PROTOTYPE_SCALE, VERBALIZERS, PrototypeConfig, check_verbalizer
+from .errors import StateError
 
 __all__ = ["PREFIX", "VERBALIZERS", "PrototypeConfig", "PrototypeLayer", "check_verbalizer"]
 
@@ -79,12 +80,12 @@ class PrototypeLayer(nn.Module):
         mine = self.named_state()
         given = {name: t for name, t in tensors.items() if name.startswith(PREFIX)}
         if set(given) != set(mine):
-            raise ValueError(
+            raise StateError(
                 f"{where}: the state's prototype tensors {sorted(given)} are not this scorer's {sorted(mine)}"
             )
         for name, tensor in given.items():
             if tensor.shape != mine[name].shape:
-                raise ValueError(
+                raise StateError(
                     f"{where}: {name} has shape {tuple(tensor.shape)}, the scorer's {tuple(mine[name].shape)}"
                 )
             mine[name].copy_(tensor)

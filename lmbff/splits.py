@@ -24,6 +24,7 @@ import numpy as np
 from prompts.library import Task
 
 from .data import find_split, raw_lines, read_examples
+from .errors import InputError
 from .files import atomic_write_bytes
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)
@@ -60,7 +61,7 @@ def lmbff_sample(
         groups.setdefault(task.group_label(labels[index]), []).append(index)
     short = {label: len(members) for label, members in groups.items() if len(members) < 2 * k}
     if short:
-        raise ValueError(f"{task.name}: these classes have fewer than 2K={2 * k} training rows: {short}")
+        raise InputError(f"{task.name}: these classes have fewer than 2K={2 * k} training rows: {short}")
     train = [rows[i] for members in groups.values() for i in members[:k]]
     dev = [rows[i] for members in groups.values() for i in members[k : 2 * k]]
     return train, dev
@@ -95,12 +96,12 @@ def make_splits(
     """
     train_path = Path(train_file) if train_file is not None else find_split(data_dir, "train")
     if train_path.is_dir():
-        raise ValueError(f"{train_path}: splits are made from a train file (TSV, CSV or JSONL), not a folder")
+        raise InputError(f"{train_path}: splits are made from a train file (TSV, CSV or JSONL), not a folder")
     report = read_examples(train_path, task, skip_bad=skip_bad, columns=columns)
     raw = [line.decode("utf-8") for line in raw_lines(train_path)]  # the readers' own line numbering
     header = raw[0] if train_path.suffix in (".tsv", ".csv") else ""
     if train_path.suffix == ".csv" and len(raw) - 1 != len(report.examples) + len(report.skipped):
-        raise ValueError(
+        raise InputError(
             f"{train_path}: CSV records that span several lines cannot be split row by row; "
             "convert the file to TSV or JSONL"
         )

@@ -31,6 +31,7 @@ from prompts.template import Template, TemplateLocation
 from prompts.verbalizer import Verbalizer
 
 from . import __version__
+from .errors import StateError
 from .files import atomic_write_bytes, atomic_write_json, read_safetensors
 from .precision import precision_of, rest_dtype, to_rest
 from .prototypes import PrototypeConfig, split_prototype_tensors
@@ -49,10 +50,6 @@ STATE_FORMAT = 2
 # SHA-256 of the bundled task files as lmbff 0.1.0 shipped them: the only task files a format-1 state
 # (which stored a task name and no checksum) can be scored with without being re-saved.
 _LEGACY_CHECKSUMS = Path(__file__).with_name("legacy_task_checksums.json")
-
-
-class StateError(ValueError):
-    """A state folder that is missing files, or does not fit the model it is put on."""
 
 
 @dataclass

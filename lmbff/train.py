@@ -23,6 +23,7 @@ from prompts.library import Task
 from .config import TrainingArguments
 from .data import Example
 from .demonstrations import Demonstrations
+from .errors import ConfigError, InputError, StateError
 from .evaluate import score_examples
 from .files import read_safetensors
 from .machine import cpu_seconds
@@ -169,10 +170,10 @@ class Checkpoint:
         state = json.loads((self.folder / "state.json").read_text())
         names = list(trainer.trainable_state())
         if state["parameter_names"] != names:
-            raise ValueError(f"{self.folder}: the checkpoint trains other parameters than this run")
+            raise StateError(f"{self.folder}: the checkpoint trains other parameters than this run")
         made_in = state.get("precision", str(torch.float32))
         if made_in != str(trainer.rest_dtype):
-            raise ValueError(
+            raise StateError(
                 f"{self.folder}: the checkpoint was made with weights in {made_in}, this run's are in "
                 f"{trainer.rest_dtype}; resume with the precision it was started with, or choose "
                 "another --out"
@@ -180,7 +181,7 @@ class Checkpoint:
         # a checkpoint from before min_epochs existed was made without it (0: max_steps as given)
         made_with = {"min_epochs": 0.0, **state["arguments"]}
         if made_with != asdict(trainer.args):
-            raise ValueError(
+            raise StateError(
                 f"{self.folder}: the checkpoint was made with other training arguments: "
                 f"{made_with} (this run: {asdict(trainer.args)})"
             )
@@ -225,7 +226,7 @@ class Trainer:
         demonstrations: Demonstrations | None = None,
     ):
         if not train:
-            raise ValueError("no training examples")
+            raise InputError("no training examples")
         self.model, self.task, self.tuning, self.args = prompt_model, task, tuning, args
         self.train_examples, self.dev_examples = list(train), list(dev or [])
         self.demonstrations = demonstrations
@@ -407,7 +408,7 @@ class Trainer:
             self.model.lm, optimizer = accelerator.prepare(base, optimizer)
         rank, world = accelerator.process_index, accelerator.num_processes
         if args.batch_size < world:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size {args.batch_size} is smaller than the {world} data-parallel processes"
             )
         self.model.lm.train()

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from .errors import ConfigError, LmbffError
 from .template import DEFAULT_BUDGET, RenderBudget, Template, TemplateError, TemplateLocation
 from .verbalizer import VERBALIZERS, Verbalizer
 from .verbalizer import label_word_problems as verbalizer_problems
@@ -37,7 +38,7 @@ TaskType = Literal["classification", "regression"]
 TEMPLATES_ENV = "LMBFF_TEMPLATES"
 
 
-class TaskFileError(ValueError):
+class TaskFileError(LmbffError, ValueError):
     """A problem in a task file, located by file, line and key path."""
 
     def __init__(self, file: str, line: int | None, key: str, message: str, suggestion: str | None = None):
@@ -137,11 +138,11 @@ class TaskFile:
         """The named template (the file's default when ``name`` is None).
 
         Raises:
-            KeyError: no template has that name; the message lists those that exist.
+            ConfigError: no template has that name; the message lists those that exist.
         """
         key = name or self.default_template
         if key not in self.prompts:
-            raise KeyError(f"{self.path}: no template named {key!r}; the file has {sorted(self.prompts)}")
+            raise ConfigError(f"{self.path}: no template named {key!r}; the file has {sorted(self.prompts)}")
         return self.prompts[key]
 
 
@@ -200,9 +201,9 @@ def _ceiling_from_env(name: str, default, kind):
     try:
         value = kind(text)
     except ValueError:
-        raise ValueError(f"${name}={text!r}: expected a positive number") from None
+        raise ConfigError(f"${name}={text!r}: expected a positive number") from None
     if not value > 0:
-        raise ValueError(f"${name}={text!r}: expected a positive number")
+        raise ConfigError(f"${name}={text!r}: expected a positive number")
     return value
 
 

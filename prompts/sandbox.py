@@ -27,6 +27,8 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from .errors import ConfigError
+
 # The hard ceilings a task file's render_budget may not pass; only the operator lifts them.
 CEILING_ENV = {
     "max_iterations": "LMBFF_RENDER_MAX_ITERATIONS",
@@ -56,7 +58,7 @@ def ceilings() -> dict[str, float]:
         except ValueError:
             value = 0
         if not value > 0:
-            raise ValueError(f"${CEILING_ENV[name]}={text!r}: expected a positive number")
+            raise ConfigError(f"${CEILING_ENV[name]}={text!r}: expected a positive number")
         values[name] = value
     return values
 
@@ -88,9 +90,9 @@ class RenderBudget:
             kinds = (int,) if integer else (int, float)
             if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
                 expected = "a positive integer" if integer else "a positive number of seconds"
-                raise ValueError(f"render_budget.{name} must be {expected}, got {value!r}")
+                raise ConfigError(f"render_budget.{name} must be {expected}, got {value!r}")
             if value > limits[name]:
-                raise ValueError(
+                raise ConfigError(
                     f"render_budget.{name} is {value:,}, over the ceiling of {limits[name]:,}; a task file "
                     f"may lower the budget, and only the operator raises the ceiling (${CEILING_ENV[name]})"
                 )

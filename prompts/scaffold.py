@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from .errors import ConfigError
 from .library import METRICS
 
 
@@ -15,13 +16,13 @@ def scaffold_task_file(
     unknown metric."""
     for kind, values in (("field", fields), ("label", labels)):
         if not values or any(not v.strip() for v in values):
-            raise ValueError(f"give at least one non-empty {kind}")
+            raise ConfigError(f"give at least one non-empty {kind}")
         if len(set(values)) != len(values):
-            raise ValueError(f"a {kind} is repeated: {list(values)}")
+            raise ConfigError(f"a {kind} is repeated: {list(values)}")
     if not all(f.isidentifier() for f in fields):
-        raise ValueError(f"fields must be identifiers (letters, digits, _), got {list(fields)}")
+        raise ConfigError(f"fields must be identifiers (letters, digits, _), got {list(fields)}")
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+        raise ConfigError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
     q = json.dumps  # YAML accepts JSON strings: safe quoting for any label or name
     slots = " ".join("{{ " + f + " }}" for f in fields)
     words = "\n".join(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jinja2
 from jinja2 import meta
 
+from .errors import LmbffError
 from .sandbox import (
     DEFAULT_BUDGET,
     METER,
@@ -54,7 +55,7 @@ class TemplateLocation:
     line: int | None = None
 
 
-class TemplateError(ValueError):
+class TemplateError(LmbffError, ValueError):
     """A template that cannot be compiled or rendered; ``str()`` names file, template and line."""
 
     def __init__(self, message: str, *, template: str, location: TemplateLocation, line: int | None = None):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .errors import ModelError
+
 ModelKind = Literal["masked", "causal"]
 TruncateSide = Literal["start", "end"]
 
@@ -27,7 +29,7 @@ class TokenizerAdapter:
 
     def __init__(self, tokenizer, kind: ModelKind):
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(
+            raise ModelError(
                 f"{type(tokenizer).__name__} is a slow tokenizer; the toolkit needs a fast (Rust) tokenizer "
                 "for character offsets. Load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
             )
@@ -39,7 +41,7 @@ class TokenizerAdapter:
         leading, trailing = self._special_tokens()
         if kind == "masked":
             if tokenizer.mask_token_id is None:
-                raise ValueError(
+                raise ModelError(
                     f"the tokenizer of this masked LM ({type(tokenizer).__name__}) has no mask token"
                 )
             self.mask_token_id: int | None = tokenizer.mask_token_id
@@ -52,7 +54,7 @@ class TokenizerAdapter:
                     tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
                 )
                 if start is None:
-                    raise ValueError(
+                    raise ModelError(
                         "the causal LM's tokenizer has neither a BOS nor an EOS token to start with"
                     )
                 leading = [start]

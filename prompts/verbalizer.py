@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .errors import ConfigError
 from .tokenization import TokenizerAdapter
 
 # How a prompt scores its classes: by the label words' probabilities at the slot, by learned prototype
@@ -113,7 +114,7 @@ class Verbalizer:
         labels = list(labels) if labels is not None else list(label_words)
         problems = label_word_problems(labels, label_words)
         if problems:
-            raise ValueError("; ".join(message for _, message in problems) + f" (labels: {labels})")
+            raise ConfigError("; ".join(message for _, message in problems) + f" (labels: {labels})")
         self.labels: list[str] = labels
         self.words: dict[str, tuple[str, ...]] = {
             label: tuple(w.strip() for w in ((v,) if isinstance(v, str) else v))
@@ -176,7 +177,7 @@ class Verbalizer:
         """
         problems = self.token_problems(adapter, after_space)
         if problems:
-            raise ValueError("; ".join(message for _, _, message in problems))
+            raise ConfigError("; ".join(message for _, _, message in problems))
         word_ids: list[tuple[int, ...]] = []
         word_label: list[int] = []
         for index, label in enumerate(self.labels):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lmbff.classifier import PromptClassifier, shared_base
+from lmbff.errors import ConfigError
 from lmbff.train import TrainingArguments
 
 TINY = dict(max_steps=4, batch_size=4, eval_every=0, learning_rate=1e-2, verbose=False)
@@ -126,7 +127,7 @@ def test_bad_labels_and_inputs_are_clear_errors(bert_dir):
         clf.fit([], [])
     with pytest.raises(ValueError, match="method must be"):
         PromptClassifier("SST-2", str(bert_dir), method="magic").fit(texts, labels)
-    with pytest.raises(KeyError, match="unknown tuning backend"):
+    with pytest.raises(ConfigError, match="unknown tuning backend"):
         PromptClassifier("SST-2", str(bert_dir), backend="nope").fit(texts, labels)
     from sklearn.exceptions import NotFittedError
 

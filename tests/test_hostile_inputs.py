@@ -194,20 +194,26 @@ def test_bad_numbers_are_refused_when_parsed(command, message, capsys):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--max-steps", "0"], "max_steps must be a whole number at least 1"),
-        (["--max-steps", "-3"], "max_steps must be a whole number at least 1"),
-        (["--gradient-accumulation-steps", "0"], "gradient_accumulation_steps must be"),
-        (["--learning-rate=-1e-3"], "learning_rate must be in (0, inf)"),
-        (["--batch-size", "0"], "batch_size must be"),
-        (["--warmup-ratio", "1.5"], "warmup_ratio must be in [0, 1)"),
-        (["--lora-rank", "0", "--backend", "lora"], "lora option rank must be positive"),
-        (["--demo-filter-rate", "2"], "filter_rate must be in (0, 1]"),
+        (["--max-steps", "0"], "expected a whole number at least 1, got 0"),
+        (["--max-steps", "-3"], "expected a whole number at least 1, got -3"),
+        (["--max-steps", "2.5"], "expected a whole number, got '2.5'"),
+        (["--gradient-accumulation-steps", "0"], "expected a whole number at least 1"),
+        (["--learning-rate=-1e-3"], "expected a finite number in (0, inf), got -1e-3"),
+        (["--batch-size", "0"], "expected a whole number at least 1"),
+        (["--warmup-ratio", "1.5"], "expected a finite number in [0, 1), got 1.5"),
+        (["--lora-rank", "0", "--backend", "lora"], "expected a whole number at least 1, got 0"),
+        (["--lora-rank", "2.5", "--backend", "lora"], "expected a whole number, got '2.5'"),
+        (["--demo-filter-rate", "2"], "expected a finite number in (0, 1], got 2"),
+        (["--demo-inference-sets", "0"], "expected a whole number at least 1, got 0"),
     ],
 )
-def test_bad_training_numbers_write_nothing(option, message, tmp_path, capsys):
+def test_bad_training_numbers_are_refused_when_parsed_and_write_nothing(option, message, tmp_path, capsys):
+    """Each option's bounds come from its field (lmbff.options), so argparse refuses the value before
+    anything runs, with the same bounds the Python API checks."""
     out = tmp_path / "run"
-    code = main(["train", "--task", "SST-2", "--data-dir", str(DEMO_DATA), "--out", str(out), *option])
-    assert code == 2 and message in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_code:
+        main(["train", "--task", "SST-2", "--data-dir", str(DEMO_DATA), "--out", str(out), *option])
+    assert exit_code.value.code == 2 and message in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -188,7 +188,7 @@ def test_refused_where_a_prototype_cannot_work(bert_tokenizer, gpt_tokenizer, tm
         ExperimentConfig(task="x", data_dir="d", out="o", method="zero-shot", verbalizer="prototype")
     with pytest.raises(ValueError, match="trains none"):
         PromptClassifier(labels=["a", "b"], method="zero-shot", verbalizer="prototype").fit(None, ["a"])
-    with pytest.raises(ValueError, match="prototype scale must be positive"):
+    with pytest.raises(ValueError, match=r"prototype scale must be a finite number in \(0, 100\], got 0"):
         PromptClassifier(labels=["a", "b"], prototype_options={"scale": 0}).fit(["x"], ["a"])
     with pytest.raises(ValueError, match="prototype init must be one of"):
         PrototypeConfig(init="centroids")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lmbff.data import Example
+from lmbff.errors import ConfigError
 from lmbff.model import PromptModel
 from lmbff.state import StateError, TrainedState, save_state
 from lmbff.train import Trainer, TrainingArguments
@@ -260,13 +261,13 @@ def test_backend_names_options_and_errors():
     config = make_config("adapter+prefix+ln", {"prefix": {"length": 4}})
     assert config.to_dict()["backend"] == "adapter+prefix+ln"
     assert config_from_dict(json.loads(json.dumps(config.to_dict()))).parts[1].length == 4
-    with pytest.raises(KeyError, match="unknown tuning backend 'prefx'"):
+    with pytest.raises(ConfigError, match="unknown tuning backend 'prefx'"):
         make_config("prefx")
-    with pytest.raises(KeyError, match="no option width"):
+    with pytest.raises(ConfigError, match="no option width"):
         make_config("prefix", {"prefix": {"width": 3}})
-    with pytest.raises(KeyError, match="does not use"):
+    with pytest.raises(ConfigError, match="does not use"):
         make_config("ln", {"prefix": {"length": 3}})
-    with pytest.raises(KeyError, match="twice"):
+    with pytest.raises(ConfigError, match="twice"):
         make_config("ln+ln")
 
 

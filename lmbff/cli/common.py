@@ -5,33 +5,33 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape  # noqa: F401 (used by the command modules)
 from rich.table import Table
 
-from prompts.library import TaskFile, TaskFileError
-from prompts.template import TemplateError
+from prompts.library import TaskFile
 
 from ..config import DEFAULT_PRECISION, PRECISIONS
-from ..data import DataError, load_split
-from ..pretrained import DEFAULT_MODEL, ModelNotFound
+from ..data import load_split
+from ..errors import ConfigError, LmbffError
+from ..options import add_options
+from ..pretrained import DEFAULT_MODEL
 
 # markup=False: data, labels, templates and paths print as written. With rich's default, "[mask]" in
 # a row vanished and "[/]" raised a MarkupError; the few styled lines ask for markup and escape what
 # they embed (``escape``).
 console = Console(stderr=False, highlight=False, markup=False)
+# What the command line reports as the user's error (one line, exit 2): the toolkit's own errors, and
+# paths the user named that are missing, taken or not readable. Anything else is a bug (lmbff.cli.main).
 USER_ERRORS = (
-    DataError,
-    TaskFileError,
-    TemplateError,
-    ModelNotFound,
+    LmbffError,
     FileNotFoundError,
     FileExistsError,
-    KeyError,
-    ValueError,  # includes state.StateError
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
 )
 
 
@@ -139,7 +139,7 @@ def _text_columns(args) -> list[str] | None:
     text = list(args.text_column or [])
     if args.text_b_column:
         if len(text) != 1:
-            raise ValueError("--text-b-column goes with one --text-column, the first field's")
+            raise ConfigError("--text-b-column goes with one --text-column, the first field's")
         text.append(args.text_b_column)
     return text or None
 
@@ -175,35 +175,9 @@ def _add_task_args(
 
 
 def _add_dataclass_args(p, cls, prefix: str = "", from_preset: tuple[str, ...] = ()) -> None:
-    """One option per field of a config dataclass: --<prefix><field>, its type, default and help.
+    """One option per field of a config dataclass: --<prefix><field> (:func:`lmbff.options.add_options`).
     Fields named in ``from_preset`` default to None: the training preset fills them in."""
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        default = f.default
-        option = "--" + prefix + f.name.replace("_", "-")
-        dest = prefix.replace("-", "_") + f.name
-        help_text = f.metadata.get("help", "")
-        if isinstance(default, bool):
-            p.add_argument(
-                option, dest=dest, default=default, action=argparse.BooleanOptionalAction, help=help_text
-            )
-            continue
-        choices = (
-            typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
-        )
-        kind = {int: int, float: float, str: str}.get(type(default), float)
-        preset = f.name in from_preset
-        shown = "the preset's" if preset else default
-        p.add_argument(
-            option,
-            dest=dest,
-            type=kind,
-            default=None if preset else default,
-            choices=choices,
-            help=f"{help_text} (default: {shown})",
-        )
+    add_options(p, cls, flag_prefix=prefix, dest_prefix=prefix.replace("-", "_"), from_preset=from_preset)
 
 
 def _comma_list(text: str) -> list[str]:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from prompts.library import TaskFile, load_task
 
+from ..errors import ConfigError
 from .common import (
     _add_column_args,
     _add_model_args,
@@ -121,13 +122,13 @@ def _zero_shot_task(args) -> TaskFile:
 
     if args.labels:
         if args.task:
-            raise ValueError("give --task (a task file) or --labels (no task file), not both")
+            raise ConfigError("give --task (a task file) or --labels (no task file), not both")
         template = args.template or "{{ text }} It was {{ mask }}."
         return task_file_from_labels(args.labels, template, args.label_words, name="zero-shot")
     if not args.task:
-        raise ValueError("give --task (a task file), or --labels and --template to classify without one")
+        raise ConfigError("give --task (a task file), or --labels and --template to classify without one")
     if args.label_words:
-        raise ValueError("--label-words goes with --labels; a task file has its own label words")
+        raise ConfigError("--label-words goes with --labels; a task file has its own label words")
     return load_task(args.task)
 
 
@@ -141,7 +142,7 @@ def _zero_shot_examples(args, task_file: TaskFile) -> list:
             read_examples(args.data_file, task, skip_bad=args.skip_bad, require_label=False, columns=columns)
         )
     if not args.data_dir:
-        raise ValueError("give --data-dir (a folder with the split) or --data-file (one file)")
+        raise ConfigError("give --data-dir (a folder with the split) or --data-file (one file)")
     return say_notes(
         load_split(
             args.data_dir, args.split, task, skip_bad=args.skip_bad, require_label=False, columns=columns
@@ -216,7 +217,7 @@ def cmd_predict(args) -> int:
     from ..predict import predict_with_states
 
     if args.data_dir and args.data_file:
-        raise ValueError("give --data-dir or --data-file, not both")
+        raise ConfigError("give --data-dir or --data-file, not both")
     summaries = predict_with_states(
         args.state,
         args.out,
@@ -251,7 +252,7 @@ def cmd_report(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
     inside = [r for r in map(Path, args.runs) if out.resolve().is_relative_to(r.resolve())]
     if inside:
-        raise ValueError(
+        raise ConfigError(
             f"--out {out} is inside the run folder {inside[0]}; a report goes beside runs, not in one"
         )
     written = write_report(rows, out)
@@ -278,11 +279,11 @@ def cmd_split(args) -> int:
 
     task_file = load_task(args.task)
     if bool(args.data_dir) == bool(args.data_file):
-        raise ValueError(
+        raise ConfigError(
             "give --data-dir (a folder with a train file) or --data-file (one file), one of them"
         )
     if args.test_file and not args.data_file:
-        raise ValueError("--test-file goes with --data-file (a --data-dir's own test file is copied)")
+        raise ConfigError("--test-file goes with --data-file (a --data-dir's own test file is copied)")
     written = make_splits(
         task_file.task,
         args.data_dir,

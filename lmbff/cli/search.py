@@ -9,6 +9,7 @@ from rich.table import Table
 
 from prompts.library import load_task
 
+from ..errors import ConfigError
 from .common import (
     _add_dataclass_args,
     _add_model_args,
@@ -85,7 +86,7 @@ def cmd_search_labels(args) -> int:
     config = LabelSearchConfig(**{f.name: getattr(args, f.name) for f in fields(LabelSearchConfig)})
     options = _backend_options(args)
     if options and config.rerank != "finetune":
-        raise ValueError(
+        raise ConfigError(
             f"{', '.join(sorted(options))} backend options apply to re-ranking only: add --rerank finetune"
         )
     # Built before the model loads, so that an unknown backend or option fails at once.
@@ -95,7 +96,7 @@ def cmd_search_labels(args) -> int:
     dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
     # search_label_words refuses this too, but only after the model has loaded.
     if config.rerank == "finetune" and not dev:
-        raise ValueError(f"--rerank finetune ranks by dev accuracy, and {data_dir} has no dev examples")
+        raise ConfigError(f"--rerank finetune ranks by dev accuracy, and {data_dir} has no dev examples")
     with console.status(f"loading {args.model}..."):
         loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     scorer = PromptModel.for_task(
@@ -209,9 +210,9 @@ def _read_pool(path: Path) -> list[str]:
     try:
         data = yaml.load(path.read_text(), Loader=CoreSchemaLoader)
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not YAML ({error})") from error
+        raise ConfigError(f"{path}: not YAML ({error})") from error
     if isinstance(data, dict):
         data = data.get("templates")
     if not isinstance(data, list) or not all(isinstance(t, str) for t in data) or not data:
-        raise ValueError(f"{path}: expected a list of template strings (or templates: [...])")
+        raise ConfigError(f"{path}: expected a list of template strings (or templates: [...])")
     return data

@@ -10,6 +10,7 @@ from rich.text import Text
 from prompts.library import iter_task_files, load_task, template_dirs
 
 from ..data import DataError, load_split
+from ..errors import ConfigError
 from ..pretrained import load_tokenizer
 from .common import (
     _add_model_args,
@@ -241,7 +242,7 @@ def cmd_new(args) -> int:
         raise FileExistsError(f"{out} exists; choose another --out")
     if args.from_labels:
         if args.fields or args.labels:
-            raise ValueError(
+            raise ConfigError(
                 "--from-labels takes the labels and the fields (from --template): drop --fields/--labels"
             )
         labels = _comma_list(args.from_labels)
@@ -257,9 +258,9 @@ def cmd_new(args) -> int:
         console.print(f"label words ({how}): " + ", ".join(f"{k}: {v[0]}" for k, v in chosen.items()))
     else:
         if not (args.fields and args.labels):
-            raise ValueError("give --fields and --labels, or --from-labels (with --template)")
+            raise ConfigError("give --fields and --labels, or --from-labels (with --template)")
         if args.template or args.label_words:
-            raise ValueError("--template and --label-words go with --from-labels")
+            raise ConfigError("--template and --label-words go with --from-labels")
         text = scaffold_task_file(args.task, _comma_list(args.fields), _comma_list(args.labels), args.metric)
     from ..files import atomic_write_text
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from prompts.library import load_task
 
+from ..errors import ConfigError
 from .common import (
     _add_column_args,
     _add_dataclass_args,
@@ -90,12 +91,14 @@ def _task_from_labels(args, out: Path) -> None:
 
     if not args.labels:
         if args.label_words:
-            raise ValueError("--label-words goes with --labels; a task file has its own label words")
+            raise ConfigError("--label-words goes with --labels; a task file has its own label words")
         if not args.task:
-            raise ValueError("give --task (a task file), or --labels (and --template) for a task without one")
+            raise ConfigError(
+                "give --task (a task file), or --labels (and --template) for a task without one"
+            )
         return
     if args.task:
-        raise ValueError("give --task (a task file) or --labels (no task file), not both")
+        raise ConfigError("give --task (a task file) or --labels (no task file), not both")
     text = scaffold_from_labels(
         "few-shot",
         args.labels,
@@ -168,25 +171,21 @@ def backend_option_flag(backend: str, option: str) -> str:
 
 
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
-    """--<backend>-<option> for every option of every registered backend (e.g. --prefix-length)."""
+    """--<backend>-<option> for every option of every registered backend (e.g. --prefix-length); each
+    defaults to None, so only what is given reaches the backend's config."""
+    from ..options import add_options
     from ..tuning import backend_names, get_config_class
 
     group = p.add_argument_group("backend options (apply to the backends named in --backend)")
     for backend in backend_names():
-        for f in fields(get_config_class(backend)):
-            if f.name == "learning_rate":  # --learning-rate sets it for every part
-                continue
-            is_list = "list" in str(f.type)
-            kind = _comma_list if is_list else {int: int, float: float, str: str}.get(type(f.default), str)
-            group.add_argument(
-                backend_option_flag(backend, f.name),
-                dest=f"backend__{backend}__{f.name}",
-                metavar="A,B" if is_list else f.name.upper(),
-                type=kind,
-                default=None,
-                help=f.metadata.get("help", "")
-                + ("" if "default:" in f.metadata.get("help", "") else f" (default: {f.default})"),
-            )
+        add_options(
+            group,
+            get_config_class(backend),
+            flag_prefix=f"{backend}-",
+            dest_prefix=f"backend__{backend}__",
+            skip=("learning_rate",),  # --learning-rate sets it for every part
+            unset=True,
+        )
 
 
 def _backend_options(args) -> dict[str, dict]:
@@ -272,12 +271,12 @@ def _print_plan(configs: list, preset: str) -> None:
 def _one_data_source(args, files: tuple[str, ...]) -> None:
     """--data-dir or --data-file, not both; the other file options only with --data-file."""
     if bool(args.data_dir) == bool(args.data_file):
-        raise ValueError("give --data-dir (a folder of splits) or --data-file (one file), one of them")
+        raise ConfigError("give --data-dir (a folder of splits) or --data-file (one file), one of them")
     given = [f"--{name.replace('_', '-')}" for name in files if getattr(args, name)]
     if given and not args.data_file:
-        raise ValueError(f"{', '.join(given)} go(es) with --data-file")
+        raise ConfigError(f"{', '.join(given)} go(es) with --data-file")
     if args.data_file and not args.test_file:
-        raise ValueError("with --data-file, give --test-file: the rows the run is scored on")
+        raise ConfigError("with --data-file, give --test-file: the rows the run is scored on")
 
 
 def cmd_train(args) -> int:

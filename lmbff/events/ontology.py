@@ -27,10 +27,11 @@ from pathlib import Path
 
 import yaml
 
+from prompts.errors import LmbffError
 from prompts.library import CoreSchemaLoader, YamlLines
 
 
-class OntologyError(ValueError):
+class OntologyError(LmbffError, ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))

@@ -20,6 +20,7 @@ from prompts.library import Task
 from prompts.verbalizer import Verbalizer
 
 from ..data import Example
+from ..errors import ConfigError
 from ..model import PromptModel
 from .constraints import Slot
 from .data import EventSentence
@@ -87,7 +88,7 @@ class RoleScorer:
             {e.type for s in sentences for e in s.events if e.arguments} - set(self.ontology.events)
         )
         if unknown:
-            raise KeyError(
+            raise ConfigError(
                 f"event types not in the ontology {self.ontology.name!r} ({self.ontology.path}): "
                 f"{unknown[:5]}"
                 f"{' ...' if len(unknown) > 5 else ''}; pass --ontology, or --ontology-from-data"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import string
 from typing import ClassVar, Protocol, runtime_checkable
 
+from ..errors import ConfigError
+
 Reads = list[tuple[int, int, int]]  # (position, target token, word index) read from one token row
 
 MODES: dict[str, type[ScoringMode]] = {}
@@ -45,9 +47,9 @@ class ScoringMode:
 def register_mode(cls: type[ScoringMode]) -> type[ScoringMode]:
     """Add a mode to the registry. Raises ValueError for an empty or taken name."""
     if not cls.name or cls.kind not in ("masked", "causal"):
-        raise ValueError(f"{cls.__name__}: a mode needs a name and a kind (masked or causal)")
+        raise ConfigError(f"{cls.__name__}: a mode needs a name and a kind (masked or causal)")
     if cls.name in MODES and MODES[cls.name] is not cls:
-        raise ValueError(f"scoring mode {cls.name!r} is registered twice")
+        raise ConfigError(f"scoring mode {cls.name!r} is registered twice")
     MODES[cls.name] = cls
     return cls
 
@@ -55,7 +57,7 @@ def register_mode(cls: type[ScoringMode]) -> type[ScoringMode]:
 def get_mode(name: str) -> ScoringMode:
     """A new instance of the named mode. Raises ValueError listing the known ones."""
     if name not in MODES:
-        raise ValueError(f"unknown scoring mode {name!r}; known: {', '.join(sorted(MODES))}")
+        raise ConfigError(f"unknown scoring mode {name!r}; known: {', '.join(sorted(MODES))}")
     return MODES[name]()
 
 

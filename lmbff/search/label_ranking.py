@@ -27,6 +27,8 @@ import numpy as np
 from prompts.tokenization import TokenizerAdapter
 from prompts.verbalizer import visible_form
 
+from ..errors import ConfigError, InputError
+
 Criterion = Literal["lmbff", "petal"]
 _EXHAUSTIVE_LIMIT = 200_000  # assignments scored exhaustively; beyond that, beam search
 
@@ -51,19 +53,19 @@ def class_word_scores(
     for c in range(num_classes):
         inside = labels == c
         if not inside.any():
-            raise ValueError(f"class {c} has no training examples")
+            raise InputError(f"class {c} has no training examples")
         if criterion == "lmbff":
             scores[c] = log_probs[inside].sum(axis=0)
         elif criterion == "petal":
             if inside.all():
-                raise ValueError("the likelihood ratio needs examples of at least two classes")
+                raise InputError("the likelihood ratio needs examples of at least two classes")
             likely = _log_mean_exp(log_probs[inside])
             ratio = likely - _log_mean_exp(log_probs[~inside])
             pool = np.argsort(-likely, kind="stable")[:petal_pool]
             scores[c] = -np.inf
             scores[c, pool] = ratio[pool]
         else:
-            raise ValueError(f"unknown criterion {criterion!r}; one of lmbff, petal")
+            raise ConfigError(f"unknown criterion {criterion!r}; one of lmbff, petal")
     return scores
 
 
@@ -128,7 +130,7 @@ def top_candidates(scores: np.ndarray, accept: WordFilter, k: int) -> list[list[
                 if len(chosen) == k:
                     break
         if not chosen:
-            raise ValueError("no acceptable label word in the vocabulary; allow subwords or stop words")
+            raise ConfigError("no acceptable label word in the vocabulary; allow subwords or stop words")
         out.append(chosen)
     return out
 

@@ -20,6 +20,7 @@ from prompts.verbalizer import Verbalizer
 
 from ..config import LabelSearchConfig
 from ..data import Example
+from ..errors import ConfigError
 from ..model import PromptModel
 from .label_ranking import (
     Assignment,
@@ -82,7 +83,7 @@ def search_label_words(
     """
     config = config or LabelSearchConfig()
     if task.is_regression:
-        raise ValueError(f"{task.name} is a regression task; label-word search needs classes")
+        raise ConfigError(f"{task.name} is a regression task; label-word search needs classes")
     started = time.perf_counter()
     train_lp = scorer.slot_log_probs(train)
     gold = _label_indices(task, train)
@@ -108,7 +109,7 @@ def search_label_words(
     ]
     if config.rerank == "finetune":
         if rerank_with is None or not dev:
-            raise ValueError("re-ranking by fine-tuning needs dev examples and a tuning function")
+            raise ConfigError("re-ranking by fine-tuning needs dev examples and a tuning function")
         head = ranked[: config.rerank_top]
         for r in head:
             r.finetuned_dev_accuracy = rerank_with(r.words)

@@ -25,6 +25,7 @@ from prompts.verbalizer import Verbalizer
 
 from ..config import TemplateSearchConfig
 from ..data import Example
+from ..errors import ConfigError, ModelError
 from ..evaluate import score_examples
 from ..model import PromptModel
 from .template_candidates import (
@@ -42,7 +43,7 @@ SENTINELS = ("<extra_id_0>", "<extra_id_1>", "<extra_id_2>")
 def _sentinel_ids(tokenizer) -> tuple[int, int, int]:
     ids = tokenizer.convert_tokens_to_ids(list(SENTINELS))
     if any(i is None or i == tokenizer.unk_token_id for i in ids):
-        raise ValueError(
+        raise ModelError(
             "the generator's tokenizer has no T5 sentinel tokens (<extra_id_0>, <extra_id_1>, <extra_id_2>); "
             "template generation needs a T5-style span-filling model"
         )
@@ -169,7 +170,7 @@ def pool_candidates(task: Task, texts: Sequence[str] | None = None) -> list[Cand
     out = []
     for text in texts or pool_for(task.fields):
         if not valid_template(text, task.fields):
-            raise ValueError(
+            raise ConfigError(
                 f"pool template {text!r} does not render with fields {list(task.fields)} "
                 "and exactly one {{ mask }}"
             )
@@ -230,7 +231,7 @@ def search_templates(
     """The ``top`` templates by dev score and the seconds the search took. With a generator, the
     candidates are generated (LM-BFF); without one, they come from ``pool`` or the built-in pool."""
     if task.is_regression:
-        raise ValueError(f"{task.name} is a regression task; score templates on a classification task")
+        raise ConfigError(f"{task.name} is a regression task; score templates on a classification task")
     started = time.perf_counter()
     if generator is not None:
         first_words = {label: words[0] for label, words in label_words.items()}
@@ -238,7 +239,7 @@ def search_templates(
     else:
         candidates = pool_candidates(task, pool)
     if not candidates:
-        raise ValueError("the generator produced no valid template; widen --beam or --max-span-tokens")
+        raise ConfigError("the generator produced no valid template; widen --beam or --max-span-tokens")
     ranked = score_templates(
         lm, tokenizer, kind, task, label_words, candidates, dev, max_length=max_length, progress=progress
     )

@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from prompts.errors import LmbffError
 from prompts.library import bundled_templates_dir, iter_task_files
 from prompts.lint import LintIssue, lint_text
 
@@ -33,7 +34,7 @@ LIBRARY = "library"
 WORKSPACE = "workspace"
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(LmbffError, ValueError):
     """A request the workspace refuses; ``status`` is the HTTP status the server answers with."""
 
     def __init__(self, message: str, status: int = 400, **details):

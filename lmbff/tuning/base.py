@@ -5,10 +5,12 @@ the command line can list every backend and its options without loading a model 
 from __future__ import annotations
 
 import importlib
-import math
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
+
+from ..errors import ConfigError
+from ..options import check_options, option
 
 _REGISTRY: dict[str, type[TuningConfig]] = {}
 # Former names still accepted (with a deprecation message), e.g. in states saved under them.
@@ -31,7 +33,7 @@ class TuningConfig:
     # The module with ``apply(config, model)`` (and, when the method needs them, ``prepare(config,
     # scorer)`` and ``export(config, model)``); imported on first use.
     implementation: ClassVar[str] = ""
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate for this backend"})
+    learning_rate: float = option(1e-5, help="AdamW learning rate for this backend", low=0, low_open=True)
     # Options whose default changed, with the value they had before (or that a config had before the
     # option existed): a saved config without the option was made with this value, not today's default.
     # Runs pin these options explicitly (``pin_changed_defaults``), and names leave out a legacy value, so
@@ -39,22 +41,9 @@ class TuningConfig:
     legacy_values: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self):
-        """Every number is checked where it is set, so the CLI and the Python API say the same thing."""
-        for f in fields(self):
-            value = getattr(self, f.name)
-            where = f"{self.backend or 'backend'} option {f.name}"
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            if not math.isfinite(value):
-                raise ValueError(f"{where} must be a finite number, got {value!r}")
-            if f.name == "dropout":
-                if not 0 <= value < 1:
-                    raise ValueError(f"{where} must be in [0, 1), got {value!r}")
-            elif f.name.endswith("mlp_hidden"):  # 0 means no reparameterisation
-                if value < 0 or value != int(value):
-                    raise ValueError(f"{where} must be a whole number of at least 0, got {value!r}")
-            elif value <= 0:
-                raise ValueError(f"{where} must be positive, got {value!r}")
+        """Every option is checked where it is set (:mod:`lmbff.options`: its type, choices and bounds,
+        declared once on its field), so the command line and the Python API say the same thing."""
+        check_options(self, f"{self.backend or 'backend'} option")
 
     def _implementation(self):
         return importlib.import_module(self.implementation)
@@ -83,20 +72,20 @@ def register(cls: type[TuningConfig]) -> type[TuningConfig]:
     """Add a backend's config class to the registry under ``cls.backend``.
 
     Raises:
-        ValueError: the name is empty, taken by another class, or a former name (one backend would
+        ConfigError: the name is empty, taken by another class, or a former name (one backend would
             silently replace another).
     """
     name = cls.backend
     if not name or "+" in name:
-        raise ValueError(f"{cls.__name__}: a backend needs a name without '+', got {name!r}")
+        raise ConfigError(f"{cls.__name__}: a backend needs a name without '+', got {name!r}")
     if name in _RENAMED:
-        raise ValueError(f"{cls.__name__}: {name!r} is the former name of {_RENAMED[name]!r}")
+        raise ConfigError(f"{cls.__name__}: {name!r} is the former name of {_RENAMED[name]!r}")
     if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(
+        raise ConfigError(
             f"backend {name!r} is registered twice: {_REGISTRY[name].__name__} and {cls.__name__}"
         )
     if not cls.implementation:
-        raise ValueError(f"{cls.__name__}: set implementation to the module that applies the method")
+        raise ConfigError(f"{cls.__name__}: set implementation to the module that applies the method")
     _REGISTRY[name] = cls
     return cls
 
@@ -109,7 +98,7 @@ def get_config_class(name: str) -> type[TuningConfig]:
     """The config class of a backend (a former name works, with a deprecation message).
 
     Raises:
-        KeyError: an unknown backend; the message lists the known ones.
+        ConfigError: an unknown backend; the message lists the known ones.
     """
     if name in _RENAMED:
         warnings.warn(
@@ -117,7 +106,7 @@ def get_config_class(name: str) -> type[TuningConfig]:
         )
         name = _RENAMED[name]
     if name not in _REGISTRY:
-        raise KeyError(f"unknown tuning backend {name!r}; known: {', '.join(backend_names())}")
+        raise ConfigError(f"unknown tuning backend {name!r}; known: {', '.join(backend_names())}")
     return _REGISTRY[name]
 
 
@@ -170,11 +159,11 @@ def _apply_keep(part: TuningConfig, model) -> ParamGroups:
 
 def make_config(name: str, options: dict[str, dict] | None = None, **overrides) -> TuningConfig:
     """The config of ``name`` (one backend or ``a+b+c``), with per-backend options such as
-    ``{"prefix": {"length": 20}}``. Raises KeyError for an unknown backend or option."""
+    ``{"prefix": {"length": 20}}``. Raises ConfigError for an unknown backend or option."""
     options = options or {}
     unknown = {_RENAMED.get(k, k) for k in options} - {_RENAMED.get(n, n) for n in name.split("+")}
     if unknown:
-        raise KeyError(f"options for {', '.join(sorted(unknown))}, which backend {name!r} does not use")
+        raise ConfigError(f"options for {', '.join(sorted(unknown))}, which backend {name!r} does not use")
 
     def one(backend: str) -> TuningConfig:
         cls = get_config_class(backend)
@@ -182,7 +171,7 @@ def make_config(name: str, options: dict[str, dict] | None = None, **overrides) 
         given = options.get(backend, {})
         bad = set(given) - known
         if bad:
-            raise KeyError(
+            raise ConfigError(
                 f"backend {backend!r} has no option {', '.join(sorted(bad))}; it has {sorted(known)}"
             )
         return cls(**given)
@@ -192,7 +181,7 @@ def make_config(name: str, options: dict[str, dict] | None = None, **overrides) 
     names = [_RENAMED.get(n, n) for n in name.split("+")]
     options = {_RENAMED.get(k, k): v for k, v in options.items()}
     if len(names) != len(set(names)):
-        raise KeyError(f"backend {name!r} names a method twice")
+        raise ConfigError(f"backend {name!r} names a method twice")
     if len(names) == 1:
         return one(names[0])
     return CombinedConfig(
@@ -223,9 +212,9 @@ def pin_changed_defaults(
     for backend in name.split("+"):
         cls = get_config_class(backend)
         defaults = {f.name: f.default for f in fields(cls)}
-        for option, old in cls.legacy_values.items():
+        for name, old in cls.legacy_values.items():
             values = pinned.setdefault(cls.backend, {})
-            values.setdefault(option, old if legacy else defaults[option])
+            values.setdefault(name, old if legacy else defaults[name])
     return pinned
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import ModelError
+
 CONTAINER = "lmbff_tuning"
 
 
@@ -121,7 +123,7 @@ def find_modules(
     ]
     if not found:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise ValueError(
+        raise ModelError(
             f"no {what} in {type(model).__name__} (looked for names ending in {', '.join(suffixes)}); "
             f"pass the module names as target_modules (its linear layers are named: {', '.join(linear)})"
         )

@@ -8,8 +8,9 @@ training starts from the unchanged model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ...options import option
 from ..base import TuningConfig, register
 
 
@@ -18,8 +19,8 @@ from ..base import TuningConfig, register
 class AdapterConfig(TuningConfig):
     backend = "adapter"
     implementation = "lmbff.tuning.adapter.model"
-    bottleneck: int = field(default=48, metadata={"help": "adapter width (UniPELT: 48)"})
-    target_modules: list[str] | None = field(
-        default=None, metadata={"help": "module names to follow (default: each attention output projection)"}
+    bottleneck: int = option(48, help="adapter width (UniPELT: 48)", low=1)
+    target_modules: list[str] | None = option(
+        None, help="module names to follow (default: each attention output projection)"
     )
     learning_rate: float = 1e-4  # new, zero-initialised weights: ~10x full tuning's rate

@@ -10,9 +10,10 @@ weight, and are read so (``legacy_values``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from ...options import option
 from ..base import TuningConfig, register
 
 EMBEDDINGS = ("train", "frozen")
@@ -24,21 +25,12 @@ class FullConfig(TuningConfig):
     backend = "full"
     implementation = "lmbff.tuning.full.model"
     learning_rate: float = 1e-5  # LM-BFF's default (Gao et al. 2021)
-    embeddings: Literal["train", "frozen"] = field(
-        default="frozen",
-        metadata={
-            "help": "frozen: all but the vocabulary matrices train (their AdamW update touches every row "
-            "although a few-shot batch uses a few hundred); train: every weight trains, as in LM-BFF "
-            "(--preset lmbff)"
-        },
+    embeddings: Literal["train", "frozen"] = option(
+        "frozen",
+        help="frozen: all but the vocabulary matrices train (their AdamW update touches every row "
+        "although a few-shot batch uses a few hundred); train: every weight trains, as in LM-BFF "
+        "(--preset lmbff)",
     )
     legacy_values: ClassVar[dict[str, Any]] = {
         "embeddings": "train"
     }  # before lean full fine-tuning became the default
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.embeddings not in EMBEDDINGS:
-            raise ValueError(
-                f"full option embeddings must be one of {', '.join(EMBEDDINGS)}, got {self.embeddings!r}"
-            )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ...errors import ModelError
 from ..common import ParamGroups, freeze, group
 
 
@@ -24,5 +25,5 @@ def _vocabulary_layers(model: nn.Module) -> list[nn.Module]:
         if layer is not None and getattr(layer, "weight", None) is not None:
             layers.append(layer)
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no input or output embeddings to keep frozen")
+        raise ModelError(f"{type(model).__name__} has no input or output embeddings to keep frozen")
     return layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ...errors import ModelError
 from ..common import ParamGroups, freeze, group
 
 
@@ -28,5 +29,5 @@ def apply(config, model: nn.Module) -> ParamGroups:
     freeze(model)
     params = norm_parameters(model)
     if not params:
-        raise ValueError(f"{type(model).__name__} has no normalisation layers for LN-tuning")
+        raise ModelError(f"{type(model).__name__} has no normalisation layers for LN-tuning")
     return group(params, config.learning_rate)

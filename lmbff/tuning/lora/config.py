@@ -7,8 +7,9 @@ projections (BERT/RoBERTa ``query``/``value``, GPT-2 ``c_attn``, Llama/Gemma ``q
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ...options import option
 from ..base import TuningConfig, register
 
 
@@ -17,10 +18,10 @@ from ..base import TuningConfig, register
 class LoraTuningConfig(TuningConfig):
     backend = "lora"
     implementation = "lmbff.tuning.lora.model"
-    rank: int = field(default=8, metadata={"help": "rank of the update (UniPELT: 8)"})
-    alpha: float = field(default=16.0, metadata={"help": "scaling: alpha / rank"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
-    target_modules: list[str] | None = field(
-        default=None, metadata={"help": "module names to adapt (default: peft's per-architecture table)"}
+    rank: int = option(8, help="rank of the update (UniPELT: 8)", low=1)
+    alpha: float = option(16.0, help="scaling: alpha / rank", low=0, low_open=True)
+    dropout: float = option(0.0, help="dropout on the LoRA input", low=0, high=1, high_open=True)
+    target_modules: list[str] | None = option(
+        None, help="module names to adapt (default: peft's per-architecture table)"
     )
     learning_rate: float = 1e-4  # B starts at zero: updates need ~10x full tuning's rate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ...errors import ModelError
 from ..common import ParamGroups, freeze, group
 
 ADAPTER_NAME = "lmbff"
@@ -23,7 +24,7 @@ def inject_lora(
     try:
         inject_adapter_in_model(config, model, adapter_name=ADAPTER_NAME)
     except ValueError as error:  # no default projections for this model type, or names that match nothing
-        raise ValueError(f"LoRA on {type(model).__name__}: {error} (set target_modules)") from error
+        raise ModelError(f"LoRA on {type(model).__name__}: {error} (set target_modules)") from error
     return [p for name, p in model.named_parameters() if ".lora_" in name and f".{ADAPTER_NAME}." in name]
 
 

@@ -13,8 +13,9 @@ During training the prefixes can be reparameterised by a small MLP (Li & Liang's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ...options import option
 from ..base import TuningConfig, register
 
 
@@ -23,10 +24,9 @@ from ..base import TuningConfig, register
 class PrefixConfig(TuningConfig):
     backend = "prefix"
     implementation = "lmbff.tuning.prefix.model"
-    length: int = field(default=10, metadata={"help": "prefix vectors per layer (UniPELT: 10)"})
-    mlp_hidden: int = field(
-        default=512,
-        metadata={"help": "reparameterising MLP width during training; 0: none (Li & Liang: 512)"},
+    length: int = option(10, help="prefix vectors per layer (UniPELT: 10)", low=1)
+    mlp_hidden: int = option(
+        512, help="reparameterising MLP width during training; 0: none (Li & Liang: 512)", low=0
     )
     # Prefixes start random, far from useful keys/values: a large step for a few-shot budget.
     learning_rate: float = 1e-3

@@ -7,6 +7,7 @@ import weakref
 import torch
 from torch import nn
 
+from ...errors import ModelError
 from ..common import ParamGroups, freeze, group
 from ..injection import attention_modules, container, hidden_size, on_detach
 
@@ -112,7 +113,7 @@ def attach_prefixes(model: nn.Module, prefixes: Prefixes) -> dict:
     _register_attention()
     modules = attention_modules(model)
     if len(modules) != prefixes.shape[0]:
-        raise ValueError(
+        raise ModelError(
             f"prefix tuning found {len(modules)} attention layers in {type(model).__name__}, "
             f"expected {prefixes.shape[0]} (config.num_hidden_layers)"
         )

@@ -10,8 +10,9 @@ and the attention mask stay the encoder's, and it composes with every other back
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ...options import option
 from ..base import TuningConfig, register
 
 
@@ -20,6 +21,6 @@ from ..base import TuningConfig, register
 class SoftPromptConfig(TuningConfig):
     backend = "soft-prompt"
     implementation = "lmbff.tuning.soft_prompt.model"
-    length: int = field(default=20, metadata={"help": "soft tokens (Lester et al.: 20 to 100)"})
+    length: int = option(20, help="soft tokens (Lester et al.: 20 to 100)", low=1)
     # Soft tokens move far from their initial word embeddings; Lester et al. use 0.3 with Adafactor.
     learning_rate: float = 3e-2

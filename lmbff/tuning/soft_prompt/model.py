@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from ..common import ParamGroups, freeze, group
 from ..injection import add_hook, container
 
@@ -23,7 +24,7 @@ class SoftPrompt(nn.Module):
         n, start = self.embeddings.shape[0], self.start
         slots = input_ids[:, start : start + n]
         if slots.shape[1] != n or not bool((slots == self.placeholder).all()):
-            raise ValueError(
+            raise ConfigError(
                 f"prompt tuning: the input has no {n} reserved positions after the leading special tokens; "
                 "encode it with the PromptModel the soft prompt was prepared for"
             )

@@ -14,8 +14,9 @@ with LoRA.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ...options import option
 from ..base import TuningConfig, register
 
 
@@ -24,9 +25,9 @@ from ..base import TuningConfig, register
 class UniPELTConfig(TuningConfig):
     backend = "unipelt"
     implementation = "lmbff.tuning.unipelt.model"
-    prefix_length: int = field(default=10, metadata={"help": "prefix vectors per layer (UniPELT: 10)"})
-    prefix_mlp_hidden: int = field(default=512, metadata={"help": "prefix reparameterisation width; 0: none"})
-    adapter_bottleneck: int = field(default=48, metadata={"help": "adapter width (UniPELT: 48)"})
-    lora_rank: int = field(default=8, metadata={"help": "LoRA rank (UniPELT: 8)"})
+    prefix_length: int = option(10, help="prefix vectors per layer (UniPELT: 10)", low=1)
+    prefix_mlp_hidden: int = option(512, help="prefix reparameterisation width; 0: none", low=0)
+    adapter_bottleneck: int = option(48, help="adapter width (UniPELT: 48)", low=1)
+    lora_rank: int = option(8, help="LoRA rank (UniPELT: 8)", low=1)
     # One rate for all parts (gates included): between the adapter/LoRA (1e-4) and prefix (1e-3) defaults.
     learning_rate: float = 5e-4

@@ -1,0 +1,161 @@
+"""Issue 37: what a user or contributor meets first (states from every path predict, configs refuse
+what the README says is checked, the CLI tells a user error from a bug)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lmbff.classifier import PromptClassifier
+from lmbff.cli import main
+
+
+def test_predict_reads_a_state_saved_from_a_zero_shot_classifier(bert_dir, tmp_path, capsys):
+    texts = ["a football match", "the world bank", "the election"]
+    clf = PromptClassifier.zero_shot(
+        ["World", "Sports"], "{{ text }} Topic: {{ mask }}.", ["world", "sports"], model=str(bert_dir),
+        verbose=False,
+    )  # fmt: skip
+    clf.save(tmp_path / "zs")
+    data = tmp_path / "new.tsv"
+    gold = ["Sports", "World", "World"]
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{g}\n" for t, g in zip(texts, gold, strict=True)))
+    code = main(
+        ["predict", "--state", str(tmp_path / "zs"), "--data-file", str(data), "--out", str(tmp_path / "p")]
+    )
+    assert code == 0, capsys.readouterr().err
+    (written,) = (tmp_path / "p").glob("*/predictions.jsonl")
+    records = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [r["prediction"] for r in records] == clf.predict(texts).tolist()
+    metrics = json.loads(next((tmp_path / "p").glob("*/metrics.json")).read_text())
+    assert metrics["method"] == "zero-shot"
+    probabilities = np.array([[r["scores"][c] for c in clf.classes_] for r in records])
+    assert np.allclose(probabilities, clf.predict_proba(texts), atol=1e-6)
+
+
+# ---- one validation path (lmbff.options) ---------------------------------------------------------
+def _configs():
+    from lmbff.config import (
+        DemonstrationConfig,
+        LabelSearchConfig,
+        PrototypeConfig,
+        TemplateSearchConfig,
+        TrainingArguments,
+    )
+    from lmbff.tuning import backend_names, get_config_class
+
+    return [
+        TrainingArguments,
+        DemonstrationConfig,
+        LabelSearchConfig,
+        TemplateSearchConfig,
+        PrototypeConfig,
+    ] + [get_config_class(name) for name in backend_names()]
+
+
+def _bad_values():
+    """(config class, field, a value of the wrong type or out of bounds) for every field of every config."""
+    import dataclasses
+    import typing
+
+    cases = []
+    for cls in _configs():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = hints[f.name]
+            args = [a for a in typing.get_args(kind) if a is not type(None)]
+            base = (
+                args[0] if typing.get_origin(kind) in (typing.Union, __import__("types").UnionType) else kind
+            )
+            if base is int:
+                values = [2.5, "8", True, -1]
+            elif base is float:
+                values = ["x", float("nan"), True, -1.0]
+            elif typing.get_origin(base) is typing.Literal:
+                values = ["bogus", True]
+            elif base is bool:
+                values = ["yes", 1]
+            elif base is str:
+                values = [3]
+            elif typing.get_origin(base) is list:
+                values = ["q_proj", [1]]
+            else:
+                continue
+            for value in values:
+                cases.append(pytest.param(cls, f.name, value, id=f"{cls.__name__}.{f.name}={value!r}"))
+    return cases
+
+
+@pytest.mark.parametrize(("cls", "name", "value"), _bad_values())
+def test_every_config_field_refuses_a_bad_value_with_one_error_type(cls, name, value):
+    from lmbff.errors import ConfigError
+
+    if value in (-1, -1.0) and not isinstance(value, bool):
+        from lmbff.options import _metadata
+
+        if _metadata(cls, name).get("low") is None:
+            pytest.skip(f"{cls.__name__}.{name} has no lower bound: -1 is a value it accepts")
+    with pytest.raises(ConfigError, match=rf"\b{name} must be"):
+        cls(**{name: value})
+
+
+def test_the_issue_s_accepted_values_are_refused():
+    from lmbff.config import DemonstrationConfig, LabelSearchConfig
+    from lmbff.errors import ConfigError
+    from lmbff.tuning.lora.config import LoraTuningConfig
+
+    for make in (
+        lambda: LoraTuningConfig(rank=2.5),
+        lambda: LoraTuningConfig(rank="8"),
+        lambda: DemonstrationConfig(inference_sets=2.5),
+        lambda: LabelSearchConfig(criterion="bogus"),
+        lambda: LabelSearchConfig(rerank="yes"),
+        lambda: DemonstrationConfig(filter_rate="x"),
+    ):
+        with pytest.raises(ConfigError):
+            make()
+
+
+def test_registry_lookups_raise_one_type():
+    from lmbff.defaults import resolve
+    from lmbff.errors import ConfigError
+    from lmbff.scoring import get_mode
+    from lmbff.tuning import get_config_class
+
+    for lookup in (
+        lambda: get_config_class("nope"),
+        lambda: get_mode("nope"),
+        lambda: resolve("nope", None, None, None, None),
+    ):
+        with pytest.raises(ConfigError, match="nope"):
+            lookup()
+
+
+# ---- the command line tells the user's error from a bug ---------------------------------------------
+def test_a_bug_is_reported_as_one_and_its_traceback_kept(monkeypatch, tmp_path, capsys):
+    import lmbff.cli.templates as templates_cli
+
+    def broken(args):
+        raise ValueError("an internal invariant failed")  # not an LmbffError: a bug
+
+    monkeypatch.setenv("LMBFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(templates_cli, "cmd_lint", broken)
+    code = main(["templates", "lint"])  # the handler is bound when the parser is built, after the patch
+    out = capsys.readouterr().out
+    assert code == 3 and "internal error" in out and "an internal invariant failed" in out
+    (log,) = (tmp_path / "cache" / "logs").glob("crash-*.log")
+    text = log.read_text()
+    assert "lmbff templates lint" in text and "Traceback" in text and "in broken" in text
+    with pytest.raises(ValueError, match="invariant"):
+        main(["--debug", "templates", "lint"])
+
+
+def test_a_user_error_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(
+        ["train", "--task", "SST-2", "--backend", "nope", "--data-dir", "d", "--out", str(tmp_path / "o")]
+    )
+    out = capsys.readouterr().out
+    assert code == 2 and out.startswith("error:") and "unknown tuning backend 'nope'" in out
+    assert "Traceback" not in out
