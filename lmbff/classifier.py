@@ -97,6 +97,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         out_of_scope: the label value that means "none of these classes" (CLINC150's ``"oos"``). Rows
             with it are not trained on; dev rows with it (``fit(..., X_dev=, y_dev=)``) set the confidence
             below which ``predict`` abstains and returns this value (:mod:`lmbff.out_of_scope`).
+        mode: the scoring mode (:mod:`lmbff.scoring`: ``mask``, ``next_token``, ``sequence``, or one
+            registered by a plugin); None: chosen from the model kind and the template.
         The rest are :class:`TrainingArguments` fields.
     """
 
@@ -133,6 +135,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         verbalizer: str | None = None,
         prototype_options: dict | None = None,
         out_of_scope=None,
+        mode: str | None = None,
     ):
         self.task = task
         self.model = model
@@ -164,6 +167,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.verbalizer = verbalizer
         self.prototype_options = prototype_options
         self.out_of_scope = out_of_scope
+        self.mode = mode
 
     # ---- scikit-learn plumbing -----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -264,8 +268,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                     "method='zero-shot' trains none"
                 )
         if self.prototype_options is not None and not isinstance(self.prototype_options, dict):
-            raise TypeError(f"prototype_options must be a dict, got {type(self.prototype_options).__name__}")
+            raise ConfigError(
+                f"prototype_options must be a dict, got {type(self.prototype_options).__name__}"
+            )
         PrototypeConfig(**(self.prototype_options or {}))  # its own checks, before the model loads
+        if self.mode is not None:
+            from .scoring import get_mode
+
+            get_mode(self.mode)  # an unknown mode, before the model loads
         if self.precision is not None:
             check_precision(self.precision)
             if isinstance(self.model, LoadedModel) and self._resolved_precision() != self.model.precision:
@@ -346,7 +356,13 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         from .model import PromptModel
 
         scorer = PromptModel.for_task(
-            base.model, base.tokenizer, task, prompt, kind=base.kind, max_length=self.max_length
+            base.model,
+            base.tokenizer,
+            task,
+            prompt,
+            kind=base.kind,
+            max_length=self.max_length,
+            mode=self.mode,
         )
         if self.method == "prompt":
             scorer.use_prototypes(verbalizer, PrototypeConfig(**(self.prototype_options or {})))

@@ -31,6 +31,7 @@ from .machine import cpu_seconds, describe_machine
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
 from .results import RunResult, prediction_records
+from .scoring import get_mode
 from .state import ScoringSpec, base_identity, save_state
 from .train import Trainer, TrainingArguments
 from .tuning import distinctive_options, make_config, pin_changed_defaults
@@ -52,6 +53,8 @@ class ExperimentConfig:
     backend: str = "full"
     backend_options: dict[str, dict] = field(default_factory=dict)
     max_length: int = 128
+    # The scoring mode (lmbff.scoring, a plugin's included); None: chosen from the model kind and template
+    mode: str | None = None
     training: TrainingArguments = field(default_factory=TrainingArguments)
     demonstrations: DemonstrationConfig = field(default_factory=DemonstrationConfig)
     test_split: str = "test"
@@ -85,6 +88,12 @@ class ExperimentConfig:
                 )
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; one of {', '.join(METHODS)}")
+        if self.mode is not None:
+            if self.method == "finetune":
+                raise ConfigError(
+                    "--method finetune scores with a classification head: it has no scoring mode"
+                )
+            get_mode(self.mode)  # ConfigError now, listing the known modes, not after loading the model
         make_config(self.backend, self.backend_options)  # ConfigError now, not after loading the model
         if self.method == "finetune" and self.backend != "full":
             raise ConfigError(
@@ -218,7 +227,13 @@ def run_experiment(
         from .model import PromptModel
 
         scorer = PromptModel.for_task(
-            loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=config.max_length
+            loaded.model,
+            loaded.tokenizer,
+            task,
+            prompt,
+            kind=loaded.kind,
+            max_length=config.max_length,
+            mode=config.mode,
         )
         verbalizer = config.verbalizer or prompt.verbalizer_kind
         if config.method != "zero-shot":
@@ -550,6 +565,7 @@ def experiment_folder(
     backend_options: dict[str, dict] | None = None,
     precision: str = "fp32",
     verbalizer: str | None = None,
+    mode: str | None = None,
 ) -> Path:
     """``<out>/<method>/seed-<seed>``; ``<method>-<backend>`` for backends other than full, with the
     backend options given and the precision when it is not fp32 (``prompt-full-embeddings-frozen-bf16``),
@@ -568,6 +584,8 @@ def experiment_folder(
             parts.append(f"{name}-{option.replace('_', '-')}-{value}")
     if verbalizer not in (None, "words"):
         parts.append(verbalizer.replace("+", "-"))
+    if mode is not None:
+        parts.append(f"mode-{mode}")
     if precision != "fp32":
         parts.append(precision)
     return Path(out) / "-".join(parts) / f"seed-{seed}"

@@ -26,6 +26,25 @@ if os.environ.get("LMBFF_TEST_GPU") != "1":
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """Backends, scoring modes and the plugins read, as before each test: a test that registers (the
+    README's examples, plugins) leaves nothing behind for the next."""
+    from lmbff import plugins
+    from lmbff.scoring import base as scoring
+    from lmbff.tuning import base as tuning
+
+    saved = dict(tuning._REGISTRY), dict(scoring.MODES), set(plugins._loaded)
+    yield
+    for registry, before in ((tuning._REGISTRY, saved[0]), (scoring.MODES, saved[1])):
+        registry.clear()
+        registry.update(before)
+    plugins._loaded.clear()
+    plugins._loaded.update(saved[2])
+
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 DEMO_DATA = REPO / "data" / "reviews"
 

@@ -159,3 +159,25 @@ def test_a_user_error_is_one_line_and_exit_2(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 2 and out.startswith("error:") and "unknown tuning backend 'nope'" in out
     assert "Traceback" not in out
+
+
+def test_a_scoring_mode_is_chosen_on_the_run_configuration_and_the_estimator(bert_dir, tmp_path):
+    from lmbff.errors import ConfigError
+    from lmbff.experiment import ExperimentConfig
+
+    with pytest.raises(ConfigError, match="unknown scoring mode 'bogus'"):
+        ExperimentConfig(task="SST-2", data_dir="d", out="o", mode="bogus")
+    with pytest.raises(ConfigError, match="no scoring mode"):
+        ExperimentConfig(task="SST-2", data_dir="d", out="o", method="finetune", mode="mask")
+    with pytest.raises(ConfigError, match="unknown scoring mode 'bogus'"):
+        PromptClassifier(labels=["a", "b"], model="/nonexistent", mode="bogus").fit(["x", "y"], ["a", "b"])
+    texts = ["a football match", "the world bank"]
+    clf = PromptClassifier.zero_shot(
+        ["World", "Sports"], "{{ text }} Topic: {{ mask }}.", ["world news", "sports"], model=str(bert_dir),
+        mode="mask", verbose=False,
+    )  # fmt: skip
+    assert clf.prompt_model_.mode == "mask" and clf.get_params()["mode"] == "mask"
+    clf.save(tmp_path / "zs")
+    assert np.array_equal(
+        PromptClassifier.load(tmp_path / "zs").predict_proba(texts), clf.predict_proba(texts)
+    )

@@ -102,6 +102,17 @@ def _add_model_args(p: argparse.ArgumentParser, precision: bool = True) -> None:
         _add_precision_arg(p, DEFAULT_PRECISION)
 
 
+def _add_mode_arg(p: argparse.ArgumentParser) -> None:
+    # The built-in modes are named without importing lmbff.scoring (torch): --help stays instant. A
+    # plugin's mode (entry point group lmbff.scoring_modes) is checked when the run is configured.
+    p.add_argument(
+        "--mode",
+        default=None,
+        help="how a label word is scored (lmbff.scoring): mask (masked LMs), next_token or sequence "
+        "(causal LMs), or an installed plugin's mode (default: chosen from the model kind and template)",
+    )
+
+
 def _add_precision_arg(p: argparse.ArgumentParser, default: str | None) -> None:
     shown = default or "the precision each state was scored in"
     p.add_argument(

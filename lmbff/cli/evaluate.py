@@ -13,6 +13,7 @@ from prompts.library import TaskFile, load_task
 from ..errors import ConfigError
 from .common import (
     _add_column_args,
+    _add_mode_arg,
     _add_model_args,
     _add_precision_arg,
     _add_task_args,
@@ -34,6 +35,7 @@ def add_parsers(sub) -> None:
     )
     _add_task_args(p, data_required=False, task_required=False)
     _add_model_args(p)
+    _add_mode_arg(p)
     p.add_argument(
         "--labels",
         type=_comma_list,
@@ -171,8 +173,9 @@ def cmd_zero_shot(args) -> int:
     with console.status(f"loading {args.model}..."):
         loaded = load_model(args.model, kind=args.model_kind, precision=args.precision)
     pm = PromptModel.for_task(
-        loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length
-    )
+        loaded.model, loaded.tokenizer, task, prompt, kind=loaded.kind, max_length=args.max_length,
+        mode=args.mode,
+    )  # fmt: skip
     source = args.data_file or f"{args.data_dir} ({args.split})"
     console.print(
         f"{task.name}: {len(examples)} examples from {source}; template {prompt.template.text!r}; "

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from .common import (
     _add_column_args,
     _add_dataclass_args,
+    _add_mode_arg,
     _add_model_args,
     _add_task_args,
     _columns,
@@ -134,6 +135,7 @@ def _add_experiment_args(p: argparse.ArgumentParser) -> None:
         "(default: the preset's)",
     )
     _add_backend_options(p)
+    _add_mode_arg(p)
     p.add_argument("--max-length", type=positive_int, default=128, help="token budget per prompt")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--test-split", default="test")
@@ -244,6 +246,8 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
             else {}
         ),
         max_length=args.max_length,
+        # the finetune baseline scores with a classification head, not through a prompt
+        mode=args.mode if method != "finetune" else None,
         training=training,
         demonstrations=demos,
         skip_bad=args.skip_bad,
@@ -377,6 +381,7 @@ def cmd_run(args) -> int:
                     config.backend_options,
                     config.precision,
                     verbalizer=config.verbalizer,
+                    mode=config.mode,
                 )
             )
             runs.append(run(config, resume=True))

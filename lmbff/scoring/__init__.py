@@ -10,7 +10,7 @@ mode; adding a mode is one new module whose class is registered with :func:`regi
 
 from __future__ import annotations
 
-from .base import MODES, Scorer, ScoringMode, default_mode, get_mode, register_mode
+from .base import MODES, Scorer, ScoringMode, default_mode, get_mode, mode_names, register_mode
 from .filled_sequence import FilledSequence
 from .masked_slot import MaskedSlot
 from .next_token import NextToken
@@ -24,5 +24,6 @@ __all__ = [
     "ScoringMode",
     "default_mode",
     "get_mode",
+    "mode_names",
     "register_mode",
 ]

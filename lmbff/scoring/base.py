@@ -54,8 +54,23 @@ def register_mode(cls: type[ScoringMode]) -> type[ScoringMode]:
     return cls
 
 
+def _load_plugins() -> None:
+    """Modes of installed packages (entry point group ``lmbff.scoring_modes``, :mod:`lmbff.plugins`)."""
+    from ..plugins import SCORING_MODES, load_plugins
+
+    load_plugins(SCORING_MODES, register_mode, lambda cls: MODES.get(cls.name) is cls)
+
+
+def mode_names() -> list[str]:
+    """Every registered scoring mode, those of installed plugins included."""
+    _load_plugins()
+    return sorted(MODES)
+
+
 def get_mode(name: str) -> ScoringMode:
-    """A new instance of the named mode. Raises ValueError listing the known ones."""
+    """A new instance of the named mode. Raises ConfigError listing the known ones."""
+    if name not in MODES:
+        _load_plugins()
     if name not in MODES:
         raise ConfigError(f"unknown scoring mode {name!r}; known: {', '.join(sorted(MODES))}")
     return MODES[name]()

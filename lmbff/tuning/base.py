@@ -90,7 +90,16 @@ def register(cls: type[TuningConfig]) -> type[TuningConfig]:
     return cls
 
 
+def _load_plugins() -> None:
+    """Backends of installed packages (entry point group ``lmbff.backends``, :mod:`lmbff.plugins`)."""
+    from ..plugins import BACKENDS, load_plugins
+
+    load_plugins(BACKENDS, register, lambda cls: _REGISTRY.get(cls.backend) is cls)
+
+
 def backend_names() -> list[str]:
+    """Every registered backend, those of installed plugins included."""
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -105,6 +114,8 @@ def get_config_class(name: str) -> type[TuningConfig]:
             f"the tuning backend {name!r} is now called {_RENAMED[name]!r}", DeprecationWarning, stacklevel=3
         )
         name = _RENAMED[name]
+    if name not in _REGISTRY:
+        _load_plugins()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown tuning backend {name!r}; known: {', '.join(backend_names())}")
     return _REGISTRY[name]
