@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo test lint format bench-deps bench-zero-shot plots clean
+.PHONY: setup browser demo test wheel-check results lint format bench-deps bench-zero-shot plots clean
 
 setup: $(VENV)/.installed
 
@@ -30,12 +30,22 @@ test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# The wheel, installed with only its declared dependencies into a fresh environment, trains and
+# predicts (tests/test_wheel_install.py; a few minutes: CI runs it after the tests).
+wheel-check: setup
+	LMBFF_WHEEL_CHECK=1 $(BIN)/python -m pytest -q tests/test_wheel_install.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lmbff templates lint
 
 format: setup
 	$(BIN)/ruff format .
+
+# The benchmarks' run folders, reports and tables from their JSON-lines files, then their plots.
+results: setup
+	$(BIN)/python benchmarks/results_store.py unpack
+	$(BIN)/python benchmarks/plots.py --root benchmarks/results
 
 # Benchmark plots are regenerated from their report.json, not committed.
 plots: setup

@@ -45,7 +45,7 @@ def main() -> None:
     intents, train, test = banking(Path(args.data_root))
 
     # --- shown in the README ---------------------------------------------------------------------
-    from lmbff.classifier import PromptClassifier
+    from lmbff import PromptClassifier
 
     template = "{{ text }} This request is about {{ mask }}."
     texts, labels = [t for t, _ in train], [i for _, i in train]

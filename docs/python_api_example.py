@@ -30,7 +30,7 @@ def main() -> None:
     import datasets
     import pandas as pd
 
-    from lmbff.classifier import PromptClassifier
+    from lmbff import PromptClassifier
 
     read = dict(sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
     train = pd.read_csv("data/reviews/train.tsv", **read)  # columns: text_a, label

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from .data import likely_mistakes
 from .defaults import preset_min_epochs, resolve
 from .errors import ConfigError
 from .inputs import LabelCodec, to_examples, to_label_list
+from .logs import log, shown
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
 from .state import FINETUNE_STATE, AttachedState, ScoringSpec, TrainedState, base_identity, save_state
@@ -308,8 +308,13 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         Everything is checked before the model loads: the task, the recipe, the inputs and the labels.
 
         Raises:
-            TypeError / ValueError: bad inputs or labels (the message names the row and the field).
+            InputError, ConfigError (both ValueError, and LmbffError): bad inputs, labels or parameters
+                (the message names the row and the field); TypeError: inputs that are not a list.
         """
+        with shown(self.verbose):  # the plan and notes (lmbff.logs), on stderr unless logging is set up
+            return self._fit(X, y, X_dev=X_dev, y_dev=y_dev)
+
+    def _fit(self, X, y=None, *, X_dev=None, y_dev=None) -> PromptClassifier:
         self._validate()
         task_file = self._task_file()
         task = task_file.task
@@ -437,13 +442,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 if p.requires_grad and name in base_params
             }
             if self.verbose:
-                print(
+                log.info(
                     f"PromptClassifier: {task.name}, {len(train)} examples; backend {backend} "
                     f"({trainer.trainable:,} of {trainer.total:,} parameters train), learning rate "
                     f"{args.learning_rate if args.learning_rate is not None else tuning.learning_rate}, "
-                    f"{args.max_steps} steps of batch {args.batch_size}",
-                    file=sys.stderr,
-                    flush=True,
+                    f"{args.max_steps} steps of batch {args.batch_size}"
                 )
             result = trainer.train(progress=self.verbose)
             tensors = {name: t.detach().clone() for name, t in trainer.trainable_state().items()}

@@ -27,6 +27,7 @@ from .demonstrations import DemonstrationConfig, Demonstrations
 from .errors import ConfigError
 from .evaluate import apply_calibration, results_markdown, score_examples
 from .files import atomic_write_json, markdown_table
+from .logs import log
 from .machine import cpu_seconds, describe_machine
 from .memory import PeakMemory
 from .pretrained import DEFAULT_MODEL, load_model
@@ -200,12 +201,12 @@ def run_experiment(
     dev, dev_out = _split_out_of_scope(config, dev)
     test, test_out = _split_out_of_scope(config, test)
     if train_out:
-        print(f"note: {len(train_out)} training rows labelled {config.out_of_scope!r} are not trained on")
+        log.info(f"note: {len(train_out)} training rows labelled {config.out_of_scope!r} are not trained on")
     if config.method != "finetune":  # rows the template cannot render: named, or skipped with skip_bad
         train, dev, test = (_renderable(config, rows, prompt.template) for rows in (train, dev, test))
     if config.method != "zero-shot":
         for note in likely_mistakes(task, train, dev):
-            print(f"warning: {note}", flush=True)
+            log.warning(f"warning: {note}")
     if config.method != "zero-shot" and config.training.batch_size < processes.num_processes:
         raise ConfigError(
             f"batch_size {config.training.batch_size} is smaller than the {processes.num_processes} "
@@ -246,10 +247,9 @@ def run_experiment(
         trainer = Trainer(scorer, task, tuning, config.training, train, dev, demonstrations=demos)
         if progress and main_process:
             share = 100 * trainer.trainable / trainer.total
-            print(
+            log.info(
                 f"{config.method} / {config.backend}: {trainer.trainable:,} of {trainer.total:,} parameters "
-                f"train ({share:.3f}%)",
-                flush=True,
+                f"train ({share:.3f}%)"
             )
         result = trainer.train(progress=progress, checkpoint_dir=out / "checkpoint", resume=resume)
     train_seconds = time.perf_counter() - started
@@ -420,7 +420,7 @@ def resume_note(out: str | os.PathLike) -> str | None:
 def _renderable(config: ExperimentConfig, examples: list, template) -> list:
     kept, skipped = check_renders(examples, template, skip_bad=config.skip_bad)
     if skipped:
-        print(f"skipped {len(skipped)} rows the template cannot render; first: {skipped[0]}")
+        log.info(f"skipped {len(skipped)} rows the template cannot render; first: {skipped[0]}")
     return kept
 
 
@@ -486,7 +486,7 @@ def abstain_on_test(
         rule = choose_rule(probabilities(dev_scores, list(dev_out)), gold(dev_rows), similarities(dev_rows))
     elif rule is None:
         note = f"no dev rows of both kinds (in-scope and {label!r}): the run never abstains"
-        print(f"warning: {note}", flush=True)
+        log.warning(f"warning: {note}")
     predicted = test_probabilities.argmax(1)
     if rule is not None:
         predicted = rule.decide(test_probabilities, similarities(test_rows))
@@ -553,7 +553,7 @@ def _read_split(config: ExperimentConfig, split: str, task) -> list:
         out_of_scope=config.out_of_scope,
     )
     for note in report.notes():
-        print(note)
+        log.info(note)
     return report.examples
 
 

@@ -26,6 +26,7 @@ from .demonstrations import Demonstrations
 from .errors import ConfigError, InputError, StateError
 from .evaluate import score_examples
 from .files import read_safetensors
+from .logs import log
 from .machine import cpu_seconds
 from .model import PromptModel, regression_targets
 from .precision import master_copies, rest_dtype, to_rest
@@ -308,20 +309,18 @@ class Trainer:
         memory = measure_step_memory(self.model, encodings, self.params)
         micro = memory.micro_batch(batch_size)
         if micro == batch_size and progress:
-            print(
+            log.info(
                 f"memory: a step of {batch_size} examples should take about "
                 f"{memory.step_mb(batch_size):,.0f} MB beside the model ({memory.available_mb:,.0f} MB "
-                "available)",
-                flush=True,
+                "available)"
             )
         if micro < batch_size and progress:
             passes = -(-batch_size // micro)
             needed = memory.step_mb(batch_size)
-            print(
+            log.info(
                 f"memory: a step of {batch_size} examples would take about {needed:,.0f} MB of the "
                 f"{memory.available_mb:,.0f} MB available; each step runs as {passes} passes of at most "
-                f"{micro} examples (the same gradients)",
-                flush=True,
+                f"{micro} examples (the same gradients)"
             )
         return micro
 
@@ -386,18 +385,16 @@ class Trainer:
         per_step = args.batch_size * args.gradient_accumulation_steps
         seen, given = self.max_steps * per_step, len(self.train_examples)
         if progress and accelerator.is_main_process and self.max_steps > args.max_steps:
-            print(
+            log.info(
                 f"note: {args.max_steps} steps of {per_step} would see {args.max_steps * per_step} of the "
                 f"{given} examples; training {self.max_steps} steps ({seen / given:.2f} epochs, min_epochs "
-                f"{args.min_epochs:g}), evaluating every {self.eval_every or self.max_steps}",
-                flush=True,
+                f"{args.min_epochs:g}), evaluating every {self.eval_every or self.max_steps}"
             )
         elif progress and accelerator.is_main_process and seen < given:
             # Seen in the trial: 32 steps of 8 saw 256 of 616 rows (77 classes), without a word.
-            print(
+            log.info(
                 f"note: {self.max_steps} steps of {per_step} see {seen} examples, fewer than the {given} "
-                f"given ({seen / given:.2f} epochs); max_steps {-(-given // per_step)} sees each once",
-                flush=True,
+                f"given ({seen / given:.2f} epochs); max_steps {-(-given // per_step)} sees each once"
             )
         resumed_at, earlier, earlier_cpu = loop.step, loop.seconds, loop.cpu_seconds
         started, started_cpu = time.perf_counter(), cpu_seconds()

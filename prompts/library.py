@@ -129,6 +129,15 @@ class TaskFile:
     prompts: dict[str, PromptSpec]
     default_template: str
 
+    def __repr__(self) -> str:
+        # Short, as scikit-learn shows an estimator's parameters: the task's name, labels and templates,
+        # not every compiled template and label word (several screens for a task built from labels).
+        labels = list(self.task.labels)
+        shown = ", ".join(map(repr, labels[:5])) + (
+            f", ... ({len(labels)} labels)" if len(labels) > 5 else ""
+        )
+        return f"TaskFile({self.task.name!r}, labels=[{shown}], templates={sorted(self.prompts)})"
+
     def __deepcopy__(self, memo) -> TaskFile:
         # Immutable once parsed (its compiled templates cannot be deep-copied anyway): scikit-learn's
         # clone() deep-copies parameters, and a task file passed as one is shared, not copied.

@@ -1,4 +1,4 @@
-"""The dependency rules of DESIGN.md, checked on the source: no import cycle among the modules of
+"""The dependency rules of docs/architecture.md, checked on the source: no import cycle among the modules of
 ``lmbff/`` and ``prompts/`` (imports inside functions count too), ``prompts`` below ``lmbff``, and
 nothing in the library importing the command line."""
 
@@ -130,10 +130,10 @@ def test_help_imports_no_model_library_and_answers_at_once():
 
 
 def _readme_files() -> dict[str, str]:
-    """The code blocks of the README that start with ``# file: <path>``."""
+    """The code blocks of docs/architecture.md (the extension guide) that start with ``# file: <path>``."""
     import re
 
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n# file: (\S+)\n(.*?)```", text, re.S)
     return {path: body for path, body in blocks}
 

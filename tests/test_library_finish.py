@@ -181,3 +181,99 @@ def test_a_scoring_mode_is_chosen_on_the_run_configuration_and_the_estimator(ber
     assert np.array_equal(
         PromptClassifier.load(tmp_path / "zs").predict_proba(texts), clf.predict_proba(texts)
     )
+
+
+# ---- the public API ------------------------------------------------------------------------------
+def test_the_public_api_is_importable_from_the_package_lazily():
+    import subprocess
+    import sys
+
+    import lmbff
+
+    for name in lmbff.__all__:
+        assert getattr(lmbff, name) is not None, name
+    assert (
+        lmbff.register_backend.__name__ == "register"
+        and lmbff.PromptClassifier.__module__ == "lmbff.classifier"
+    )
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lmbff.nope  # noqa: B018
+    probe = "import sys, lmbff; print(any(m in sys.modules for m in ('torch', 'transformers', 'sklearn')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # import lmbff loads no model library
+
+
+def test_every_public_name_is_documented():
+    import inspect
+
+    import lmbff
+
+    undocumented = [
+        name for name in lmbff.__all__ if name != "__version__" and not inspect.getdoc(getattr(lmbff, name))
+    ]
+    assert not undocumented, undocumented
+
+
+def test_the_package_is_typed():
+    from pathlib import Path
+
+    import lmbff
+    import prompts
+
+    assert (Path(lmbff.__file__).parent / "py.typed").exists()
+    assert (Path(prompts.__file__).parent / "py.typed").exists()
+
+
+def test_the_repr_of_a_classifier_without_a_yaml_file_is_short(bert_dir):
+    labels = [f"intent_{i}" for i in range(40)]
+    clf = PromptClassifier.zero_shot(
+        labels, "{{ text }} It is about {{ mask }}.", model=str(bert_dir), verbose=False
+    )
+    text = repr(clf)
+    assert len(text) < 400, text
+    assert "TaskFile('zero-shot', labels=['intent_0'" in text and "(40 labels)" in text
+
+
+def test_library_notes_go_through_logging_and_can_be_silenced(bert_dir, caplog, capsys):
+    import logging
+
+    texts = ["good", "bad", "fine", "awful"]
+    clf = PromptClassifier(
+        labels=["pos", "neg"], label_words=["good", "bad"], model=str(bert_dir), max_steps=1,
+        backend="bitfit", verbose=True,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="lmbff"):
+        clf.fit(texts, ["pos", "neg", "pos", "neg"])
+    assert any(r.name.startswith("lmbff") and "PromptClassifier:" in r.getMessage() for r in caplog.records)
+    capsys.readouterr()
+    logging.getLogger("lmbff").setLevel(logging.ERROR)  # a service silences the library
+    try:
+        clf.set_params(verbose=False).fit(texts, ["pos", "neg", "pos", "neg"])
+    finally:
+        logging.getLogger("lmbff").setLevel(logging.NOTSET)
+    captured = capsys.readouterr()
+    assert "PromptClassifier:" not in captured.out + captured.err
+
+
+# ---- the README is a guide; the write-ups are in docs/ -------------------------------------------
+def test_the_readme_is_a_guide_and_every_link_resolves():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 500
+    for heading in ("## Install", "## Quick start", "## Command line", "## Python", "## Templates",
+                    "## Zero-shot event argument roles", "## Benchmarks"):  # fmt: skip
+        assert heading in readme, heading
+    benchmarks = readme.split("## Benchmarks", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in benchmarks.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows and all("](docs/" in row for row in rows)  # every headline figure links to its page
+    broken = []
+    for page in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(root)} -> {target}")
+    assert not broken, broken

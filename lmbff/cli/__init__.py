@@ -10,6 +10,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ..logs import shown
 from . import evaluate, events, search, studio, templates, training
 from .common import USER_ERRORS, console, escape
 from .training import _experiment_config
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args) or 0
+        with shown(True, sys.stdout):  # the library's notes (lmbff.logs) print with the command's output
+            return args.handler(args) or 0
     except USER_ERRORS as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         return 2
