@@ -441,13 +441,13 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 for name, p in scorer.base_lm.named_parameters()
                 if p.requires_grad and name in base_params
             }
-            if self.verbose:
-                log.info(
-                    f"PromptClassifier: {task.name}, {len(train)} examples; backend {backend} "
-                    f"({trainer.trainable:,} of {trainer.total:,} parameters train), learning rate "
-                    f"{args.learning_rate if args.learning_rate is not None else tuning.learning_rate}, "
-                    f"{args.max_steps} steps of batch {args.batch_size}"
-                )
+            # logged whatever verbose says: verbose decides whether it is shown (lmbff.logs)
+            log.info(
+                f"PromptClassifier: {task.name}, {len(train)} examples; backend {backend} "
+                f"({trainer.trainable:,} of {trainer.total:,} parameters train), learning rate "
+                f"{args.learning_rate if args.learning_rate is not None else tuning.learning_rate}, "
+                f"{args.max_steps} steps of batch {args.batch_size}"
+            )
             result = trainer.train(progress=self.verbose)
             tensors = {name: t.detach().clone() for name, t in trainer.trainable_state().items()}
             state = TrainedState(Path("<memory>"), trainer.saved_tuning, {}, tensors)

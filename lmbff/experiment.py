@@ -245,7 +245,7 @@ def run_experiment(
     if config.method != "zero-shot":
         tuning = make_config(config.backend, config.backend_options)
         trainer = Trainer(scorer, task, tuning, config.training, train, dev, demonstrations=demos)
-        if progress and main_process:
+        if main_process:  # logged; progress decides whether it is shown
             share = 100 * trainer.trainable / trainer.total
             log.info(
                 f"{config.method} / {config.backend}: {trainer.trainable:,} of {trainer.total:,} parameters "

@@ -26,7 +26,7 @@ from .demonstrations import Demonstrations
 from .errors import ConfigError, InputError, StateError
 from .evaluate import score_examples
 from .files import read_safetensors
-from .logs import log
+from .logs import log, shown
 from .machine import cpu_seconds
 from .model import PromptModel, regression_targets
 from .precision import master_copies, rest_dtype, to_rest
@@ -308,13 +308,13 @@ class Trainer:
 
         memory = measure_step_memory(self.model, encodings, self.params)
         micro = memory.micro_batch(batch_size)
-        if micro == batch_size and progress:
+        if micro == batch_size:
             log.info(
                 f"memory: a step of {batch_size} examples should take about "
                 f"{memory.step_mb(batch_size):,.0f} MB beside the model ({memory.available_mb:,.0f} MB "
                 "available)"
             )
-        if micro < batch_size and progress:
+        if micro < batch_size:
             passes = -(-batch_size // micro)
             needed = memory.step_mb(batch_size)
             log.info(
@@ -341,8 +341,14 @@ class Trainer:
 
         With ``checkpoint_dir``, a checkpoint (trainable parameters, best parameters, optimizer
         moments, every random state) is written atomically after each evaluation; ``resume`` continues
-        from it and ends with the same result as an uninterrupted run.
+        from it and ends with the same result as an uninterrupted run. With ``progress``, its notes
+        (the memory plan, a budget that sees fewer examples than given) show on stderr unless logging
+        is set up (:mod:`lmbff.logs`).
         """
+        with shown(progress):
+            return self._train(progress, checkpoint_dir, resume)
+
+    def _train(self, progress: bool, checkpoint_dir: str | os.PathLike | None, resume: bool) -> TrainResult:
         from accelerate import Accelerator
 
         args = self.args
@@ -384,13 +390,13 @@ class Trainer:
         micro = self._micro_batch(encodings, -(-args.batch_size // accelerator.num_processes), progress)
         per_step = args.batch_size * args.gradient_accumulation_steps
         seen, given = self.max_steps * per_step, len(self.train_examples)
-        if progress and accelerator.is_main_process and self.max_steps > args.max_steps:
+        if accelerator.is_main_process and self.max_steps > args.max_steps:
             log.info(
                 f"note: {args.max_steps} steps of {per_step} would see {args.max_steps * per_step} of the "
                 f"{given} examples; training {self.max_steps} steps ({seen / given:.2f} epochs, min_epochs "
                 f"{args.min_epochs:g}), evaluating every {self.eval_every or self.max_steps}"
             )
-        elif progress and accelerator.is_main_process and seen < given:
+        elif accelerator.is_main_process and seen < given:
             # Seen in the issue's trial: 32 steps of 8 saw 256 of 616 rows (77 classes), without a word.
             log.info(
                 f"note: {self.max_steps} steps of {per_step} see {seen} examples, fewer than the {given} "

@@ -160,8 +160,8 @@ def test_a_step_that_would_not_fit_runs_in_smaller_passes_with_the_same_gradient
         return {n: p.detach().clone() for n, p in lm.named_parameters()}
 
     whole = trained(10**9)
-    assert "passes of at most" not in capsys.readouterr().out
+    assert "passes of at most" not in capsys.readouterr().err
     split = trained(1.0)  # 1 MB available: one example per pass
-    assert "each step runs as 8 passes of at most 1 examples" in capsys.readouterr().out
+    assert "each step runs as 8 passes of at most 1 examples" in capsys.readouterr().err
     for name, value in whole.items():
         assert torch.allclose(split[name], value, atol=1e-5), name

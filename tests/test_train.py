@@ -136,7 +136,7 @@ def test_a_budget_that_sees_fewer_examples_than_given_says_so(bert_tokenizer, ca
     examples = [Example({"text_a": f"film {i}"}, str(i % 2)) for i in range(20)]
     args = TrainingArguments(max_steps=2, batch_size=4, eval_every=0, learning_rate=1e-3)
     Trainer(pm, task_file.task, make_config("ln"), args, examples).train(progress=True)
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # the library shows its notes on stderr (lmbff.logs)
     assert "note: 2 steps of 4 see 8 examples, fewer than the 20 given (0.40 epochs)" in printed
     assert "max_steps 5 sees each once" in printed
 

@@ -203,14 +203,10 @@ def cmd_search_templates(args) -> int:
 
 def _read_pool(path: Path) -> list[str]:
     """A YAML list of template texts (or a mapping with a ``templates`` list)."""
-    import yaml
+    from prompts.library import strict_yaml
 
-    from prompts.library import CoreSchemaLoader
-
-    try:
-        data = yaml.load(path.read_text(), Loader=CoreSchemaLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not YAML ({error})") from error
+    # the task files' reader: YAML 1.2's core schema, a key written twice refused at its line
+    _, data = strict_yaml(path.read_text(encoding="utf-8"), str(path))
     if isinstance(data, dict):
         data = data.get("templates")
     if not isinstance(data, list) or not all(isinstance(t, str) for t in data) or not data:

@@ -25,10 +25,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from prompts.errors import LmbffError
-from prompts.library import CoreSchemaLoader, YamlLines
+from prompts.library import TaskFileError, YamlLines, strict_yaml
 
 
 class OntologyError(LmbffError, ValueError):
@@ -93,11 +91,14 @@ def load_ontology(path: str | os.PathLike | None = None) -> Ontology:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        # YAML 1.2's core schema, as task files: a role or type named "Yes" or "On" stays text
-        data = yaml.load(text, Loader=CoreSchemaLoader)
-        lines = YamlLines(yaml.compose(text, Loader=CoreSchemaLoader))
-    except (OSError, yaml.YAMLError) as error:
+        # as task files: YAML 1.2's core schema (a role or type named "Yes" or "On" stays text), and a
+        # key written twice refused at its line (the second event or role would replace the first)
+        node, data = strict_yaml(text, file)
+        lines = YamlLines(node)
+    except OSError as error:
         raise OntologyError([f"{file}: cannot read the ontology: {error}"]) from error
+    except TaskFileError as error:
+        raise OntologyError([str(error)]) from None
     problems: list[str] = []
 
     def problem(message: str, *key: str) -> None:
