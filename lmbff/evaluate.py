@@ -81,6 +81,15 @@ class ZeroShotRun:
     peak_memory_mb: float = 0.0
 
 
+def content_free_probabilities(scorer) -> np.ndarray:
+    """Contextual calibration's content-free label probabilities (Zhao et al. 2021), leaving the scorer
+    uncalibrated: raw and calibrated scores then come from one scoring pass (:func:`apply_calibration`).
+    Shared by the zero-shot command and zero-shot runs."""
+    content_free = scorer.calibrate()
+    scorer.calibration = None
+    return content_free
+
+
 def zero_shot(
     prompt_model: PromptModel,
     task: Task,
@@ -93,8 +102,7 @@ def zero_shot(
     split: str = "test",
 ) -> tuple[ZeroShotRun, np.ndarray]:
     """Zero-shot predictions with and without contextual calibration (one scoring pass)."""
-    content_free = prompt_model.calibrate()
-    prompt_model.calibration = None  # keep raw scores; calibration is applied below, post hoc
+    content_free = content_free_probabilities(prompt_model)
     start = time.perf_counter()
     log_scores = prompt_model.predict_log_scores(
         examples, batch_size=batch_size, progress=progress and "zero-shot"

@@ -25,7 +25,7 @@ from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_v
 from .data import check_renders, likely_mistakes, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .errors import ConfigError
-from .evaluate import apply_calibration, results_markdown, score_examples
+from .evaluate import apply_calibration, content_free_probabilities, results_markdown, score_examples
 from .files import atomic_write_json, markdown_table
 from .logs import log
 from .machine import cpu_seconds, describe_machine
@@ -162,22 +162,52 @@ def finished_run(config: ExperimentConfig, resume: bool) -> dict | None:
     return None
 
 
+@dataclass
+class _Inputs:
+    """A run's task, prompt and rows, checked before anything is written or loaded; the rows labelled
+    ``out_of_scope`` are set apart from each split."""
+
+    task: object
+    prompt: object
+    train: list
+    dev: list
+    test: list
+    dev_out: list
+    test_out: list
+
+
+@dataclass
+class _Scored:
+    """A run's dev and test scores and their results, raw and (zero-shot) calibrated."""
+
+    name: str
+    test_scores: object
+    dev_scores: object
+    test_result: object
+    dev_result: object
+    content_free: object = None
+    calibrated_test: object = None
+    calibrated_results: list | None = None
+
+
 def run_experiment(
     config: ExperimentConfig, *, resume: bool = False, progress: bool = True, loaded=None
 ) -> dict:
     """Run one experiment and return its metrics.json content.
 
     A completed run (``metrics.json`` present) is returned as it is when ``resume`` is set and is an
-    error otherwise, so an earlier result is never overwritten by accident.
+    error otherwise, so an earlier result is never overwritten by accident. The stages: check the inputs
+    (before the folder is claimed or a model loads), build the scorer, train, score dev and test,
+    abstain where asked, then write the state, metrics, results and predictions.
 
     Raises:
         FileExistsError: the output folder holds a completed or started run and ``resume`` is not set.
-        ValueError: ``resume`` was asked for a folder made with another configuration.
+        ConfigError: ``resume`` was asked for a folder made with another configuration, or the
+            configuration does not fit the task or the processes.
     """
     if config.template_ensemble:
         raise ConfigError("a template ensemble is several runs: run it with lmbff.runs.run")
     out = Path(config.out)
-    saved_config = out / "config.json"
     finished = finished_run(config, resume)
     if finished is not None:
         return finished
@@ -187,8 +217,60 @@ def run_experiment(
     processes = Accelerator()  # (not PartialState(): only Accelerator reads ACCELERATE_USE_CPU)
     started, started_cpu = time.perf_counter(), cpu_seconds()
     memory = PeakMemory()
-    # Everything that can be wrong with the inputs is found before the folder is claimed and before a
-    # model loads: a failed start leaves nothing behind that blocks the corrected rerun.
+    inputs = _checked_inputs(config, processes.num_processes)
+    processes.wait_for_everyone()  # every process has checked the folder before anything is written
+    main_process = processes.is_main_process
+    if main_process:
+        atomic_write_json(out / "config.json", config.to_dict())
+    loaded = loaded or load_model(config.model, kind=config.model_kind, precision=config.resolved_precision)
+    base = base_identity(loaded)  # before training changes any weight
+    scorer = _scorer(config, loaded, inputs)
+    demos = (
+        Demonstrations(inputs.train, inputs.task, config.demonstrations)
+        if config.method == "prompt-demos"
+        else None
+    )
+    trainer, result = None, None
+    if config.method != "zero-shot":
+        trainer = Trainer(
+            scorer, inputs.task, make_config(config.backend, config.backend_options), config.training,
+            inputs.train, inputs.dev, demonstrations=demos,
+        )  # fmt: skip
+        if main_process:  # logged; progress decides whether it is shown
+            share = 100 * trainer.trainable / trainer.total
+            log.info(
+                f"{config.method} / {config.backend}: {trainer.trainable:,} of {trainer.total:,} parameters "
+                f"train ({share:.3f}%)"
+            )
+        result = trainer.train(progress=progress, checkpoint_dir=out / "checkpoint", resume=resume)
+    train_seconds = time.perf_counter() - started
+    scored = _score(config, scorer, inputs, demos, progress)
+    earlier = (result.earlier_seconds, result.earlier_cpu_seconds) if result else (0.0, 0.0)
+    metrics = {
+        **_metrics(config, loaded, scorer, inputs, scored, trainer, result),
+        # a resumed run also counts the training its earlier processes did up to the checkpoint
+        "train_seconds": train_seconds + earlier[0],
+        "seconds": time.perf_counter() - started + earlier[0],
+        "cpu_seconds": cpu_seconds() - started_cpu + earlier[1],
+        "peak_memory_mb": memory.peak_mb(),
+        "machine": describe_machine(),
+    }
+    abstaining = None
+    if config.out_of_scope is not None:
+        abstaining = abstain_on_test(
+            config.out_of_scope, scorer, inputs.task, inputs.test, scored.test_scores, inputs.test_out, demos,
+            config.training.seed, dev=inputs.dev, dev_scores=scored.dev_scores, dev_out=inputs.dev_out,
+            content_free=scored.content_free,
+        )  # fmt: skip
+        metrics["out_of_scope"] = abstaining["metrics"]
+    if main_process:
+        _write_run(config, out, metrics, scorer, inputs, scored, trainer, demos, base, abstaining)
+    return metrics
+
+
+def _checked_inputs(config: ExperimentConfig, num_processes: int) -> _Inputs:
+    """Everything that can be wrong with the inputs, found before the folder is claimed and before a
+    model loads: a failed start leaves nothing behind that blocks the corrected rerun."""
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
     if config.out_of_scope is not None and config.out_of_scope in task.labels:
@@ -207,129 +289,105 @@ def run_experiment(
     if config.method != "zero-shot":
         for note in likely_mistakes(task, train, dev):
             log.warning(f"warning: {note}")
-    if config.method != "zero-shot" and config.training.batch_size < processes.num_processes:
+    if config.method != "zero-shot" and config.training.batch_size < num_processes:
         raise ConfigError(
-            f"batch_size {config.training.batch_size} is smaller than the {processes.num_processes} "
+            f"batch_size {config.training.batch_size} is smaller than the {num_processes} "
             "data-parallel processes; each process needs at least one example per step"
         )
-    processes.wait_for_everyone()  # every process has checked the folder before anything is written
-    main_process = processes.is_main_process
-    if main_process:
-        atomic_write_json(saved_config, config.to_dict())
-    loaded = loaded or load_model(config.model, kind=config.model_kind, precision=config.resolved_precision)
-    base = base_identity(loaded)  # before training changes any weight
+    return _Inputs(task, prompt, train, dev, test, dev_out, test_out)
+
+
+def _scorer(config: ExperimentConfig, loaded, inputs: _Inputs):
+    """The run's scorer: the classification-head baseline, or a prompt model (with prototypes where the
+    verbalizer asks for them and the method trains)."""
     if config.method == "finetune":
         from .finetune import FineTuneClassifier
 
-        scorer = FineTuneClassifier(
-            loaded.model, loaded.tokenizer, task, kind=loaded.kind, max_length=config.max_length
+        return FineTuneClassifier(
+            loaded.model, loaded.tokenizer, inputs.task, kind=loaded.kind, max_length=config.max_length
         )
-    else:
-        from .model import PromptModel
+    from .model import PromptModel
 
-        scorer = PromptModel.for_task(
-            loaded.model,
-            loaded.tokenizer,
-            task,
-            prompt,
-            kind=loaded.kind,
-            max_length=config.max_length,
-            mode=config.mode,
-        )
-        verbalizer = config.verbalizer or prompt.verbalizer_kind
-        if config.method != "zero-shot":
-            scorer.use_prototypes(verbalizer, config.prototypes)
-    demos = Demonstrations(train, task, config.demonstrations) if config.method == "prompt-demos" else None
-    result = None
-    trainer = None
+    scorer = PromptModel.for_task(
+        loaded.model, loaded.tokenizer, inputs.task, inputs.prompt, kind=loaded.kind,
+        max_length=config.max_length, mode=config.mode,
+    )  # fmt: skip
     if config.method != "zero-shot":
-        tuning = make_config(config.backend, config.backend_options)
-        trainer = Trainer(scorer, task, tuning, config.training, train, dev, demonstrations=demos)
-        if main_process:  # logged; progress decides whether it is shown
-            share = 100 * trainer.trainable / trainer.total
-            log.info(
-                f"{config.method} / {config.backend}: {trainer.trainable:,} of {trainer.total:,} parameters "
-                f"train ({share:.3f}%)"
-            )
-        result = trainer.train(progress=progress, checkpoint_dir=out / "checkpoint", resume=resume)
-    train_seconds = time.perf_counter() - started
-    seed = config.training.seed
-    content_free = None
-    if config.method == "zero-shot":  # raw and calibrated (Zhao et al. 2021), from one scoring pass
-        content_free = scorer.calibrate()
-        scorer.calibration = None
+        scorer.use_prototypes(config.verbalizer or inputs.prompt.verbalizer_kind, config.prototypes)
+    return scorer
+
+
+def _score(config: ExperimentConfig, scorer, inputs: _Inputs, demos, progress: bool) -> _Scored:
+    """Dev and test scores and results; zero-shot also calibrated (Zhao et al. 2021), from the same
+    scoring pass."""
+    task, dev, test, seed = inputs.task, inputs.dev, inputs.test, config.training.seed
+    content_free = content_free_probabilities(scorer) if config.method == "zero-shot" else None
     dev_scores = scorer.predict_log_scores(dev, demonstrations=demos, seed=seed) if dev else None
     test_scores = scorer.predict_log_scores(
         test, demonstrations=demos, seed=seed, progress=progress and "test"
     )
     name = config.method if config.method != "prompt" else "prompt-based fine-tuning"
-    test_result = score_examples(task, test, test_scores, name)
-    dev_result = score_examples(task, dev, dev_scores, f"{name} (dev)") if dev else None
-    calibrated_test = calibrated_results = None
+    scored = _Scored(
+        name,
+        test_scores,
+        dev_scores,
+        score_examples(task, test, test_scores, name),
+        score_examples(task, dev, dev_scores, f"{name} (dev)") if dev else None,
+        content_free,
+    )
     if content_free is not None:
-        calibrated_test = apply_calibration(test_scores, content_free)
-        calibrated_results = [
-            score_examples(task, test, calibrated_test, f"{name} + calibration"),
+        scored.calibrated_test = apply_calibration(test_scores, content_free)
+        scored.calibrated_results = [
+            score_examples(task, test, scored.calibrated_test, f"{name} + calibration")
         ]
         if dev:
-            calibrated_results.append(
-                score_examples(
-                    task, dev, apply_calibration(dev_scores, content_free), f"{name} + calibration (dev)"
-                )
+            calibrated_dev = apply_calibration(dev_scores, content_free)
+            scored.calibrated_results.append(
+                score_examples(task, dev, calibrated_dev, f"{name} + calibration (dev)")
             )
+    return scored
+
+
+def _metrics(
+    config: ExperimentConfig, loaded, scorer, inputs: _Inputs, scored: _Scored, trainer, result
+) -> dict:
+    """metrics.json's content but the timing and machine: what ran and what it scored."""
     metrics = {
-        "task": task.name,
+        "task": inputs.task.name,
         "method": config.method,
         "backend": config.backend if config.method != "zero-shot" else "none",
         "backend_options": config.backend_options,
         "model": config.model,
         "precision": loaded.precision,
-        "template": prompt.name,
+        "template": inputs.prompt.name,
         "verbalizer": getattr(scorer, "verbalizer_kind", "words"),
-        "seed": seed,
-        "metric": task.metric,
-        "test": test_result.metrics,
-        "dev": dev_result.metrics if dev_result else {},
-        "per_class": test_result.per_class,
+        "seed": config.training.seed,
+        "metric": inputs.task.metric,
+        "test": scored.test_result.metrics,
+        "dev": scored.dev_result.metrics if scored.dev_result else {},
+        "per_class": scored.test_result.per_class,
         "best_step": result.best_step if result else 0,
         "history": result.history if result else [],
         "trainable_parameters": trainer.trainable if trainer else 0,
         "total_parameters": trainer.total if trainer else sum(p.numel() for p in loaded.model.parameters()),
-        # a resumed run also counts the training its earlier processes did up to the checkpoint
-        "train_seconds": train_seconds + (result.earlier_seconds if result else 0.0),
         "seconds_per_step": result.seconds_per_step if result else 0.0,
-        "seconds": time.perf_counter() - started + (result.earlier_seconds if result else 0.0),
-        "cpu_seconds": cpu_seconds() - started_cpu + (result.earlier_cpu_seconds if result else 0.0),
-        "peak_memory_mb": memory.peak_mb(),
-        "machine": describe_machine(),
     }
     if result is not None and result.resumed_at_step:
         metrics["resumed_at_step"] = result.resumed_at_step
-    if calibrated_results is not None:
-        metrics["test_calibrated"] = calibrated_results[0].metrics
-        if len(calibrated_results) > 1:
-            metrics["dev_calibrated"] = calibrated_results[1].metrics
-        metrics["content_free_probabilities"] = [float(p) for p in content_free]
-    abstaining = None
-    if config.out_of_scope is not None:
-        abstaining = abstain_on_test(
-            config.out_of_scope,
-            scorer,
-            task,
-            test,
-            test_scores,
-            test_out,
-            demos,
-            seed,
-            dev=dev,
-            dev_scores=dev_scores,
-            dev_out=dev_out,
-            content_free=content_free,
-        )
-        metrics["out_of_scope"] = abstaining["metrics"]
-    if not main_process:
-        return metrics
-    if trainer is not None:  # what was trained, with everything that scores it (no task file needed)
+    if scored.calibrated_results is not None:
+        metrics["test_calibrated"] = scored.calibrated_results[0].metrics
+        if len(scored.calibrated_results) > 1:
+            metrics["dev_calibrated"] = scored.calibrated_results[1].metrics
+        metrics["content_free_probabilities"] = [float(p) for p in scored.content_free]
+    return metrics
+
+
+def _write_run(config, out: Path, metrics: dict, scorer, inputs: _Inputs, scored: _Scored, trainer, demos,
+               base, abstaining) -> None:  # fmt: skip
+    """The state (what was trained, with everything that scores it: no task file needed), then
+    metrics.json, results.md and the predictions, through the one writer (RunResult)."""
+    task, seed = inputs.task, config.training.seed
+    if trainer is not None:
         scoring = ScoringSpec.of(scorer, task, demos, seed) if config.method != "finetune" else None
         if scoring is not None and abstaining is not None and abstaining["metrics"]["rule"] is not None:
             scoring.abstain = {"label": config.out_of_scope, **abstaining["metrics"]["rule"]}
@@ -342,29 +400,23 @@ def run_experiment(
             base=base,
         )
         metrics["state_bytes"] = (out / "state" / "trained.safetensors").stat().st_size
-    shown = [test_result, *([dev_result] if dev_result else []), *(calibrated_results or [])]
+    calibrated = scored.calibrated_results or []
+    shown = [scored.test_result, *([scored.dev_result] if scored.dev_result else []), *calibrated]
     records = prediction_records(
-        task,
-        test,
-        test_scores,
-        test_result.predictions,
-        calibrated_test,
-        calibrated_results[0].predictions if calibrated_results else None,
-    )
-    markdown = results_markdown(task, shown, f"{task.name}: {name}, seed {seed}") + run_description(
-        config, scorer, train, trainer
+        task, inputs.test, scored.test_scores, scored.test_result.predictions, scored.calibrated_test,
+        calibrated[0].predictions if calibrated else None,
+    )  # fmt: skip
+    markdown = results_markdown(task, shown, f"{task.name}: {scored.name}, seed {seed}") + run_description(
+        config, scorer, inputs.train, trainer
     )
     if abstaining is not None:
         records = with_abstentions(records, abstaining, config.out_of_scope)
         markdown += abstaining["markdown"]
-    RunResult.from_dict(metrics).write(
-        out,
-        markdown=markdown,
-        records=records,
-        dev_records=prediction_records(task, dev, dev_scores, dev_result.predictions) if dev_result else None,
-    )
+    dev_records = None
+    if scored.dev_result:
+        dev_records = prediction_records(task, inputs.dev, scored.dev_scores, scored.dev_result.predictions)
+    RunResult.from_dict(metrics).write(out, markdown=markdown, records=records, dev_records=dev_records)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)
-    return metrics
 
 
 def run_description(config: ExperimentConfig, scorer, train: list, trainer) -> str:

@@ -359,21 +359,10 @@ class Trainer:
         accelerator = Accelerator()
         base = self.model.lm
         base.to(accelerator.device)
-        # Each backend (each part of a combination) at its own rate unless --learning-rate overrides.
-        groups = [
-            {
-                **g,
-                "lr": args.learning_rate
-                if args.learning_rate is not None and g.get("name") not in OWN
-                else g["lr"],
-            }
-            for g in self.param_groups
-        ]
         prototypes = getattr(self.model, "prototypes", None)
         if prototypes is not None:
             prototypes.to(accelerator.device)
-        optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=_fusable(self.params))
-        warmup = int(args.warmup_ratio * self.max_steps)
+        optimizer = self._optimizer()
         encodings = self.model.encode(self.train_examples) if self.demonstrations is None else None
         embeddings = (
             self.demonstrations.query_embeddings(self.train_examples) if self.demonstrations else None
@@ -388,36 +377,23 @@ class Trainer:
         if resume and store is not None and store.exists():
             loop = store.load(self, optimizer, loop)
         micro = self._micro_batch(encodings, -(-args.batch_size // accelerator.num_processes), progress)
-        per_step = args.batch_size * args.gradient_accumulation_steps
-        seen, given = self.max_steps * per_step, len(self.train_examples)
-        if accelerator.is_main_process and self.max_steps > args.max_steps:
-            log.info(
-                f"note: {args.max_steps} steps of {per_step} would see {args.max_steps * per_step} of the "
-                f"{given} examples; training {self.max_steps} steps ({seen / given:.2f} epochs, min_epochs "
-                f"{args.min_epochs:g}), evaluating every {self.eval_every or self.max_steps}"
-            )
-        elif accelerator.is_main_process and seen < given:
-            # Seen in the issue's trial: 32 steps of 8 saw 256 of 616 rows (77 classes), without a word.
-            log.info(
-                f"note: {self.max_steps} steps of {per_step} see {seen} examples, fewer than the {given} "
-                f"given ({seen / given:.2f} epochs); max_steps {-(-given // per_step)} sees each once"
-            )
+        if accelerator.is_main_process:
+            self._say_budget()
         resumed_at, earlier, earlier_cpu = loop.step, loop.seconds, loop.cpu_seconds
         started, started_cpu = time.perf_counter(), cpu_seconds()
         schedule = get_linear_schedule_with_warmup(
-            optimizer, warmup, self.max_steps, last_epoch=loop.step - 1
+            optimizer, int(args.warmup_ratio * self.max_steps), self.max_steps, last_epoch=loop.step - 1
         )
         if accelerator.num_processes > 1:
             self.model.lm, optimizer = accelerator.prepare(base, optimizer)
-        rank, world = accelerator.process_index, accelerator.num_processes
-        if args.batch_size < world:
+        if args.batch_size < accelerator.num_processes:
             raise ConfigError(
-                f"batch_size {args.batch_size} is smaller than the {world} data-parallel processes"
+                f"batch_size {args.batch_size} is smaller than the {accelerator.num_processes} data-parallel "
+                "processes"
             )
         self.model.lm.train()
-        steps = range(loop.step + 1, self.max_steps + 1)
         bar = tqdm(
-            steps,
+            range(loop.step + 1, self.max_steps + 1),
             desc="training",
             disable=not progress or not accelerator.is_main_process,
             unit="step",
@@ -427,23 +403,7 @@ class Trainer:
         step_seconds: list[float] = []
         for step in bar:
             step_started = time.perf_counter()
-            loss_value = 0.0
-            for _ in range(args.gradient_accumulation_steps):
-                if len(loop.order) < args.batch_size:  # epochs: reshuffle when the current one is used up
-                    loop.order += torch.randperm(len(self.train_examples), generator=loop.generator).tolist()
-                index, loop.order = loop.order[: args.batch_size], loop.order[args.batch_size :]
-                batch = self._batch_encodings(index, encodings, loop.demo_rng, embeddings)
-                mine = range(rank, len(index), world)  # this process's share of the step's batch
-                examples = [self.train_examples[index[i]] for i in mine]
-                share = [batch[i] for i in mine]
-                # A batch too large for memory runs as passes of ``micro`` examples, each weighted by its
-                # share of the batch: the same gradients (the losses are means over the batch).
-                for start in range(0, len(examples), micro):
-                    part = examples[start : start + micro]
-                    loss = self.loss(part, share[start : start + micro]) * (len(part) / len(examples))
-                    loss = loss / args.gradient_accumulation_steps
-                    accelerator.backward(loss)
-                    loss_value += loss.item()
+            loss_value = self._accumulate(loop, encodings, embeddings, micro, accelerator)
             if prototypes is not None and accelerator.num_processes > 1:
                 # DDP averages the wrapped model's gradients; the prototypes sit outside it
                 for p in prototypes.parameters():
@@ -463,32 +423,16 @@ class Trainer:
             ):
                 self._say_estimate(step_seconds, remaining)
             loop.step = step
-            record = {"step": step, "loss": loss_value}
             bar.set_postfix(loss=f"{loss_value:.4f}")
             at_eval = (self.eval_every and step % self.eval_every == 0) or step == self.max_steps
-            if at_eval and self.dev_examples:
-                record["dev"] = self.evaluate(self.dev_examples)
-                self.model.lm.train()
-                if loop.best_dev is None or record["dev"] > loop.best_dev:
-                    loop.best_step, loop.best_dev = step, record["dev"]
-                    loop.best = [p.detach().clone() for p in self.params]
-            loop.history.append(record)
+            loop.history.append(self._record(step, loss_value, loop, at_eval))
             if at_eval and store is not None:
                 loop.seconds = earlier + time.perf_counter() - started
                 loop.cpu_seconds = earlier_cpu + cpu_seconds() - started_cpu
                 if accelerator.is_main_process:
                     store.save(self, optimizer, loop)
                 accelerator.wait_for_everyone()
-        if loop.best is not None:
-            with torch.no_grad():
-                for p, saved in zip(self.params, loop.best, strict=True):
-                    p.copy_(saved)
-        else:
-            loop.best_step = self.max_steps
-        self.model.lm = base
-        self.model.lm.eval()
-        self.saved_tuning = self.tuning.export(base)
-        to_rest(base, self.rest_dtype)  # the trained weights in the model's own precision again
+        self._keep_best(loop, base)
         return TrainResult(
             loop.best_step,
             loop.best_dev,
@@ -500,6 +444,88 @@ class Trainer:
             earlier,
             earlier_cpu,
         )
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over the parameter groups: each backend (each part of a combination) at its own rate
+        unless ``learning_rate`` overrides it; prototypes and a new head keep their own (``OWN``)."""
+        args = self.args
+        groups = [
+            {
+                **g,
+                "lr": args.learning_rate
+                if args.learning_rate is not None and g.get("name") not in OWN
+                else g["lr"],
+            }
+            for g in self.param_groups
+        ]
+        return torch.optim.AdamW(groups, weight_decay=args.weight_decay, fused=_fusable(self.params))
+
+    def _say_budget(self) -> None:
+        """A note when ``min_epochs`` lengthened the run, or when the run sees fewer examples than given."""
+        args = self.args
+        per_step = args.batch_size * args.gradient_accumulation_steps
+        seen, given = self.max_steps * per_step, len(self.train_examples)
+        if self.max_steps > args.max_steps:
+            log.info(
+                f"note: {args.max_steps} steps of {per_step} would see {args.max_steps * per_step} of the "
+                f"{given} examples; training {self.max_steps} steps ({seen / given:.2f} epochs, min_epochs "
+                f"{args.min_epochs:g}), evaluating every {self.eval_every or self.max_steps}"
+            )
+        elif seen < given:
+            # Seen in the issue's trial: 32 steps of 8 saw 256 of 616 rows (77 classes), without a word.
+            log.info(
+                f"note: {self.max_steps} steps of {per_step} see {seen} examples, fewer than the {given} "
+                f"given ({seen / given:.2f} epochs); max_steps {-(-given // per_step)} sees each once"
+            )
+
+    def _accumulate(self, loop: _LoopState, encodings, embeddings, micro: int, accelerator) -> float:
+        """One optimizer step's gradients (its accumulated batches, this process's share of each), and
+        the step's loss."""
+        args = self.args
+        rank, world = accelerator.process_index, accelerator.num_processes
+        loss_value = 0.0
+        for _ in range(args.gradient_accumulation_steps):
+            if len(loop.order) < args.batch_size:  # epochs: reshuffle when the current one is used up
+                loop.order += torch.randperm(len(self.train_examples), generator=loop.generator).tolist()
+            index, loop.order = loop.order[: args.batch_size], loop.order[args.batch_size :]
+            batch = self._batch_encodings(index, encodings, loop.demo_rng, embeddings)
+            mine = range(rank, len(index), world)  # this process's share of the step's batch
+            examples = [self.train_examples[index[i]] for i in mine]
+            share = [batch[i] for i in mine]
+            # A batch too large for memory runs as passes of ``micro`` examples, each weighted by its
+            # share of the batch: the same gradients (the losses are means over the batch).
+            for start in range(0, len(examples), micro):
+                part = examples[start : start + micro]
+                loss = self.loss(part, share[start : start + micro]) * (len(part) / len(examples))
+                loss = loss / args.gradient_accumulation_steps
+                accelerator.backward(loss)
+                loss_value += loss.item()
+        return loss_value
+
+    def _record(self, step: int, loss_value: float, loop: _LoopState, at_eval: bool) -> dict:
+        """The step's history record; at an evaluation, its dev score, keeping the best parameters."""
+        record: dict = {"step": step, "loss": loss_value}
+        if at_eval and self.dev_examples:
+            record["dev"] = self.evaluate(self.dev_examples)
+            self.model.lm.train()
+            if loop.best_dev is None or record["dev"] > loop.best_dev:
+                loop.best_step, loop.best_dev = step, record["dev"]
+                loop.best = [p.detach().clone() for p in self.params]
+        return record
+
+    def _keep_best(self, loop: _LoopState, base) -> None:
+        """The best-on-dev parameters (else the last) into the model, unwrapped, in eval mode, its config
+        exported and its weights back in their own precision."""
+        if loop.best is not None:
+            with torch.no_grad():
+                for p, saved in zip(self.params, loop.best, strict=True):
+                    p.copy_(saved)
+        else:
+            loop.best_step = self.max_steps
+        self.model.lm = base
+        self.model.lm.eval()
+        self.saved_tuning = self.tuning.export(base)
+        to_rest(base, self.rest_dtype)  # the trained weights in the model's own precision again
 
     def _say_estimate(self, step_seconds: list[float], remaining: int) -> None:
         """The remaining training time, from the median of the first steps (the first is warm-up)."""
