@@ -65,93 +65,100 @@ def predict_with_states(
         base = loaded[key]
         state.check_base(base)
         scorer = state.prompt_model(base)
-        task = scorer.task
-        source = data_dir or _own_data(state)
-        columns = column_mapping(task.fields, text_columns, label_column)
-        abstain = state.scoring.abstain if state.scoring is not None else None
-        outside_label = abstain["label"] if abstain else None
-        examples = load_split(
-            source, split, task, require_label=False, columns=columns, out_of_scope=outside_label
-        ).examples
-        outside = [e for e in examples if outside_label is not None and e.label == outside_label]
-        examples = [e for e in examples if outside_label is None or e.label != outside_label]
-        demos = state.scoring.demonstration_pool() if state.scoring is not None else None
-        if demos is None and state.experiment.get("method") == "prompt-demos":  # a 0.1 state
-            demos = Demonstrations(
-                load_split(state.experiment["data_dir"], "train", task).examples,
-                task,
-                ExperimentConfig.from_dict(state.experiment).demonstrations,
+        columns = column_mapping(scorer.task.fields, text_columns, label_column)
+        scored = _score_state(state, scorer, data_dir or _own_data(state), split, columns, progress, folder)
+        name = _unique(Path(folder).resolve().parent.name or scorer.task.name, names)
+        summaries.append(_write_scored(state, scorer, base, scored, split, Path(out) / name, folder))
+    return summaries
+
+
+def _score_state(
+    state: TrainedState, scorer, source: str, split: str, columns, progress: bool, folder
+) -> dict:
+    """The state's scores on ``split`` of ``source``, as its run scored (demonstrations, seed, batch
+    size), and its abstentions where it carries a rule; the state is attached for the scoring only."""
+    task = scorer.task
+    abstain = state.scoring.abstain if state.scoring is not None else None
+    outside_label = abstain["label"] if abstain else None
+    examples = load_split(
+        source, split, task, require_label=False, columns=columns, out_of_scope=outside_label
+    ).examples
+    outside = [e for e in examples if outside_label is not None and e.label == outside_label]
+    examples = [e for e in examples if outside_label is None or e.label != outside_label]
+    demos = state.scoring.demonstration_pool() if state.scoring is not None else None
+    if demos is None and state.experiment.get("method") == "prompt-demos":  # a 0.1 state
+        demos = Demonstrations(
+            load_split(state.experiment["data_dir"], "train", task).examples,
+            task,
+            ExperimentConfig.from_dict(state.experiment).demonstrations,
+        )
+    seed = _seed(state)
+    attached = state.attach(scorer)
+    try:
+        log_scores = scorer.predict_log_scores(
+            examples,
+            batch_size=SCORING_BATCH_SIZE,
+            demonstrations=demos,
+            seed=seed,
+            progress=progress and f"{task.name} ({Path(folder)})",
+        )
+        abstaining: dict | None = None
+        if abstain:  # the rule its run chose on dev (lmbff.out_of_scope)
+            abstaining = abstain_on_test(
+                outside_label, scorer, task, examples, log_scores, outside, demos, seed, rule=abstain
             )
-        seed = _seed(state)
-        attached = state.attach(scorer)
-        try:
-            log_scores = scorer.predict_log_scores(
-                examples,
-                batch_size=SCORING_BATCH_SIZE,
-                demonstrations=demos,
-                seed=seed,
-                progress=progress and f"{task.name} ({Path(folder)})",
-            )
-            abstaining: dict | None = None
-            if abstain:  # the rule its run chose on dev (lmbff.out_of_scope)
-                abstaining = abstain_on_test(
-                    outside_label, scorer, task, examples, log_scores, outside, demos, seed, rule=abstain
-                )
-        finally:
-            attached.detach()
-        name = _unique(Path(folder).resolve().parent.name or task.name, names)
-        target = Path(out) / name
-        labelled = all(e.label is not None for e in examples)
-        summary = {
+    finally:
+        attached.detach()
+    return {"examples": examples, "log_scores": log_scores, "abstaining": abstaining, "label": outside_label}
+
+
+def _write_scored(state: TrainedState, scorer, base, scored: dict, split: str, target: Path, folder) -> dict:
+    """The scoring run's files (metrics.json, results.md, predictions.jsonl) and its summary."""
+    task, examples, log_scores = scorer.task, scored["examples"], scored["log_scores"]
+    summary = {"state": str(folder), "task": task.name, "metric": task.metric, "split": split,
+               "examples": len(examples)}  # fmt: skip
+    method = _method(state)
+    backend = state.tuning.to_dict().get("backend", "") if state.tuning is not None else ""
+    title = f"{task.name}: {target.name} ({split})"
+    if all(e.label is not None for e in examples):
+        result = score_examples(task, examples, log_scores, f"{method} ({backend})")
+        predictions = result.predictions
+        summary["metrics"] = result.metrics
+        markdown = results_markdown(task, [result], title)
+    else:
+        predictions = (
+            regression_prediction(log_scores, task.value_range).tolist()
+            if task.is_regression
+            else [task.labels[i] for i in np.argmax(log_scores, axis=1)]
+        )
+        markdown = f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
+    settings = state.experiment.get("classifier", state.experiment)
+    run = RunResult(
+        task=task.name,
+        method=method,
+        backend=backend,
+        model=base.name,
+        template=scorer.template.name,
+        seed=_seed(state),
+        metric=task.metric,
+        test=summary.get("metrics", {}),
+        details={
+            "precision": base.precision,
             "state": str(folder),
-            "task": task.name,
-            "metric": task.metric,
             "split": split,
             "examples": len(examples),
-        }
-        method = _method(state)
-        backend = state.tuning.to_dict().get("backend", "") if state.tuning is not None else ""
-        title = f"{task.name}: {name} ({split})"
-        if labelled:
-            result = score_examples(task, examples, log_scores, f"{method} ({backend})")
-            predictions = result.predictions
-            summary["metrics"] = result.metrics
-            markdown = results_markdown(task, [result], title)
-        else:
-            predictions = (
-                regression_prediction(log_scores, task.value_range).tolist()
-                if task.is_regression
-                else [task.labels[i] for i in np.argmax(log_scores, axis=1)]
-            )
-            markdown = f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
-        settings = state.experiment.get("classifier", state.experiment)
-        run = RunResult(
-            task=task.name,
-            method=method,
-            backend=backend,
-            model=base.name,
-            template=scorer.template.name,
-            seed=_seed(state),
-            metric=task.metric,
-            test=summary.get("metrics", {}),
-            details={
-                "precision": base.precision,
-                "state": str(folder),
-                "split": split,
-                "examples": len(examples),
-                "trained": settings.get("out"),
-            },
-        )
-        records = prediction_records(task, examples, log_scores, predictions)
-        if abstaining is not None:
-            run.details["out_of_scope"] = abstaining["metrics"]
-            markdown += abstaining["markdown"]
-            records = with_abstentions(records, abstaining, outside_label)
-        if is_main_process():  # under a launcher every process has every score; the main one writes
-            run.write(target, markdown=markdown, records=records)
-        summary["out"] = str(target)
-        summaries.append(summary)
-    return summaries
+            "trained": settings.get("out"),
+        },
+    )
+    records = prediction_records(task, examples, log_scores, predictions)
+    if scored["abstaining"] is not None:
+        run.details["out_of_scope"] = scored["abstaining"]["metrics"]
+        markdown += scored["abstaining"]["markdown"]
+        records = with_abstentions(records, scored["abstaining"], scored["label"])
+    if is_main_process():  # under a launcher every process has every score; the main one writes
+        run.write(target, markdown=markdown, records=records)
+    summary["out"] = str(target)
+    return summary
 
 
 def _own_data(state: TrainedState) -> str:

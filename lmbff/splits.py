@@ -95,6 +95,47 @@ def make_splits(
             splits, hand-edited ones), unless ``overwrite``; nothing is written then.
     """
     train_path = Path(train_file) if train_file is not None else find_split(data_dir, "train")
+    rows, labels, header, report = _train_rows(train_path, task, skip_bad, columns)
+    try:
+        test_path: Path | None = (
+            Path(test_file)
+            if test_file is not None
+            else find_split(data_dir, test_split)
+            if data_dir is not None
+            else None
+        )
+    except FileNotFoundError:
+        test_path = None
+    out = Path(out_dir)
+    test = (test_path, test_path.read_bytes()) if test_path is not None and test_path.is_file() else None
+    # every file is planned before any is written
+    source = {
+        "train": str(train_path),
+        "train_sha256": sha256_file(train_path),
+        "skipped_rows": len(report.skipped),
+    }
+    plans = [
+        _plan_split(
+            task, rows, labels, header, k, seed, out / f"{k}-{seed}", train_path.suffix, test, source, columns
+        )
+        for seed in seeds
+    ]
+    _refuse_changes(plans, out, overwrite)
+    written = []
+    for seed, folder, files in plans:
+        for path, data in files.items():
+            atomic_write_bytes(path, data)
+        paths = list(files)
+        test_copy = next((p for p in paths if p.stem == "test"), None)
+        written.append(SplitFiles(seed, folder, paths[0], paths[1], test_copy))
+    return written
+
+
+def _train_rows(
+    train_path: Path, task: Task, skip_bad: bool, columns
+) -> tuple[list[str], list[str], str, object]:
+    """(the train file's valid rows as its own lines, in file order; their labels; the header; the read
+    report). Raises InputError for a folder, or CSV records that span several lines."""
     if train_path.is_dir():
         raise InputError(f"{train_path}: splits are made from a train file (TSV, CSV or JSONL), not a folder")
     report = read_examples(train_path, task, skip_bad=skip_bad, columns=columns)
@@ -110,53 +151,40 @@ def make_splits(
     examples = sorted(report.examples, key=lambda e: line_of[id(e)])
     rows = [raw[line_of[id(e)] - 1] for e in examples]
     rows = [r if r.endswith("\n") else r + "\n" for r in rows]
-    labels = [str(e.label) for e in examples]
-    try:
-        test_path: Path | None = (
-            Path(test_file)
-            if test_file is not None
-            else find_split(data_dir, test_split)
-            if data_dir is not None
-            else None
-        )
-    except FileNotFoundError:
-        test_path = None
-    out = Path(out_dir)
-    ext = train_path.suffix
-    test_bytes = test_path.read_bytes() if test_path is not None and test_path.is_file() else None
-    plans = []  # (seed, folder, {path: bytes}); every file is planned before any is written
-    for seed in seeds:
-        train, dev = lmbff_sample(task, rows, labels, k, seed)
-        folder = out / f"{k}-{seed}"
-        files = {
-            folder / f"train{ext}": (header + "".join(train)).encode("utf-8"),
-            folder / f"dev{ext}": (header + "".join(dev)).encode("utf-8"),
-        }
-        if test_bytes is not None:
-            files[folder / f"test{test_path.suffix}"] = test_bytes
-        manifest: dict = {
-            "task": task.name,
-            "k": k,
-            "seed": seed,
-            "procedure": "LM-BFF generate_k_shot_data (numpy legacy shuffle)",
-            "source": {
-                "train": str(train_path),
-                "train_sha256": sha256_file(train_path),
-                "skipped_rows": len(report.skipped),
-            },
-            "files": {
-                path.name: {"sha256": hashlib.sha256(data).hexdigest(), "rows": _count_rows(path, data)}
-                for path, data in files.items()
-            },
-        }
-        if columns:  # (only when given: a split made without renaming keeps its manifest byte for byte)
-            manifest["columns"] = dict(columns)
-        files[folder / "manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(
-            "utf-8"
-        )
-        plans.append((seed, folder, files))
-    # A split folder may hold LM-BFF's official files or hand-edited ones: never replaced silently.
-    # Files that would be written byte for byte as they are (a rerun of the same split) are no conflict.
+    return rows, [str(e.label) for e in examples], header, report
+
+
+def _plan_split(task, rows, labels, header, k, seed, folder: Path, ext: str, test, source: dict, columns):
+    """(seed, folder, {path: bytes}) of one seed's split: train, dev, the test file's copy, a manifest."""
+    train, dev = lmbff_sample(task, rows, labels, k, seed)
+    files = {
+        folder / f"train{ext}": (header + "".join(train)).encode("utf-8"),
+        folder / f"dev{ext}": (header + "".join(dev)).encode("utf-8"),
+    }
+    if test is not None:
+        files[folder / f"test{test[0].suffix}"] = test[1]
+    manifest: dict = {
+        "task": task.name,
+        "k": k,
+        "seed": seed,
+        "procedure": "LM-BFF generate_k_shot_data (numpy legacy shuffle)",
+        "source": source,
+        "files": {
+            path.name: {"sha256": hashlib.sha256(data).hexdigest(), "rows": _count_rows(path, data)}
+            for path, data in files.items()
+        },
+    }
+    if columns:  # (only when given: a split made without renaming keeps its manifest byte for byte)
+        manifest["columns"] = dict(columns)
+    files[folder / "manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
+    return seed, folder, files
+
+
+def _refuse_changes(plans: list, out: Path, overwrite: bool) -> None:
+    """A split folder may hold LM-BFF's official files or hand-edited ones: never replaced silently.
+    Files that would be written byte for byte as they are (a rerun of the same split) are no conflict."""
     conflicts = [
         path
         for _, _, files in plans
@@ -171,14 +199,6 @@ def make_splits(
             f"--out {out} already holds split files that would change: {names}; nothing was written. "
             "Choose another --out, or pass --overwrite to replace them"
         )
-    written = []
-    for seed, folder, files in plans:
-        for path, data in files.items():
-            atomic_write_bytes(path, data)
-        paths = list(files)
-        test_copy = next((p for p in paths if p.stem == "test"), None)
-        written.append(SplitFiles(seed, folder, paths[0], paths[1], test_copy))
-    return written
 
 
 def _count_rows(path: Path, data: bytes) -> int:

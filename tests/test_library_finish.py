@@ -304,3 +304,17 @@ def test_a_template_pool_with_a_key_written_twice_is_refused(tmp_path):
     path.write_text("templates: ['{{ text }} It was {{ mask }}.']\ntemplates: ['{{ mask }}: {{ text }}']\n")
     with pytest.raises(LmbffError, match=r"pool.yaml:2: .*duplicate key"):
         _read_pool(path)
+
+
+def test_a_task_with_label_names_keeps_its_own_name(tmp_path):
+    """Found while splitting the task-file validator: the loop over label_names reused the variable
+    that held the task's name, so a task with display names took its last label's name, silently."""
+    from prompts.library import load_task_file
+
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "task:\n  name: Intents\n  fields: [text]\n  labels: [a, b]\n  label_names: {a: Alpha, b: Beta}\n"
+        "default_template: t\ntemplates:\n  t:\n    text: '{{ text }} {{ mask }}'\n    label_words: {a: x, b: y}\n"
+    )
+    task = load_task_file(path).task
+    assert task.name == "Intents" and task.label_names == {"a": "Alpha", "b": "Beta"}

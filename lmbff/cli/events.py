@@ -72,34 +72,13 @@ def cmd_events(args) -> int:
     predicted = pipeline.predict(scored, ontology, switches, args.method)
     gold = pipeline.gold_roles(scored)
     result = pipeline.metrics(gold, predicted)
-    n_events = sum(len(s.events) for s in sentences)
-    records = [
-        {
-            "source": sentence.source,
-            "event": sentence.events[slot.event].id,
-            "event_type": slot.event_type,
-            "entity": slot.entity_id,
-            "argument": sentence.entities[slot.entity_id].text,
-            "gold": g,
-            "prediction": p,
-            "scores": {r: float(v) for r, v in zip(slot.roles, slot.scores, strict=True)},
-        }
-        for sentence, slots, golds, preds in zip(sentences, scored.slots, gold, predicted, strict=True)
-        for slot, g, p in zip(slots, golds, preds, strict=True)
-    ]
+    records = pipeline.prediction_records(sentences, scored, gold, predicted)
     out = Path(args.out)
-    summary = {
-        "data": args.data,
-        "ontology": ontology.name,
-        "model": args.model,
-        "method": args.method,
-        "constraints": switches.__dict__,
-        "sentences": len(sentences),
-        "events": n_events,
-        "scoring_seconds": scored.seconds,
-        "seconds_per_event": scored.seconds / max(1, n_events),
-        **result,
-    }
+    summary = pipeline.summary(
+        sentences, scored, ontology, result, data=args.data, model=args.model, method=args.method,
+        constraints=switches.__dict__,
+    )  # fmt: skip
+    n_events = summary["events"]
     lines = [f"# Event argument roles: {args.data} ({ontology.name}, {args.model})\n"]
     if args.ablation:
         rows = pipeline.ablation(scored, ontology)

@@ -125,3 +125,45 @@ def ontology_from_events(sentences: Sequence[EventSentence], name: str = "derive
         if r
     }
     return Ontology(name, events, {}, {}, (), "")
+
+
+def prediction_records(
+    sentences: Sequence[EventSentence], scored: Scored, gold: list, predicted: list
+) -> list[dict]:
+    """One predictions.jsonl record per argument: where it is, its gold and predicted role, every
+    candidate role's score."""
+    return [
+        {
+            "source": sentence.source,
+            "event": sentence.events[slot.event].id,
+            "event_type": slot.event_type,
+            "entity": slot.entity_id,
+            "argument": sentence.entities[slot.entity_id].text,
+            "gold": g,
+            "prediction": p,
+            "scores": {r: float(v) for r, v in zip(slot.roles, slot.scores, strict=True)},
+        }
+        for sentence, slots, golds, preds in zip(sentences, scored.slots, gold, predicted, strict=True)
+        for slot, g, p in zip(slots, golds, preds, strict=True)
+    ]
+
+
+def summary(
+    sentences: Sequence[EventSentence], scored: Scored, ontology: Ontology, result: dict, *, data: str,
+    model: str, method: str, constraints: dict,
+) -> dict:  # fmt: skip
+    """What an events run measured, for its metrics.json: the data, ontology, model, solver and
+    constraints, the counts and time, and the metrics."""
+    n_events = sum(len(s.events) for s in sentences)
+    return {
+        "data": data,
+        "ontology": ontology.name,
+        "model": model,
+        "method": method,
+        "constraints": constraints,
+        "sentences": len(sentences),
+        "events": n_events,
+        "scoring_seconds": scored.seconds,
+        "seconds_per_event": scored.seconds / max(1, n_events),
+        **result,
+    }
