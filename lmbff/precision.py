@@ -2,9 +2,8 @@
 
 ``fp32`` is everything in float32. ``bf16`` puts the weights themselves in bfloat16, not an autocast
 over float32 weights: autocast re-casts every weight on every call, which on CPU eats most of the gain
-at the toolkit's small batches (issue 19's measurement on a CPU with avx512_bf16, SST-2 zero-shot:
-1.1-1.4x with autocast, 2.3x with bf16 weights; on a CPU without native bf16, bf16 is several times
-slower than fp32: benchmarks/results/precision_cost). Weights that train are float32 master copies while
+at the toolkit's small batches, and on a CPU without native bf16, bf16 is several times slower than
+fp32 (docs/benchmarks/precision.md). Weights that train are float32 master copies while
 they train (so AdamW's moments are float32 too), and go back to the model's dtype when training ends;
 while a model holds both dtypes, its forward passes run under ``torch.autocast`` in bfloat16. Label-word
 logits, log-probabilities, losses and calibration are computed in float32 whatever the weights are
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from .config import PRECISIONS, check_precision
+from .tuning.base import auto_precision_of
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -33,7 +33,6 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _BF16_MASTER = "_lmbff_bf16_master"
 
 __all__ = [
-    "AUTO_FP32_BACKENDS",
     "DTYPES",
     "PRECISIONS",
     "auto_reason",
@@ -62,26 +61,21 @@ def bf16_native(device: str | torch.device | None = None) -> bool:
     return False
 
 
-# Tuning backends that ``auto`` keeps in fp32 even where bf16 is native. Full fine-tuning trains every
-# weight as a float32 master copy, and its float32 AdamW update of all of them does not get faster: on
-# a 2-core Xeon with AMX a step was 1.14x faster in bf16, peak memory higher (7.7 against 7.2 GB), and
-# SST-2 over 5 seeds 81.7 against 83.0 (README, "Precision"). Named here, beside what auto decides.
-AUTO_FP32_BACKENDS = frozenset({"full"})
-
-
 def resolve_precision(
     precision: str, device: str | torch.device | None = None, backend: str | None = None
 ) -> str:
-    """``fp32`` or ``bf16`` for a requested precision. ``auto`` asks the hardware, and is fp32 for the
-    tuning ``backend`` of a run that trains with one of ``AUTO_FP32_BACKENDS`` (None: no training).
+    """``fp32`` or ``bf16`` for a requested precision. ``auto`` asks the hardware, unless the tuning
+    ``backend`` of a run (None: no training) declares its own (``TuningConfig.auto_precision``: full
+    fine-tuning stays in fp32).
 
     Raises:
-        ValueError: not one of fp32, bf16, auto.
+        ConfigError: not one of fp32, bf16, auto.
     """
     check_precision(precision)
     if precision == "auto":
-        if backend in AUTO_FP32_BACKENDS:
-            return "fp32"
+        forced = auto_precision_of(backend) if backend is not None else None
+        if forced is not None:
+            return forced
         return "bf16" if bf16_native(device) else "fp32"
     return precision
 
@@ -91,7 +85,7 @@ def auto_reason(resolved: str, backend: str | None) -> str:
     the plan prints after it, so that fp32 on a machine with native bf16 says its real reason."""
     if resolved == "bf16":
         return "auto: this machine multiplies bf16 natively"
-    if backend in AUTO_FP32_BACKENDS:
+    if backend is not None and auto_precision_of(backend) == resolved:
         return f"auto: {backend} fine-tuning stays in fp32, which bf16 barely sped up"
     return "auto: this machine does not multiply bf16 natively"
 

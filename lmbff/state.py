@@ -40,7 +40,7 @@ from .tuning.injection import detach as detach_modules
 
 WEIGHTS, CONFIG = "trained.safetensors", "config.json"
 # The classification-head baseline keeps a body and a head, but no template, label words or scoring
-# record (it has none), so nothing but its own run scores it (README: "Where the classification-head
+# record (it has none), so nothing but its own run scores it (docs/cli.md: "Where the classification-head
 # baseline differs").
 FINETUNE_STATE = (
     "a --method finetune state (the classification-head baseline): it holds no template or label words, "

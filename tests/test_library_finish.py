@@ -314,7 +314,34 @@ def test_a_task_with_label_names_keeps_its_own_name(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text(
         "task:\n  name: Intents\n  fields: [text]\n  labels: [a, b]\n  label_names: {a: Alpha, b: Beta}\n"
-        "default_template: t\ntemplates:\n  t:\n    text: '{{ text }} {{ mask }}'\n    label_words: {a: x, b: y}\n"
+        "default_template: t\ntemplates:\n  t:\n    text: '{{ text }} {{ mask }}'\n"
+        "    label_words: {a: x, b: y}\n"
     )
     task = load_task_file(path).task
     assert task.name == "Intents" and task.label_names == {"a": "Alpha", "b": "Beta"}
+
+
+def test_a_backend_declares_its_own_auto_precision(monkeypatch):
+    """``auto`` keeps a backend in fp32 because the backend says so (TuningConfig.auto_precision), not
+    because a caller names it: a new backend can say the same."""
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    from lmbff import precision
+    from lmbff.tuning.base import TuningConfig, auto_precision_of, register
+
+    monkeypatch.setattr(precision, "bf16_native", lambda device=None: True)
+    assert precision.resolve_precision("auto", backend="full") == "fp32"
+    assert precision.resolve_precision("auto", backend="lora") == "bf16"
+    assert precision.resolve_precision("auto", backend="prefix+full") == "fp32"
+
+    @register
+    @dataclass
+    class Heavy(TuningConfig):
+        backend = "heavy-test"
+        implementation = "lmbff.tuning.full.model"
+        auto_precision = "fp32"
+
+    assert auto_precision_of("heavy-test") == "fp32"
+    assert precision.resolve_precision("auto", backend="heavy-test") == "fp32"
+    assert '"full"' not in Path(precision.__file__).read_text()  # no backend named by the caller

@@ -39,6 +39,9 @@ class TuningConfig:
     # Runs pin these options explicitly (``pin_changed_defaults``), and names leave out a legacy value, so
     # old and new runs of one configuration share a name and a folder and different ones never do.
     legacy_values: ClassVar[dict[str, Any]] = {}
+    # The precision ``auto`` picks for a run that trains with this backend whatever the hardware, or None
+    # (the hardware decides: bf16 where it is native). A trait of the backend, so no caller names one.
+    auto_precision: ClassVar[str | None] = None
 
     def __post_init__(self):
         """Every option is checked where it is set (:mod:`lmbff.options`: its type, choices and bounds,
@@ -208,6 +211,18 @@ def config_from_dict(data: dict) -> TuningConfig:
     cls = get_config_class(data["backend"])
     values = {**cls.legacy_values, **{k: v for k, v in data.items() if k != "backend"}}
     return cls(**values)
+
+
+def auto_precision_of(name: str) -> str | None:
+    """The precision ``auto`` picks for backend ``name`` (``a+b``: fp32 when any part asks for it), or
+    None for the hardware to decide; None for a name no registry knows (it is refused elsewhere)."""
+    wanted = set()
+    for part in name.split("+"):
+        try:
+            wanted.add(get_config_class(part).auto_precision)
+        except ConfigError:
+            return None
+    return "fp32" if "fp32" in wanted else None
 
 
 def pin_changed_defaults(

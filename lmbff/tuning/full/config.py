@@ -2,11 +2,10 @@
 matrices (input embeddings and output layer, tied or not), which stay as they are; ``embeddings="train"``
 trains those too, as LM-BFF does (``--preset lmbff``).
 
-Lean is the default because it held accuracy at half the cost on the embedded model (Gemma 3 270M,
-LM-BFF's 16-shot splits, 5 seeds, 100 steps; benchmarks/results/lmbff_table): SST-2 84.1 against 83.0,
-TREC 78.8 against 78.7; on TREC (one machine) 1.9 against 3.9 minutes a run and 3.5 against 7.3 GB
-peak (README, "Lean full fine-tuning"). States and runs saved before the option existed trained every
-weight, and are read so (``legacy_values``)."""
+Lean is the default because it held accuracy at about half the time and memory on the embedded model
+(docs/benchmarks/lmbff_table.md, "Full fine-tuning and lean full"). States and runs saved before the
+option existed trained every weight, and are read so (``legacy_values``). ``auto`` precision keeps full
+fine-tuning in fp32, which bf16 barely sped up (docs/benchmarks/precision.md)."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ EMBEDDINGS = ("train", "frozen")
 class FullConfig(TuningConfig):
     backend = "full"
     implementation = "lmbff.tuning.full.model"
+    auto_precision = "fp32"  # its float32 AdamW update of every weight does not get faster in bf16
     learning_rate: float = 1e-5  # LM-BFF's default (Gao et al. 2021)
     embeddings: Literal["train", "frozen"] = option(
         "frozen",
