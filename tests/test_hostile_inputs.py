@@ -302,7 +302,7 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys, bert_dir, reviews
 def test_checkpoint_update_is_crash_safe(tmp_path):
     """A crash between the two renames of an update leaves only <name>.old: it is put back; half-written
     staging folders are removed."""
-    from lmbff.train import Checkpoint
+    from lmbff.checkpoint import Checkpoint
 
     folder = tmp_path / "checkpoint"
     old = tmp_path / "checkpoint.old"

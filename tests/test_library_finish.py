@@ -345,3 +345,31 @@ def test_a_backend_declares_its_own_auto_precision(monkeypatch):
     assert auto_precision_of("heavy-test") == "fp32"
     assert precision.resolve_precision("auto", backend="heavy-test") == "fp32"
     assert '"full"' not in Path(precision.__file__).read_text()  # no backend named by the caller
+
+
+def test_the_shared_base_protocol_is_declared_not_an_attribute_added_to_a_dataclass(bert_dir):
+    from lmbff.classifier import BASE_LEASES
+
+    texts = ["a football match", "the world bank"]
+    template = "{{ text }} Topic: {{ mask }}."
+    first = PromptClassifier.zero_shot(["World", "Sports"], template, model=str(bert_dir), verbose=False)
+    first.predict(texts)
+    assert "holder" not in vars(first.base_)  # the LoadedModel dataclass gets no undeclared field
+    assert BASE_LEASES.holder(first.base_) is first
+
+
+def test_no_library_function_is_longer_than_a_screenful_and_a_half():
+    """Long functions were split into named stages (issue 37); argparse builders, which only list
+    options, are the exception."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    long = []
+    for path in [*sorted((root / "lmbff").rglob("*.py")), *sorted((root / "prompts").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name != "add_parsers":
+                length = node.end_lineno - node.lineno + 1
+                if length > 100:
+                    long.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, long

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from prompts.library import load_task
 
+from ..config import METHODS, PROMPT_METHODS
 from ..errors import ConfigError
 from .common import (
     _add_column_args,
@@ -31,7 +32,7 @@ from .common import (
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="tune on a k-shot split's train, select on dev, score test")
     _add_inputs(p, "the training rows, one file (.csv, .tsv, .jsonl), instead of --data-dir", dev=True)
-    p.add_argument("--method", choices=["prompt", "prompt-demos", "finetune", "zero-shot"], default="prompt")
+    p.add_argument("--method", choices=METHODS, default="prompt")
     p.add_argument("--demonstrations", action="store_true", help="same as --method prompt-demos (LM-BFF)")
     p.add_argument("--out", required=True, help="output folder (metrics, results, state, config)")
     p.set_defaults(handler=cmd_train)
@@ -42,9 +43,7 @@ def add_parsers(sub) -> None:
     _add_inputs(p, "one file of labelled rows to draw the k-shot splits from, instead of --data-dir's train")
     p.add_argument("--k", type=positive_int, default=16)
     p.add_argument("--seeds", type=_seeds, default=[13, 21, 42, 87, 100])
-    p.add_argument(
-        "--methods", default="prompt", help="comma-separated: zero-shot,finetune,prompt,prompt-demos"
-    )
+    p.add_argument("--methods", default="prompt", help=f"comma-separated: {','.join(METHODS)}")
     p.add_argument("--out", required=True, help="output folder: <method>/seed-<seed>/ per run, report.md")
     p.set_defaults(handler=cmd_run)
 
@@ -207,7 +206,7 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
 
     # the verbalizer the prompt methods score with: the flag's, else the template's own
     verbalizer = None
-    if method in ("prompt", "prompt-demos"):
+    if method in PROMPT_METHODS:
         verbalizer = args.verbalizer or load_task(args.task).prompt(args.template).verbalizer_kind
     backend, learning_rate, max_steps, eval_every = resolve(
         args.preset, args.backend, args.learning_rate, args.max_steps, args.eval_every, verbalizer
@@ -218,7 +217,7 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         eval_every=eval_every,
         min_epochs=preset_min_epochs(args.preset, args.max_steps, args.min_epochs, verbalizer),
     )
-    if method in ("prompt", "prompt-demos"):
+    if method in PROMPT_METHODS:
         values["learning_rate"] = learning_rate
     else:  # the baselines: finetune trains everything (the check refuses another backend), zero-shot nothing
         backend = (args.backend or "full") if method == "finetune" else "full"
@@ -242,7 +241,7 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         backend=backend,
         backend_options=(
             preset_backend_options(args.preset, backend, _backend_options(args))
-            if method in ("prompt", "prompt-demos")
+            if method in PROMPT_METHODS
             else {}
         ),
         max_length=args.max_length,
@@ -253,7 +252,7 @@ def _experiment_config(args, method: str, data_dir: str, out: str, seed: int | N
         skip_bad=args.skip_bad,
         precision=args.precision,
         # prototypes are learned: the baselines (zero-shot, finetune) of a `run` keep their own scoring
-        verbalizer=args.verbalizer if method in ("prompt", "prompt-demos") else None,
+        verbalizer=args.verbalizer if method in PROMPT_METHODS else None,
         out_of_scope=args.out_of_scope_label,
         prototypes=PrototypeConfig(
             **{f.name: getattr(args, "prototype_" + f.name) for f in fields(PrototypeConfig)}
