@@ -373,3 +373,13 @@ def test_no_library_function_is_longer_than_a_screenful_and_a_half():
                 if length > 100:
                     long.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length} lines)")
     assert not long, long
+
+
+def test_the_architecture_page_names_every_module():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [p.name for package in ("lmbff", "prompts") for p in sorted((root / package).glob("*.py"))]
+    missing = [name for name in modules if name != "__init__.py" and name not in page]
+    assert not missing, missing
