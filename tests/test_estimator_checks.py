@@ -49,10 +49,7 @@ def test_scikit_learn_estimator_check(name):
         pytest.skip(SKIPPED[name])
     check = getattr(checks, name)
     estimator = _estimator()
-    if name == "check_valid_tag_types":
-        check(type(estimator).__name__, estimator.__sklearn_tags__())
-    else:
-        check(type(estimator).__name__, estimator)
+    check(type(estimator).__name__, estimator)
 
 
 def test_every_api_check_of_this_scikit_learn_is_applied_or_skipped_with_a_reason():
