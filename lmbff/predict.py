@@ -13,10 +13,10 @@ import numpy as np
 
 from .config import check_precision
 from .data import column_mapping, load_split
-from .demonstrations import Demonstrations
 from .distributed import is_main_process
 from .evaluate import results_markdown, score_examples
-from .experiment import ExperimentConfig, abstain_on_test, with_abstentions
+from .experiment import abstain_on_test, with_abstentions
+from .legacy import legacy_demonstrations
 from .model import SCORING_BATCH_SIZE, regression_prediction
 from .pretrained import LoadedModel
 from .results import RunResult, prediction_records
@@ -86,12 +86,8 @@ def _score_state(
     outside = [e for e in examples if outside_label is not None and e.label == outside_label]
     examples = [e for e in examples if outside_label is None or e.label != outside_label]
     demos = state.scoring.demonstration_pool() if state.scoring is not None else None
-    if demos is None and state.experiment.get("method") == "prompt-demos":  # a 0.1 state
-        demos = Demonstrations(
-            load_split(state.experiment["data_dir"], "train", task).examples,
-            task,
-            ExperimentConfig.from_dict(state.experiment).demonstrations,
-        )
+    if demos is None and state.experiment.get("method") == "prompt-demos":  # a format-1 state
+        demos = legacy_demonstrations(state.experiment, task)
     seed = _seed(state)
     attached = state.attach(scorer)
     try:

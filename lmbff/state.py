@@ -18,7 +18,6 @@ exactly as it was, so one loaded base serves any number of tasks in turn.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -26,13 +25,14 @@ from pathlib import Path
 
 import torch
 
-from prompts.library import Task, TaskFileError, find_task_file, load_task_file
+from prompts.library import Task, find_task_file, load_task_file
 from prompts.template import Template, TemplateLocation
 from prompts.verbalizer import Verbalizer
 
 from . import __version__
 from .errors import StateError
 from .files import atomic_write_bytes, atomic_write_json, read_safetensors
+from .legacy import legacy_demonstrations, legacy_prompt, legacy_scoring
 from .precision import precision_of, rest_dtype, to_rest
 from .prototypes import PrototypeConfig, split_prototype_tensors
 from .tuning import TuningConfig, config_from_dict
@@ -49,7 +49,6 @@ FINETUNE_STATE = (
 STATE_FORMAT = 2
 # SHA-256 of the bundled task files as lmbff 0.1.0 shipped them: the only task files a format-1 state
 # (which stored a task name and no checksum) can be scored with without being re-saved.
-_LEGACY_CHECKSUMS = Path(__file__).with_name("legacy_task_checksums.json")
 
 
 @dataclass
@@ -198,35 +197,6 @@ def save_state(
     atomic_write_json(folder / CONFIG, config)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _legacy_error(folder: Path, task_name: str, why: str) -> StateError:
-    return StateError(
-        f"{folder}: this state was saved by lmbff 0.1, which recorded only the name of its task file "
-        f"({task_name!r}) and no checksum of it, so its template and label words cannot be verified: "
-        f"{why}. It is not loaded rather than risk scoring it with other label words. If the task file "
-        f"is the one it was trained with, re-save the state once: "
-        f"lmbff upgrade-state --state {folder} --task <that task file> [--model <its base model>]"
-    )
-
-
-def _legacy_scoring(folder: Path, experiment: dict) -> tuple[str, str | None, int]:
-    """(task file path, template name, max_length) of a format-1 state whose task file is a bundled
-    one, unchanged since 0.1.0. Raises StateError otherwise."""
-    settings = experiment.get("classifier", experiment)
-    task_name = str(settings.get("task", ""))
-    try:
-        path = find_task_file(task_name)
-    except FileNotFoundError:
-        raise _legacy_error(folder, task_name, "no such task file is found from here") from None
-    known = json.loads(_LEGACY_CHECKSUMS.read_text())
-    if _digest(path) not in known.get(path.name, []):
-        raise _legacy_error(folder, task_name, f"{path} is not a task file shipped with lmbff 0.1.0")
-    return str(path), settings.get("template"), int(settings.get("max_length", 128))
-
-
 @dataclass
 class TrainedState:
     folder: Path
@@ -264,7 +234,7 @@ class TrainedState:
                 f"{folder}: state format {fmt} is newer than this lmbff reads ({STATE_FORMAT}); "
                 f"it was saved by lmbff {config.get('lmbff_version')}: upgrade lmbff"
             )
-        legacy = _legacy_scoring(folder, experiment) if fmt == 1 else None
+        legacy = legacy_scoring(folder, experiment) if fmt == 1 else None
         return cls(
             folder,
             tuning,
@@ -333,12 +303,7 @@ class TrainedState:
             raise StateError(f"{self.folder}: the state records no scoring (template, label words)")
         from .model import PromptModel
 
-        path, template, max_length = self.legacy_task
-        task_file = load_task_file(path)
-        try:
-            prompt = task_file.prompt(template)
-        except KeyError as exc:
-            raise TaskFileError(path, None, "templates", str(exc.args[0])) from None
+        task_file, prompt, max_length = legacy_prompt(self.legacy_task)
         return PromptModel.for_task(
             loaded.model, loaded.tokenizer, task_file.task, prompt, kind=loaded.kind, max_length=max_length
         )
@@ -458,20 +423,7 @@ def upgrade_legacy_state(
         folder, config_from_dict(config["backend"]), experiment, _load_tensors(folder), version="0.1.0"
     )
     tensors_state.attach(scorer).detach()  # the tensors fit this model, or StateError
-    demos = None
-    if settings.get("demonstrations") is True or experiment.get("method") == "prompt-demos":
-        from .data import Example
-        from .demonstrations import DemonstrationConfig, Demonstrations
-
-        if settings.get("train"):  # a PromptClassifier kept its training examples
-            pool = [Example(t["fields"], t["label"]) for t in settings["train"]]
-            config_demos = DemonstrationConfig()
-        else:  # a run read them from its k-shot folder
-            from .data import load_split
-
-            pool = load_split(experiment["data_dir"], "train", task_file.task).examples
-            config_demos = DemonstrationConfig(**experiment.get("demonstrations", {}))
-        demos = Demonstrations(pool, task_file.task, config_demos)
+    demos = legacy_demonstrations(experiment, task_file.task)
     seed = int((settings.get("training") or {}).get("seed", 42))
     spec = ScoringSpec.of(scorer, task_file.task, demos, seed)
     config.update(
