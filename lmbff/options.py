@@ -71,19 +71,24 @@ def choices_of(cls: type, name: str) -> tuple | None:
     return typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
 
 
+def _number_text(value: float) -> str:
+    """A bound as written: whole numbers in full (4294967295, not 4.29497e+09), others as %g."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _bound_text(meta: dict, whole: bool) -> str:
     low, high = meta.get("low"), meta.get("high")
     if low is None and high is None:
         return ""
     if whole and high is None:
-        return f" above {low:g}" if meta.get("low_open") else f" at least {low:g}"
+        return f" above {_number_text(low)}" if meta.get("low_open") else f" at least {_number_text(low)}"
     if whole and not meta.get("low_open") and not meta.get("high_open") and low is not None:
-        return f" from {low:g} to {high:g}"
+        return f" from {_number_text(low)} to {_number_text(high)}"
     left = "(" if meta.get("low_open") or low is None else "["
     right = ")" if meta.get("high_open") or high is None else "]"
-    return (
-        f" in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
-    )
+    low_text = "-inf" if low is None else _number_text(low)
+    high_text = "inf" if high is None else _number_text(high)
+    return f" in {left}{low_text}, {high_text}{right}"
 
 
 def _problem(kind: Any, meta: dict, value: Any) -> str | None:
@@ -117,6 +122,12 @@ def _problem(kind: Any, meta: dict, value: Any) -> str | None:
         if below or above:
             return f"must be a {'whole' if whole else 'finite'} number{_bound_text(meta, whole)}"
     return None
+
+
+def field_problem(cls: type, name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for field ``name`` of ``cls`` ("must be ..."), or None: the check of
+    :func:`check_options` for one value (the studio's request fields use it)."""
+    return _problem(_hints(cls)[name], _metadata(cls, name), value)
 
 
 def check_options(config: Any, owner: str = "") -> None:

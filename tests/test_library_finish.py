@@ -383,3 +383,15 @@ def test_the_architecture_page_names_every_module():
     modules = [p.name for package in ("lmbff", "prompts") for p in sorted((root / package).glob("*.py"))]
     missing = [name for name in modules if name != "__init__.py" and name not in page]
     assert not missing, missing
+
+
+def test_the_studio_s_request_numbers_go_through_the_one_validation_path():
+    from lmbff.studio.server import ApiError, RequestNumbers, _int
+
+    assert (
+        _int({}, "n") == RequestNumbers.n and _int({"n": 3}, "n") == 3 and _int({}, "max_length", 200) == 200
+    )
+    for body in ({"n": 0}, {"n": 2.5}, {"n": True}, {"n": "3"}, {"seed": -1}):
+        key = next(iter(body))
+        with pytest.raises(ApiError, match=rf"field '{key}': expected a whole number from \d+ to \d+, got"):
+            _int(body, key)

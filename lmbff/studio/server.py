@@ -29,6 +29,7 @@ from prompts.template import TemplateError
 
 from ..data import DataError, Example
 from ..evaluate import apply_calibration
+from ..options import field_problem, option
 from ..preview import render
 from .datafiles import ExampleCache, data_folder, default_data_file, resolve_data_file
 from .drafts import Draft, make_draft, scorer_for
@@ -51,6 +52,21 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 256 * 1024
 MAX_PREVIEW = 32
 MAX_SAMPLE = 2000
+
+
+@dataclass
+class RequestNumbers:
+    """The numbers a studio request may carry, each with its bounds declared once (:mod:`lmbff.options`,
+    the validation path of every config and command-line option)."""
+
+    start: int = option(0, help="the first example previewed", low=0, high=10**9)
+    n: int = option(8, help="examples previewed", low=1, high=MAX_PREVIEW)
+    max_length: int = option(128, help="token budget per prompt", low=16, high=4096)
+    revision: int = option(0, help="the page's revision counter", low=0, high=2**53)
+    sample: int = option(64, help="examples scored for accuracy", low=1, high=MAX_SAMPLE)
+    seed: int = option(0, help="seed of the sample", low=0, high=2**31)
+
+
 log = logging.getLogger("lmbff.studio")
 
 
@@ -91,8 +107,8 @@ class Studio:
     def preview_examples(self, task_file: TaskFile, body: dict) -> tuple[list[Example], list[Example], int]:
         """The examples the page shows (``n`` from ``start``), all of the file's, and the rows skipped."""
         examples, skipped = self.read_examples(task_file, _string(body, "data"))
-        start = _int(body, "start", 0, 0, 10**9)
-        return examples[start : start + _int(body, "n", 8, 1, MAX_PREVIEW)], examples, skipped
+        start = _int(body, "start")
+        return examples[start : start + _int(body, "n")], examples, skipped
 
     def draft(self, body: dict, task_file: TaskFile, prompt: dict | None = None) -> Draft:
         prompt = prompt or body
@@ -111,7 +127,7 @@ class Studio:
         if self.model.tokenizer is None:
             raise ModelNotReady("the tokenizer is loading")
         lm = self.model.require().model if with_model else None  # rendering needs the tokenizer only
-        length = _int(body, "max_length", self.max_length, 16, 4096)
+        length = _int(body, "max_length", self.max_length)
         try:
             return scorer_for(draft, lm, self.model.tokenizer, self.model.kind, length)
         except (TemplateError, ValueError) as exc:
@@ -156,10 +172,12 @@ def _string(body: dict, key: str, default: str | None = None) -> str:
     return value
 
 
-def _int(body: dict, key: str, default: int, low: int, high: int) -> int:
-    value = body.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ApiError(400, f"field '{key}': expected an integer from {low} to {high}, got {value!r}")
+def _int(body: dict, key: str, default: int | None = None) -> int:
+    """A number of the request (:class:`RequestNumbers`), or ``default`` (its declared default when None)."""
+    value = body.get(key, getattr(RequestNumbers, key) if default is None else default)
+    problem = field_problem(RequestNumbers, key, value)
+    if problem:
+        raise ApiError(400, f"field '{key}': {problem.replace('must be', 'expected')}, got {value!r}")
     return value
 
 
@@ -181,7 +199,7 @@ def _file_ref(body: dict, key: str = "file") -> TaskFileRef:
 
 def _ticket(studio: Studio, body: dict, channel: str):
     client = _string(body, "client", default="anonymous")
-    return studio.revisions.claim(client, channel, _int(body, "revision", 0, 0, 2**53))
+    return studio.revisions.claim(client, channel, _int(body, "revision"))
 
 
 # ---- endpoints ------------------------------------------------------------------------------------
@@ -350,8 +368,8 @@ def _evaluation_inputs(studio: Studio, body: dict):
         raise ApiError(400, "field 'prompts': expected a list of one or two {name, template, label_words}")
     scorers = [studio.scorer(studio.draft(body, task_file, p), body, with_model=True) for p in prompts]
     examples, _ = studio.read_examples(task_file, _string(body, "data"))
-    size = _int(body, "sample", 64, 1, MAX_SAMPLE)
-    sample = random.Random(_int(body, "seed", 0, 0, 2**31)).sample(examples, min(size, len(examples)))
+    size = _int(body, "sample")
+    sample = random.Random(_int(body, "seed")).sample(examples, min(size, len(examples)))
     return task_file, scorers, sample
 
 
