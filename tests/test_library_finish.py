@@ -395,3 +395,29 @@ def test_the_studio_s_request_numbers_go_through_the_one_validation_path():
         key = next(iter(body))
         with pytest.raises(ApiError, match=rf"field '{key}': expected a whole number from \d+ to \d+, got"):
             _int(body, key)
+
+
+def test_deprecations_are_not_silenced_suite_wide():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    filters = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert not any(
+        "DeprecationWarning" in f and f.startswith("ignore") for f in filters.get("filterwarnings", [])
+    )
+
+
+def test_the_repository_tracks_evidence_not_run_folders():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
+    files = tracked.splitlines()
+    assert len(files) < 400, len(files)
+    results = [f for f in files if f.startswith("benchmarks/results/")]
+    assert results and all(f.count("/") == 2 and f.endswith(".jsonl") for f in results)
