@@ -398,8 +398,9 @@ def test_the_studio_s_request_numbers_go_through_the_one_validation_path():
 
 
 def test_deprecations_are_not_silenced_suite_wide():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(__file__).resolve().parents[1]
     filters = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
