@@ -579,6 +579,40 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         return super().score(X, to_label_list(y, len(y)), sample_weight=sample_weight)
 
     # ---- saving and loading ----------------------------------------------------------------------
+    def distill(self, unlabelled: str | os.PathLike, out: str | os.PathLike, *, columns: dict | None = None,
+                progress: bool | None = None, **options):  # fmt: skip
+        """Distil this fitted classifier into a small student (:mod:`lmbff.distill`): it labels the texts
+        of ``unlabelled`` (a data file, or a ``.txt`` of one text per line) with its probabilities, and a
+        sentence encoder with a classification head (``student=``, default all-MiniLM-L6-v2) learns
+        them. ``options`` are :class:`lmbff.distill.DistillConfig` fields. Writes the student folder
+        ``out`` and returns it loaded (``predict``, ``predict_proba``, ``score``).
+
+        Raises:
+            ConfigError: a bad option or a regression task; DataError: a bad unlabelled file;
+                FileExistsError: ``out`` exists. All before the student loads.
+        """
+        from .distill.config import DistillConfig
+        from .distill.run import distill
+        from .distill.student import StudentClassifier
+
+        check_is_fitted(self, "prompt_model_")
+        config = DistillConfig(**options)
+        labels = list(self.task_.labels)
+        order = [list(self.classes_.astype(str)).index(label) for label in labels]  # classes_ -> task order
+
+        def teacher(examples):
+            return self.predict_proba([e.fields for e in examples])[:, order]
+
+        record = {"classifier": {k: repr(v) if not isinstance(v, (str, int, float, bool, type(None))) else v
+                                 for k, v in self.get_params(deep=False).items()},
+                  "base_model": self.base_.name, "fingerprint": self.base_.fingerprint}  # fmt: skip
+        distill(
+            teacher, self.task_, unlabelled, out, config, teacher_record=record, columns=columns,
+            classes=[self.classes_.tolist()[i] for i in order],
+            progress=self.verbose if progress is None else progress,
+        )  # fmt: skip
+        return StudentClassifier.load(out)
+
     def save(self, folder: str | os.PathLike) -> Path:
         """Write a self-contained state: the trained tensors (safetensors) and everything that scores
         them (task, template, label words and their token ids, mode, limits, calibration, classes,
@@ -616,13 +650,18 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         loaded: LoadedModel | None = None,
     ) -> PromptClassifier:
         """A saved classifier on its base model (``model``: a name, folder or loaded base; default: the
-        one it was trained on). Reads no task file; works from any directory.
+        one it was trained on). Reads no task file; works from any directory. A distilled student's
+        folder (:meth:`distill`) loads as a :class:`lmbff.distill.StudentClassifier`, with the same
+        ``predict``, ``predict_proba``, ``score`` and ``classes_``.
 
         Raises:
             StateError: not a saved classifier, or ``model`` is not the base it was trained on.
         """
+        from .distill.student import StudentClassifier, is_student
         from .state import StateError
 
+        if is_student(folder):
+            return StudentClassifier.load(folder)
         state = TrainedState.load(folder)
         settings = state.experiment.get("classifier")
         if state.experiment.get("method") == "finetune":

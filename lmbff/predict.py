@@ -13,7 +13,9 @@ import numpy as np
 
 from .config import check_precision
 from .data import column_mapping, load_split
+from .distill.student import is_student, load_student
 from .distributed import is_main_process
+from .errors import ConfigError
 from .evaluate import results_markdown, score_examples
 from .experiment import abstain_on_test, with_abstentions
 from .legacy import legacy_demonstrations
@@ -53,11 +55,20 @@ def predict_with_states(
     loaded: dict[tuple, LoadedModel] = {}
     summaries = []
     names: set[str] = set()
-    opened = [TrainedState.load(folder) for folder in states]  # every state checked before any model loads
-    for state in opened:
-        if state.experiment.get("method") == "finetune":
+    # every state checked before any model loads; a distilled student (lmbff.distill) is scored by itself
+    opened = [None if is_student(folder) else TrainedState.load(folder) for folder in states]
+    for folder, state in zip(states, opened, strict=True):
+        if state is None and data_dir is None:
+            raise ConfigError(f"{folder}: a student has no data of its own; pass --data-dir or --data-file")
+        if state is not None and state.experiment.get("method") == "finetune":
             raise StateError(f"{state.folder}: {FINETUNE_STATE}; lmbff predict scores prompt-based states")
     for folder, state in zip(states, opened, strict=True):
+        if state is None:
+            name = _unique(Path(folder).resolve().name, names)
+            summaries.append(
+                _predict_student(folder, data_dir, split, Path(out) / name, text_columns, label_column)
+            )
+            continue
         wanted = precision or state.precision
         key = (*state.base_name(model), wanted)
         if key not in loaded:
@@ -85,27 +96,37 @@ def _score_state(
     ).examples
     outside = [e for e in examples if outside_label is not None and e.label == outside_label]
     examples = [e for e in examples if outside_label is None or e.label != outside_label]
-    demos = state.scoring.demonstration_pool() if state.scoring is not None else None
-    if demos is None and state.experiment.get("method") == "prompt-demos":  # a format-1 state
-        demos = legacy_demonstrations(state.experiment, task)
-    seed = _seed(state)
-    attached = state.attach(scorer)
-    try:
-        log_scores = scorer.predict_log_scores(
-            examples,
-            batch_size=SCORING_BATCH_SIZE,
-            demonstrations=demos,
-            seed=seed,
-            progress=progress and f"{task.name} ({Path(folder)})",
-        )
-        abstaining: dict | None = None
+    abstaining: dict | None = None
+
+    def then(demos, seed, log_scores):
+        nonlocal abstaining
         if abstain:  # the rule its run chose on dev (lmbff.out_of_scope)
             abstaining = abstain_on_test(
                 outside_label, scorer, task, examples, log_scores, outside, demos, seed, rule=abstain
             )
+
+    log_scores = state_log_scores(state, scorer, examples, progress and f"{task.name} ({Path(folder)})", then)
+    return {"examples": examples, "log_scores": log_scores, "abstaining": abstaining, "label": outside_label}
+
+
+def state_log_scores(state: TrainedState, scorer, examples: list, progress: bool | str = False, then=None):
+    """Class log-scores (N, C) of ``examples`` as the state's run scored (its demonstrations, seed and
+    batch size), with the state attached to ``scorer``'s base for the scoring only; ``then(demos, seed,
+    log_scores)`` runs while it is still attached."""
+    demos = state.scoring.demonstration_pool() if state.scoring is not None else None
+    if demos is None and state.experiment.get("method") == "prompt-demos":  # a format-1 state
+        demos = legacy_demonstrations(state.experiment, scorer.task)
+    seed = _seed(state)
+    attached = state.attach(scorer)
+    try:
+        log_scores = scorer.predict_log_scores(
+            examples, batch_size=SCORING_BATCH_SIZE, demonstrations=demos, seed=seed, progress=progress
+        )
+        if then is not None:
+            then(demos, seed, log_scores)
     finally:
         attached.detach()
-    return {"examples": examples, "log_scores": log_scores, "abstaining": abstaining, "label": outside_label}
+    return log_scores
 
 
 def _write_scored(state: TrainedState, scorer, base, scored: dict, split: str, target: Path, folder) -> dict:
@@ -153,6 +174,42 @@ def _write_scored(state: TrainedState, scorer, base, scored: dict, split: str, t
         records = with_abstentions(records, scored["abstaining"], scored["label"])
     if is_main_process():  # under a launcher every process has every score; the main one writes
         run.write(target, markdown=markdown, records=records)
+    summary["out"] = str(target)
+    return summary
+
+
+def _predict_student(folder, source: str, split: str, target: Path, text_columns, label_column: str) -> dict:
+    """A distilled student's scores on ``split`` of ``source``, written as any scoring run's are."""
+    student, config = load_student(folder)
+    task = student.task
+    examples = load_split(
+        source,
+        split,
+        task,
+        require_label=False,
+        columns=column_mapping(task.fields, text_columns, label_column),
+    ).examples
+    log_scores = student.predict_log_proba(examples)
+    summary = {"state": str(folder), "task": task.name, "metric": task.metric, "split": split,
+               "examples": len(examples)}  # fmt: skip
+    title = f"{task.name}: {target.name} ({split})"
+    if all(e.label is not None for e in examples):
+        result = score_examples(task, examples, log_scores, "student (encoder)")
+        predictions, summary["metrics"] = result.predictions, result.metrics
+        markdown = results_markdown(task, [result], title)
+    else:
+        predictions = [task.labels[i] for i in np.argmax(log_scores, axis=1)]
+        markdown = f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
+    run = RunResult(
+        task=task.name, method="student", backend="encoder", model=config["distill"]["student"],
+        template="", seed=config["distill"]["seed"], metric=task.metric, test=summary.get("metrics", {}),
+        details={"state": str(folder), "split": split, "examples": len(examples),
+                 "teacher": config["teacher"]},
+    )  # fmt: skip
+    if is_main_process():
+        run.write(
+            target, markdown=markdown, records=prediction_records(task, examples, log_scores, predictions)
+        )
     summary["out"] = str(target)
     return summary
 

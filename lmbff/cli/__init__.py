@@ -11,12 +11,12 @@ import traceback
 from pathlib import Path
 
 from ..logs import shown
-from . import evaluate, events, search, studio, templates, training
+from . import distill, evaluate, events, search, studio, templates, training
 from .common import USER_ERRORS, console, escape
 from .training import _experiment_config
 
 __all__ = ["_experiment_config", "build_parser", "main"]
-GROUPS = (evaluate, training, search, events, templates, studio)
+GROUPS = (evaluate, training, search, distill, events, templates, studio)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,44 @@
+"""From a tuned prompt model to a small, fast classifier (issue 38): a teacher (saved states, an ensemble
+of them, or a fitted PromptClassifier) labels unlabelled texts with its class probabilities, and a
+student (a sentence encoder with a classification head) learns them (:mod:`lmbff.distill.run`). The
+student is a self-contained folder (:mod:`lmbff.distill.student`) that ``PromptClassifier.load`` and
+``lmbff predict`` read.
+
+Names load on first use (PEP 562): the command line reads :mod:`lmbff.distill.config` for its options
+without importing torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "STUDENT_KINDS": "config",
+    "DistillConfig": "config",
+    "distill": "run",
+    "read_unlabelled": "run",
+    "teacher_from_states": "run",
+    "train_student": "run",
+    "EncoderStudent": "student",
+    "StudentClassifier": "student",
+    "is_student": "student",
+    "load_student": "student",
+}
+__all__ = [
+    "STUDENT_KINDS",
+    "DistillConfig",
+    "EncoderStudent",
+    "StudentClassifier",
+    "distill",
+    "is_student",
+    "load_student",
+    "read_unlabelled",
+    "teacher_from_states",
+    "train_student",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lmbff.distill' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
