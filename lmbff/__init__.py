@@ -44,6 +44,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "run": ("lmbff.runs", "run"),
     "TrainedState": ("lmbff.state", "TrainedState"),
     "predict_with_states": ("lmbff.predict", "predict_with_states"),
+    # deployment: distilled students
+    "DistillConfig": ("lmbff.distill.config", "DistillConfig"),
+    "StudentClassifier": ("lmbff.distill.student", "StudentClassifier"),
     # extending: tuning backends and scoring modes
     "TuningConfig": ("lmbff.tuning", "TuningConfig"),
     "make_config": ("lmbff.tuning", "make_config"),
@@ -68,6 +71,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DemonstrationConfig",
+    "DistillConfig",
     "Example",
     "ExperimentConfig",
     "InputError",
@@ -81,6 +85,7 @@ __all__ = [
     "PrototypeConfig",
     "ScoringMode",
     "StateError",
+    "StudentClassifier",
     "Task",
     "TaskFile",
     "TaskFileError",
@@ -133,6 +138,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         TrainingArguments,
     )
     from .data import Example, load_split, read_examples
+    from .distill.config import DistillConfig
+    from .distill.student import StudentClassifier
     from .errors import (
         ConfigError,
         DataError,

@@ -1,0 +1,220 @@
+"""Deployment: a prompt-tuned teacher distilled into a small student (issue 38).
+
+    python benchmarks/deploy.py run --data-root ../shared/data --tasks SST-2 --seeds 13 \
+        --unlabelled 2000 --out benchmarks/results/deploy
+    python benchmarks/deploy.py report --out benchmarks/results/deploy
+
+Per task and seed (LM-BFF's official 16-shot splits), each step in its own process (its own peak memory),
+one at a time:
+
+- ``teacher``: ``PromptClassifier(task)`` (TREC: its slot-last ``answer_type`` template, as the
+  few-shot benchmarks use for a causal LM) with its defaults (the ``fast`` preset: LoRA, the embedded
+  default Gemma 3 270M, ``precision`` auto: bf16 on these cores), fitted on the split's train rows with
+  its dev rows, saved as a state outside the repository (``--work``);
+- ``student``: ``lmbff distill`` from that state: the teacher labels the first ``--unlabelled`` texts of
+  the task's full ``train.tsv`` (their gold labels unread), and all-MiniLM-L6-v2 with a head learns its
+  probabilities (the DistillConfig defaults: temperature 2, 3 epochs, batch 32, 5e-5);
+- each is scored on the full test set: accuracy, examples per second at batch 32, single-example
+  latency through the Python API (``predict_proba`` on a list of one; p50 and p95 over 200 test texts),
+  size on disk and peak memory. The student is also scored with dynamic int8 linear layers
+  (``torch.ao.quantization.quantize_dynamic``, in memory).
+
+Results: ``<out>/<task>/<seed>/<role>.json``; ``report`` writes ``<out>/report.md`` and ``report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROLES = ("teacher", "student")
+LATENCY_TEXTS = 200
+
+
+def _read(path: Path) -> tuple[list[str], list[str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    rows = [line.split("\t") for line in lines if line]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def _folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def _measure(predict_proba, texts: list[str], gold: list[str], classes) -> dict:
+    """Accuracy and examples/s at batch 32 over ``texts``; latency of one example through the API."""
+    import numpy as np
+
+    started = time.perf_counter()
+    probabilities = np.concatenate([predict_proba(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+    seconds = time.perf_counter() - started
+    predicted = [str(classes[i]) for i in probabilities.argmax(1)]
+    latencies = []
+    for text in texts[:LATENCY_TEXTS]:
+        one = time.perf_counter()
+        predict_proba([text])
+        latencies.append(1000 * (time.perf_counter() - one))
+    latencies.sort()
+    return {
+        "accuracy": float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)])),
+        "examples_per_second": len(texts) / seconds,
+        "latency_ms_p50": statistics.median(latencies),
+        "latency_ms_p95": latencies[int(0.95 * (len(latencies) - 1))],
+        "test_examples": len(texts),
+    }
+
+
+def run_child(spec: dict) -> dict:
+    import torch
+
+    from lmbff import PromptClassifier
+    from lmbff.memory import PeakMemory
+
+    memory = PeakMemory()
+    task_dir = Path(spec["data_root"]) / spec["task"]
+    split = task_dir / "k-shot" / f"16-{spec['seed']}"
+    test_x, test_y = _read(task_dir / "test.tsv")
+    work = Path(spec["work"]) / spec["task"] / str(spec["seed"])
+    state, student = work / "teacher", work / "student"
+    result: dict = {"task": spec["task"], "seed": spec["seed"], "role": spec["role"]}
+    if spec["role"] == "teacher":
+        train_x, train_y = _read(split / "train.tsv")
+        dev_x, dev_y = _read(split / "dev.tsv")
+        started = time.perf_counter()
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from lmbff_tasks import BY_NAME  # the template a causal LM uses (TREC: answer_type, slot last)
+
+        template = BY_NAME[spec["task"]].causal_template if spec["task"] in BY_NAME else None
+        clf = PromptClassifier(spec["task"], template=template, seed=spec["seed"], verbose=False)
+        clf.fit(train_x, train_y, X_dev=dev_x, y_dev=dev_y)
+        result["fit_seconds"] = time.perf_counter() - started
+        if not state.exists():
+            clf.save(state)
+        result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
+        result["precision"] = clf.base_.precision
+        result["size_mb"] = _folder_mb(state) + _folder_mb(Path(clf.base_.path))  # the state and its base
+    else:
+        from lmbff.distill import DistillConfig, distill, teacher_from_states
+
+        if not student.exists():
+            teacher, task, record = teacher_from_states([state], progress=False)
+            started = time.perf_counter()
+            distill(
+                teacher, task, task_dir / "train.tsv", student,
+                DistillConfig(max_unlabelled=spec["unlabelled"], seed=spec["seed"]), teacher_record=record,
+                progress=False,
+            )  # fmt: skip
+            result["fit_seconds"] = time.perf_counter() - started
+        config = json.loads((student / "config.json").read_text())
+        result["agreement"] = config["agreement"]
+        result["distill_seconds"] = config["seconds"]
+        clf = PromptClassifier.load(student)
+        result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
+        result["size_mb"] = _folder_mb(student)
+        quantized = torch.ao.quantization.quantize_dynamic(clf.student, {torch.nn.Linear}, dtype=torch.qint8)
+        clf.student = quantized
+        result["int8"] = _measure(clf.predict_proba, test_x, test_y, clf.classes_)
+    result["peak_memory_mb"] = memory.peak_mb()
+    result["threads"] = torch.get_num_threads()
+    return result
+
+
+def run(args) -> None:
+    out = Path(args.out)
+    for task in args.tasks.split(","):
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for role in ROLES:
+                target = out / task / str(seed) / f"{role}.json"
+                if target.exists():
+                    continue
+                spec = {"data_root": str(args.data_root), "task": task, "seed": seed, "role": role,
+                        "work": str(Path(args.work).expanduser()), "unlabelled": args.unlabelled}  # fmt: skip
+                done = subprocess.run(
+                    [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    sys.exit(f"{task} seed {seed} {role} failed:\n{done.stderr[-3000:]}")
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(result, indent=2) + "\n")
+                print(json.dumps(result), flush=True)
+    report(out)
+
+
+def report(out: Path) -> None:
+    rows = [
+        json.loads(p.read_text())
+        for p in sorted(out.rglob("*.json"))
+        if p.name in ("teacher.json", "student.json")
+    ]
+    by: dict = {}
+    for r in rows:
+        by.setdefault((r["task"], r["role"]), []).append(r)
+        if "int8" in r:
+            by.setdefault((r["task"], "student int8"), []).append({**r["int8"], "size_mb": r["size_mb"]})
+
+    def cell(runs, key, digits=1, scale=1.0):
+        values = [scale * r[key] for r in runs if key in r]
+        if not values:
+            return ""
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        return f"{statistics.mean(values):.{digits}f} ({statistics.stdev(values):.{digits}f})"
+
+    lines = [
+        "| task | model | seeds | test accuracy | examples/s (batch 32) | latency p50 / p95 ms | size MB "
+        "| peak MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    summary = []
+    for (task, role), runs in sorted(by.items()):
+        lines.append(
+            f"| {task} | {role} | {len(runs)} | {cell(runs, 'accuracy', 1, 100)} "
+            f"| {cell(runs, 'examples_per_second')} "
+            f"| {cell(runs, 'latency_ms_p50')} / {cell(runs, 'latency_ms_p95')} | {cell(runs, 'size_mb', 0)} "
+            f"| {cell(runs, 'peak_memory_mb', 0)} |"
+        )
+        summary.append({"task": task, "model": role, "runs": runs})
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    p.add_argument("--tasks", default="SST-2")
+    p.add_argument("--seeds", default="13")
+    p.add_argument(
+        "--unlabelled", type=int, default=2000, help="texts of the task's train.tsv the teacher labels"
+    )
+    p.add_argument(
+        "--work", default="~/.cache/lmbff/deploy", help="states and students (outside the repository)"
+    )
+    p.add_argument("--out", default="benchmarks/results/deploy")
+    p = sub.add_parser("report")
+    p.add_argument("--out", default="benchmarks/results/deploy")
+    p = sub.add_parser("child")
+    p.add_argument("spec")
+    args = parser.parse_args()
+    if args.command == "child":
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        print(json.dumps(run_child(json.loads(args.spec))))
+        return 0
+    if args.command == "report":
+        report(Path(args.out))
+        return 0
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
