@@ -145,3 +145,29 @@ def test_a_student_folder_missing_a_file_is_refused_naming_it(teacher, bert_dir,
     (tmp_path / "student" / "head.safetensors").unlink()
     with pytest.raises(StateError, match=r"missing head\.safetensors"):
         PromptClassifier.load(tmp_path / "student")
+
+
+def test_an_int8_student_is_a_smaller_folder_that_reloads_bit_identically_from_a_moved_folder(
+    teacher, bert_dir, tmp_path, capsys
+):
+    clf, _ = teacher
+    fp32 = clf.distill(_unlabelled(tmp_path), tmp_path / "student", student=str(bert_dir), epochs=1)
+    assert (
+        main(["compress", "--student", str(tmp_path / "student"), "--int8", "--out", str(tmp_path / "int8")])
+        == 0
+    )
+    assert "int8 student written" in capsys.readouterr().out
+    assert not (tmp_path / "int8" / "encoder" / "model.safetensors").exists()  # no float weights kept
+    small = PromptClassifier.load(tmp_path / "int8")
+    expected = small.predict_proba(TEXTS)
+    assert np.abs(expected - fp32.predict_proba(TEXTS)).max() < 0.1  # close to the float student
+    shutil.move(tmp_path / "int8", tmp_path / "moved-int8")
+    assert np.array_equal(PromptClassifier.load(tmp_path / "moved-int8").predict_proba(TEXTS), expected)
+    config = json.loads((tmp_path / "moved-int8" / "config.json").read_text())
+    assert config["compression"]["kind"] == "int8"
+    capsys.readouterr()
+    assert (
+        main(["compress", "--student", str(tmp_path / "moved-int8"), "--int8", "--out", str(tmp_path / "x")])
+        == 2
+    )
+    assert "already compressed" in capsys.readouterr().out and not (tmp_path / "x").exists()

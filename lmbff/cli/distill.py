@@ -35,6 +35,12 @@ def add_parsers(sub) -> None:
     _add_dataclass_args(p, DistillConfig)
     p.set_defaults(handler=cmd_distill)
 
+    p = sub.add_parser("compress", help="a student with int8 linear layers, for CPU inference (a new folder)")
+    p.add_argument("--student", required=True, metavar="FOLDER", help="a student folder (lmbff distill)")
+    p.add_argument("--int8", action="store_true", required=True, help="dynamic int8 linear layers")
+    p.add_argument("--out", required=True, help="the compressed student folder to write (must not exist)")
+    p.set_defaults(handler=cmd_compress)
+
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from dataclasses import fields
@@ -55,5 +61,18 @@ def cmd_distill(args: argparse.Namespace) -> int:
         f"student written to {escape(args.out)}: {result['unlabelled']['texts']} texts, agreement with the "
         f"teacher {result['agreement']:.3f}; teacher {result['seconds']['teacher_labelling']:.0f} s, "
         f"training {result['seconds']['training']:.0f} s, peak {result['peak_memory_mb']:,.0f} MB"
+    )
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..distill.compress import compress_student
+
+    out = compress_student(args.student, args.out, "int8")
+    size = lambda folder: sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20  # noqa: E731
+    console.print(
+        f"int8 student written to {escape(str(out))}: {size(out):.0f} MB (was {size(args.student):.0f} MB)"
     )
     return 0

@@ -35,13 +35,6 @@ CONFIG = "config.json"
 HEAD = "head.safetensors"
 ENCODER = "encoder"
 # What a student folder must hold to load (the tokenizer's own files vary by tokenizer).
-REQUIRED = (
-    CONFIG,
-    HEAD,
-    f"{ENCODER}/config.json",
-    f"{ENCODER}/model.safetensors",
-    f"{ENCODER}/tokenizer_config.json",
-)
 
 
 def resolve_student(name: str) -> str:
@@ -160,17 +153,29 @@ def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
     from transformers import AutoModel, AutoTokenizer
 
     folder = Path(folder)
-    missing = [name for name in REQUIRED if not (folder / name).is_file()]
-    if missing:
-        raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
+    if not (folder / CONFIG).is_file():
+        raise StateError(f"{folder}: not a complete student folder; missing {CONFIG}")
     try:
         config = json.loads((folder / CONFIG).read_text())
     except ValueError as error:
         raise StateError(f"{folder / CONFIG}: not JSON ({error})") from None
-    if config.get("kind") != STUDENT_KIND:
-        raise StateError(f"{folder / CONFIG}: not a student (kind {config.get('kind')!r})")
+    if not isinstance(config, dict) or config.get("kind") != STUDENT_KIND:
+        kind = config.get("kind") if isinstance(config, dict) else None
+        raise StateError(f"{folder / CONFIG}: not a student (kind {kind!r})")
+    compressed = bool(config.get("compression"))
+    required = [CONFIG, HEAD, f"{ENCODER}/config.json", f"{ENCODER}/tokenizer_config.json"]
+    if not compressed:
+        required.append(f"{ENCODER}/model.safetensors")
+    missing = [name for name in required if not (folder / name).is_file()]
+    if missing:
+        raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
     task = Task.from_dict(config["task"])
-    encoder = AutoModel.from_pretrained(folder / ENCODER, dtype=torch.float32)
+    if compressed:  # lmbff.distill.compress: int8 linear layers, built from the stored integers
+        from .compress import load_compressed_encoder
+
+        encoder = load_compressed_encoder(folder, config)
+    else:
+        encoder = AutoModel.from_pretrained(folder / ENCODER, dtype=torch.float32)
     student = EncoderStudent(
         encoder, AutoTokenizer.from_pretrained(folder / ENCODER), task, config["max_length"]
     )
