@@ -171,7 +171,7 @@ def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
         raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
     task = Task.from_dict(config["task"])
     if compressed:  # lmbff.distill.compress: int8 linear layers, built from the stored integers
-        from .compress import load_compressed_encoder
+        from .int8 import load_compressed_encoder
 
         encoder = load_compressed_encoder(folder, config)
     else:

@@ -1,0 +1,115 @@
+"""Dynamic int8 linear layers for a student's encoder, as plain tensors: what :mod:`lmbff.distill.compress`
+writes and :func:`lmbff.distill.student.load_student` reads.
+
+Why by hand: torch's quantized modules pickle their packed weights (``torch.save``), and this toolkit never
+unpickles; the int8 values, scales and zero points are plain tensors that safetensors holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import StateError
+from ..files import read_safetensors
+
+INT8_WEIGHTS = "encoder_int8.safetensors"
+CONFIG = "config.json"
+ENCODER = "encoder"
+
+
+@contextlib.contextmanager
+def _quantization_deprecations() -> Iterator[None]:
+    """torch 2.13 marks torch.ao.quantization and its quantized tensor functions deprecated in favour of
+    torchao, which this toolkit does not depend on. The API is still there, and it is what the
+    measurements used (docs/distillation.md). These two warnings, understood, are silenced here; any
+    other still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", ".*quantize_per_tensor.*deprecated", UserWarning)
+        yield
+
+
+def quantize(encoder: nn.Module) -> nn.Module:
+    """The encoder with dynamic int8 linear layers (torch's default dynamic qconfig)."""
+    with _quantization_deprecations():
+        return torch.ao.quantization.quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8)
+
+
+def int8_tensors(quantized: nn.Module) -> dict[str, torch.Tensor]:
+    """Every tensor of a dynamically quantized encoder as plain tensors: int8 weights with their scale and
+    zero point (per tensor or per output channel), and the float parameters and buffers as they are."""
+    tensors: dict[str, torch.Tensor] = {}
+    linear_names = set()
+    for name, module in quantized.named_modules():
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            linear_names.add(name)
+            weight, bias = module._weight_bias()
+            tensors[f"{name}.int8_weight"] = weight.int_repr().contiguous()
+            if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+                tensors[f"{name}.scales"] = weight.q_per_channel_scales().float().contiguous()
+                tensors[f"{name}.zero_points"] = weight.q_per_channel_zero_points().contiguous()
+            else:
+                tensors[f"{name}.scales"] = torch.tensor([weight.q_scale()], dtype=torch.float32)
+                tensors[f"{name}.zero_points"] = torch.tensor([weight.q_zero_point()], dtype=torch.int64)
+            if bias is not None:
+                tensors[f"{name}.bias"] = bias.detach().float().contiguous()
+    for name, value in quantized.state_dict().items():  # persistent tensors only, as a float model has
+        parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        if isinstance(value, torch.Tensor) and not parents & linear_names:
+            tensors[name] = value.detach().contiguous()
+    return tensors
+
+
+def _restore_int8(encoder: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> nn.Module:
+    """The float ``encoder`` (built from its config) with the stored tensors: its other parameters loaded
+    first, then quantized, then every linear layer given its stored integers, scales and zero points."""
+    int8_parts = ("int8_weight", "scales", "zero_points", "bias")
+    linear = {name.rsplit(".", 1)[0] for name in tensors if name.endswith(".int8_weight")}
+    rest = {
+        n: v
+        for n, v in tensors.items()
+        if not (n.rsplit(".", 1)[0] in linear and n.rsplit(".", 1)[1] in int8_parts)
+    }
+    missing, unexpected = encoder.load_state_dict(rest, strict=False)
+    missing = [m for m in missing if m.rsplit(".", 1)[0] not in linear]
+    if missing or unexpected:
+        raise StateError(
+            f"{where}: does not fit the encoder (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    quantized = quantize(encoder)
+    for name, module in quantized.named_modules():
+        if not isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            continue
+        if name not in linear:
+            raise StateError(f"{where}: no int8 weight for the encoder's layer {name}")
+        values = tensors[f"{name}.int8_weight"].to(torch.int32)
+        scales, zero_points = tensors[f"{name}.scales"], tensors[f"{name}.zero_points"]
+        # the stored integers exactly: (q - zero point) * scale re-quantizes to q with the same scale
+        with _quantization_deprecations():
+            if scales.numel() > 1:
+                real = (values - zero_points[:, None]).float() * scales[:, None]
+                weight = torch.quantize_per_channel(real, scales.double(), zero_points, 0, torch.qint8)
+            else:
+                real = (values - zero_points.item()).float() * scales.item()
+                weight = torch.quantize_per_tensor(real, scales.item(), int(zero_points.item()), torch.qint8)
+            module.set_weight_bias(weight, tensors.get(f"{name}.bias"))
+    return quantized
+
+
+def load_compressed_encoder(folder: Path, config: dict) -> nn.Module:
+    """The int8 encoder of a compressed student folder, built from its config (no float weights read)."""
+    from transformers import AutoConfig, AutoModel
+
+    if (config.get("compression") or {}).get("kind") != "int8":
+        raise StateError(f"{folder / CONFIG}: unknown compression {config.get('compression')!r}")
+    if not (folder / INT8_WEIGHTS).is_file():
+        raise StateError(f"{folder}: not a complete compressed student; missing {INT8_WEIGHTS}")
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder / ENCODER), dtype=torch.float32)
+    tensors = read_safetensors(str(folder / INT8_WEIGHTS))
+    return _restore_int8(encoder, tensors, str(folder / INT8_WEIGHTS)).eval()
