@@ -147,6 +147,20 @@ def run(args) -> None:
     report(out)
 
 
+def _setfit(task: str, seeds: list[int]) -> list[float]:
+    """SetFit 1.2.0's test accuracy on the same seeds, from the LM-BFF table's runs (its JSON-lines file)."""
+    store = Path(__file__).resolve().parent / "results" / "lmbff_table.jsonl"
+    if not store.exists():
+        return []
+    found = {}
+    for line in store.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        metrics = record.get("json")
+        if record["path"].startswith(f"runs/{task}/setfit/") and record["path"].endswith("metrics.json"):
+            found[metrics["seed"]] = metrics["test"]["accuracy"]
+    return [found[s] for s in seeds if s in found]
+
+
 def report(out: Path) -> None:
     rows = [
         json.loads(p.read_text())
@@ -169,18 +183,32 @@ def report(out: Path) -> None:
 
     lines = [
         "| task | model | seeds | test accuracy | examples/s (batch 32) | latency p50 / p95 ms | size MB "
-        "| peak MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak MB | accuracy / teacher | speed / teacher |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = []
     for (task, role), runs in sorted(by.items()):
+        teacher = by.get((task, "teacher"), [])
+        ratio = speed = ""
+        if teacher and role != "teacher":
+            mean = lambda group, key: statistics.mean(r[key] for r in group)  # noqa: E731
+            ratio = f"{mean(runs, 'accuracy') / mean(teacher, 'accuracy'):.3f}"
+            speed = f"{mean(runs, 'examples_per_second') / mean(teacher, 'examples_per_second'):.1f}x"
         lines.append(
             f"| {task} | {role} | {len(runs)} | {cell(runs, 'accuracy', 1, 100)} "
             f"| {cell(runs, 'examples_per_second')} "
             f"| {cell(runs, 'latency_ms_p50')} / {cell(runs, 'latency_ms_p95')} | {cell(runs, 'size_mb', 0)} "
-            f"| {cell(runs, 'peak_memory_mb', 0)} |"
+            f"| {cell(runs, 'peak_memory_mb', 0)} | {ratio} | {speed} |"
         )
         summary.append({"task": task, "model": role, "runs": runs})
+    for task in sorted({task for task, _ in by}):
+        seeds = sorted(r["seed"] for r in by.get((task, "teacher"), []))
+        setfit = _setfit(task, seeds)
+        if setfit:
+            lines.append(
+                f"| {task} | SetFit 1.2.0 (the LM-BFF table's runs, same seeds) | {len(setfit)} "
+                f"| {100 * statistics.mean(setfit):.1f} | | | | | | |"
+            )
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines))
