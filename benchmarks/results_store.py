@@ -62,17 +62,17 @@ def _text(record: dict) -> str:
 def pack_one(folder: Path) -> Path:
     """``folder`` (one benchmark's run folders) -> ``<folder>.jsonl``, written atomically, checked to
     unpack to the same bytes before it replaces the old file."""
-    records = []
+    records, originals = [], {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if not path.is_file() or not _stored_relative(relative):
             continue
-        raw = path.read_bytes().decode("utf-8")
-        records.append(_record(relative.as_posix(), raw))
+        originals[relative.as_posix()] = path.read_bytes()
+        records.append(_record(relative.as_posix(), originals[relative.as_posix()].decode("utf-8")))
     target = folder.with_suffix(".jsonl")
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    for record in (json.loads(line) for line in lines.splitlines()):
-        if _text(record).encode("utf-8") != (folder / record["path"]).read_bytes():
+    for record in (json.loads(line) for line in lines.splitlines()):  # as unpack will read them
+        if _text(record).encode("utf-8") != originals[record["path"]]:
             raise SystemExit(f"{folder / record['path']}: would not unpack to the same bytes; not packed")
     handle, scratch = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     with os.fdopen(handle, "w", encoding="utf-8") as out:

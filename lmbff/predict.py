@@ -129,26 +129,32 @@ def state_log_scores(state: TrainedState, scorer, examples: list, progress: bool
     return log_scores
 
 
+def _scored_outputs(folder, task, examples: list, log_scores, split: str, name: str, target: Path):
+    """(summary, predictions, results.md text) of a scoring run: metrics where every example has a gold
+    label, else predictions only (a regression task's values, or the labels)."""
+    summary = {"state": str(folder), "task": task.name, "metric": task.metric, "split": split,
+               "examples": len(examples)}  # fmt: skip
+    title = f"{task.name}: {target.name} ({split})"
+    if all(e.label is not None for e in examples):
+        result = score_examples(task, examples, log_scores, name)
+        summary["metrics"] = result.metrics
+        return summary, result.predictions, results_markdown(task, [result], title)
+    predictions = (
+        regression_prediction(log_scores, task.value_range).tolist()
+        if task.is_regression
+        else [task.labels[i] for i in np.argmax(log_scores, axis=1)]
+    )
+    return summary, predictions, f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
+
+
 def _write_scored(state: TrainedState, scorer, base, scored: dict, split: str, target: Path, folder) -> dict:
     """The scoring run's files (metrics.json, results.md, predictions.jsonl) and its summary."""
     task, examples, log_scores = scorer.task, scored["examples"], scored["log_scores"]
-    summary = {"state": str(folder), "task": task.name, "metric": task.metric, "split": split,
-               "examples": len(examples)}  # fmt: skip
     method = _method(state)
     backend = state.tuning.to_dict().get("backend", "") if state.tuning is not None else ""
-    title = f"{task.name}: {target.name} ({split})"
-    if all(e.label is not None for e in examples):
-        result = score_examples(task, examples, log_scores, f"{method} ({backend})")
-        predictions = result.predictions
-        summary["metrics"] = result.metrics
-        markdown = results_markdown(task, [result], title)
-    else:
-        predictions = (
-            regression_prediction(log_scores, task.value_range).tolist()
-            if task.is_regression
-            else [task.labels[i] for i in np.argmax(log_scores, axis=1)]
-        )
-        markdown = f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
+    summary, predictions, markdown = _scored_outputs(
+        folder, task, examples, log_scores, split, f"{method} ({backend})", target
+    )
     settings = state.experiment.get("classifier", state.experiment)
     run = RunResult(
         task=task.name,
@@ -190,16 +196,9 @@ def _predict_student(folder, source: str, split: str, target: Path, text_columns
         columns=column_mapping(task.fields, text_columns, label_column),
     ).examples
     log_scores = student.predict_log_proba(examples)
-    summary = {"state": str(folder), "task": task.name, "metric": task.metric, "split": split,
-               "examples": len(examples)}  # fmt: skip
-    title = f"{task.name}: {target.name} ({split})"
-    if all(e.label is not None for e in examples):
-        result = score_examples(task, examples, log_scores, "student (encoder)")
-        predictions, summary["metrics"] = result.predictions, result.metrics
-        markdown = results_markdown(task, [result], title)
-    else:
-        predictions = [task.labels[i] for i in np.argmax(log_scores, axis=1)]
-        markdown = f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
+    summary, predictions, markdown = _scored_outputs(
+        folder, task, examples, log_scores, split, "student (encoder)", target
+    )
     run = RunResult(
         task=task.name, method="student", backend="encoder", model=config["distill"]["student"],
         template="", seed=config["distill"]["seed"], metric=task.metric, test=summary.get("metrics", {}),

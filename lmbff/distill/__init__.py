@@ -13,7 +13,6 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "STUDENT_KINDS": "config",
     "DistillConfig": "config",
     "distill": "run",
     "read_unlabelled": "run",
@@ -25,7 +24,6 @@ _EXPORTS = {
     "load_student": "student",
 }
 __all__ = [
-    "STUDENT_KINDS",
     "DistillConfig",
     "EncoderStudent",
     "StudentClassifier",

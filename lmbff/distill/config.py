@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from ..config import DEFAULT_EMBEDDER
 from ..options import check_options, option
 
-# The students this release builds: a sentence encoder with a classification head.
-STUDENT_KINDS = ("encoder",)
-
 
 @dataclass
 class DistillConfig:

@@ -19,8 +19,6 @@ from ..errors import StateError
 from ..files import read_safetensors
 
 INT8_WEIGHTS = "encoder_int8.safetensors"
-CONFIG = "config.json"
-ENCODER = "encoder"
 
 
 @contextlib.contextmanager
@@ -102,14 +100,9 @@ def _restore_int8(encoder: nn.Module, tensors: dict[str, torch.Tensor], where: s
     return quantized
 
 
-def load_compressed_encoder(folder: Path, config: dict) -> nn.Module:
-    """The int8 encoder of a compressed student folder, built from its config (no float weights read)."""
+def load_int8_encoder(encoder_dir: Path, weights: Path) -> nn.Module:
+    """An int8 encoder built from its config folder and its stored integers (no float weights read)."""
     from transformers import AutoConfig, AutoModel
 
-    if (config.get("compression") or {}).get("kind") != "int8":
-        raise StateError(f"{folder / CONFIG}: unknown compression {config.get('compression')!r}")
-    if not (folder / INT8_WEIGHTS).is_file():
-        raise StateError(f"{folder}: not a complete compressed student; missing {INT8_WEIGHTS}")
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder / ENCODER), dtype=torch.float32)
-    tensors = read_safetensors(str(folder / INT8_WEIGHTS))
-    return _restore_int8(encoder, tensors, str(folder / INT8_WEIGHTS)).eval()
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_dir), dtype=torch.float32)
+    return _restore_int8(encoder, read_safetensors(str(weights)), str(weights)).eval()

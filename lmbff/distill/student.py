@@ -28,13 +28,13 @@ from .. import __version__
 from ..data import Example
 from ..errors import InputError, ModelNotFound, StateError
 from ..files import atomic_write_json, read_safetensors
+from .int8 import INT8_WEIGHTS, load_int8_encoder
 
 STUDENT_KIND = "lmbff-student"
 STUDENT_FORMAT = 1
 CONFIG = "config.json"
 HEAD = "head.safetensors"
 ENCODER = "encoder"
-# What a student folder must hold to load (the tokenizer's own files vary by tokenizer).
 
 
 def resolve_student(name: str) -> str:
@@ -164,16 +164,17 @@ def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
         raise StateError(f"{folder / CONFIG}: not a student (kind {kind!r})")
     compressed = bool(config.get("compression"))
     required = [CONFIG, HEAD, f"{ENCODER}/config.json", f"{ENCODER}/tokenizer_config.json"]
-    if not compressed:
-        required.append(f"{ENCODER}/model.safetensors")
+    # the float encoder's weights, or the compressed one's integers (lmbff.distill.int8)
+    required.append(INT8_WEIGHTS if compressed else f"{ENCODER}/model.safetensors")
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
     task = Task.from_dict(config["task"])
     if compressed:  # lmbff.distill.compress: int8 linear layers, built from the stored integers
-        from .int8 import load_compressed_encoder
-
-        encoder = load_compressed_encoder(folder, config)
+        compression = config["compression"]
+        if not isinstance(compression, dict) or compression.get("kind") != "int8":
+            raise StateError(f"{folder / CONFIG}: unknown compression {config['compression']!r}")
+        encoder = load_int8_encoder(folder / ENCODER, folder / INT8_WEIGHTS)
     else:
         encoder = AutoModel.from_pretrained(folder / ENCODER, dtype=torch.float32)
     student = EncoderStudent(
