@@ -583,20 +583,33 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 progress: bool | None = None, **options):  # fmt: skip
         """Distil this fitted classifier into a small student (:mod:`lmbff.distill`): it labels the texts
         of ``unlabelled`` (a data file, or a ``.txt`` of one text per line) with its probabilities, and a
-        sentence encoder with a classification head (``student=``, default all-MiniLM-L6-v2) learns
-        them. ``options`` are :class:`lmbff.distill.DistillConfig` fields. Writes the student folder
-        ``out`` and returns it loaded (``predict``, ``predict_proba``, ``score``).
+        sentence encoder with a classification head (``student=``, default all-MiniLM-L6-v2) or a copy
+        of this classifier's own model with every k-th layer kept (``student="teacher-layers"``,
+        ``keep_every=``) learns them. ``options`` are :class:`lmbff.distill.DistillConfig` fields.
+        Writes the student folder ``out`` and returns it loaded (``predict``, ``predict_proba``,
+        ``score``).
 
         Raises:
             ConfigError: a bad option or a regression task; DataError: a bad unlabelled file;
                 FileExistsError: ``out`` exists. All before the student loads.
         """
-        from .distill.config import DistillConfig
+        from .distill.config import LAYER_STUDENT, DistillConfig
         from .distill.run import distill
         from .distill.student import StudentClassifier
 
         check_is_fitted(self, "prompt_model_")
         config = DistillConfig(**options)
+        if config.student == LAYER_STUDENT:  # the teacher's own model: distilled from its saved state
+            import tempfile
+
+            from .distill.prompt_student import distill_layers
+
+            with tempfile.TemporaryDirectory(prefix="lmbff-teacher-") as folder:
+                distill_layers(
+                    self.save(Path(folder) / "state"), unlabelled, out, config, columns=columns,
+                    progress=self.verbose if progress is None else progress,
+                )  # fmt: skip
+            return StudentClassifier.load(out)
         labels = list(self.task_.labels)
         order = [list(self.classes_.astype(str)).index(label) for label in labels]  # classes_ -> task order
 

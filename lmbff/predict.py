@@ -196,14 +196,17 @@ def _predict_student(folder, source: str, split: str, target: Path, text_columns
         columns=column_mapping(task.fields, text_columns, label_column),
     ).examples
     log_scores = student.predict_log_proba(examples)
+    backend = "prompt" if config.get("student") == "prompt" else "encoder"
+    method = "student" if "distill" in config else "compressed"  # a teacher compressed by lmbff compress
+    distilled = config.get("distill") or {}
     summary, predictions, markdown = _scored_outputs(
-        folder, task, examples, log_scores, split, "student (encoder)", target
+        folder, task, examples, log_scores, split, f"{method} ({backend})", target
     )
     run = RunResult(
-        task=task.name, method="student", backend="encoder", model=config["distill"]["student"],
-        template="", seed=config["distill"]["seed"], metric=task.metric, test=summary.get("metrics", {}),
+        task=task.name, method=method, backend=backend, model=distilled.get("student", str(folder)),
+        template="", seed=distilled.get("seed", 0), metric=task.metric, test=summary.get("metrics", {}),
         details={"state": str(folder), "split": split, "examples": len(examples),
-                 "teacher": config["teacher"]},
+                 "teacher": config["teacher"], "compression": config.get("compression")},
     )  # fmt: skip
     if is_main_process():
         run.write(

@@ -156,7 +156,7 @@ def test_an_int8_student_is_a_smaller_folder_that_reloads_bit_identically_from_a
         main(["compress", "--student", str(tmp_path / "student"), "--int8", "--out", str(tmp_path / "int8")])
         == 0
     )
-    assert "int8 student written" in capsys.readouterr().out
+    assert "int8, 4 MB" in capsys.readouterr().out.replace("\n", " ")
     assert not (tmp_path / "int8" / "encoder" / "model.safetensors").exists()  # no float weights kept
     small = PromptClassifier.load(tmp_path / "int8")
     expected = small.predict_proba(TEXTS)
@@ -171,3 +171,187 @@ def test_an_int8_student_is_a_smaller_folder_that_reloads_bit_identically_from_a
         == 2
     )
     assert "already compressed" in capsys.readouterr().out and not (tmp_path / "x").exists()
+
+
+# ---- the layer-dropped student and compression of prompt models (lmbff.layer_drop, prompt_student) -------
+def test_layer_dropping_keeps_every_kth_layer_with_its_weights_and_per_layer_settings(gpt_tokenizer):
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from lmbff.errors import ConfigError
+    from lmbff.layer_drop import drop_layers, kept_layers, transformer_layers
+
+    assert kept_layers(18, 2) == list(range(1, 18, 2)) and kept_layers(18, 9) == [8, 17]
+    assert kept_layers(5, 2) == [0, 2, 4] and kept_layers(4, 1) == [0, 1, 2, 3]
+    for bad in (0, 19, 2.0, True):
+        with pytest.raises(ConfigError, match="k-th layer"):
+            kept_layers(18, bad)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(gpt_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=6,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"] * 3,
+    )  # fmt: skip
+    teacher = Gemma3ForCausalLM(config).eval()
+    student = drop_layers(teacher, [1, 3, 5])
+    assert student.config.num_hidden_layers == 3 and student.config.layer_types == ["full_attention"] * 3
+    assert teacher.config.num_hidden_layers == 6  # the teacher is untouched
+    for m, t in enumerate([1, 3, 5]):
+        for (name, ours), (_, theirs) in zip(
+            transformer_layers(student)[m].state_dict().items(),
+            transformer_layers(teacher)[t].state_dict().items(),
+            strict=True,
+        ):
+            assert torch.equal(ours, theirs), name
+        assert transformer_layers(student)[m].self_attn.layer_idx == m
+    assert torch.equal(student.lm_head.weight, teacher.lm_head.weight)
+    assert student.lm_head.weight.data_ptr() == student.model.embed_tokens.weight.data_ptr()  # still tied
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert student(input_ids=ids).logits.shape == teacher(input_ids=ids).logits.shape
+    # keeping every layer is a copy that computes what the original does
+    assert torch.allclose(drop_layers(teacher, range(6))(input_ids=ids).logits, teacher(input_ids=ids).logits)
+    for bad in ([], [3, 1], [1, 1], [6]):
+        with pytest.raises(ConfigError, match="increasing indices"):
+            drop_layers(teacher, bad)
+
+
+def test_tinybert_losses_are_zero_for_a_copy_and_grow_with_a_changed_layer(bert):
+    import torch
+
+    from lmbff.layer_drop import LayerTaps, drop_layers, intermediate_losses
+
+    model, _ = bert
+    copy = drop_layers(model, [0, 1])
+    ids, mask = torch.tensor([[5, 6, 7, 8], [5, 6, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with LayerTaps(model) as theirs, LayerTaps(copy) as ours:
+        model(input_ids=ids, attention_mask=mask)
+        copy(input_ids=ids, attention_mask=mask)
+        same = intermediate_losses(theirs, ours, [0, 1], mask)
+        assert (
+            len(ours.hidden) == 3 and len(ours.attentions) == 2 and ours.attentions[0].shape == (2, 2, 4, 4)
+        )
+        with torch.no_grad():
+            weight = copy.bert.encoder.layer[1].output.dense.weight
+            weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+        copy(input_ids=ids, attention_mask=mask)
+        changed = intermediate_losses(theirs, ours, [0, 1], mask)
+    same, changed = ({k: float(v.detach()) for k, v in d.items()} for d in (same, changed))
+    assert all(v < 1e-10 for v in same.values()), same
+    assert changed["hidden"] > 1e-3 and changed["embedding"] < 1e-10
+    assert changed["attention"] < 1e-10  # the changed layer's own attention read its unchanged input
+    assert model.config._attn_implementation != "eager"  # switched back on leaving
+
+
+def test_a_layer_dropped_student_scores_as_its_teacher_does_and_reloads_bit_identically(
+    teacher, tmp_path, capsys
+):
+    _, state = teacher
+    unlabelled = _unlabelled(tmp_path)
+    code = main(["distill", "--teacher", str(state), "--unlabelled", str(unlabelled), "--student",
+                 "teacher-layers", "--keep-every", "2", "--epochs", "2", "--batch-size", "4",
+                 "--out", str(tmp_path / "student")])  # fmt: skip
+    assert code == 0, capsys.readouterr().out
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["student"] == "prompt" and config["layers"] == {
+        "teacher": 2,
+        "kept": [1],
+        "start": "teacher",
+    }
+    assert config["history"][0]["hidden"] >= 0 and "attention" in config["history"][0]
+    model_config = json.loads((tmp_path / "student" / "model" / "config.json").read_text())
+    assert model_config["num_hidden_layers"] == 1
+    first = PromptClassifier.load(tmp_path / "student")
+    expected = first.predict_proba(TEXTS)
+    shutil.move(tmp_path / "student", tmp_path / "moved")
+    again = PromptClassifier.load(tmp_path / "moved")
+    assert np.array_equal(again.predict_proba(TEXTS), expected)
+    data = tmp_path / "test.tsv"
+    data.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(TEXTS, LABELS, strict=True)))
+    assert main(["predict", "--state", str(tmp_path / "moved"), "--data-file", str(data), "--out",
+                 str(tmp_path / "p")]) == 0  # fmt: skip
+    metrics = json.loads(next((tmp_path / "p").rglob("metrics.json")).read_text())
+    assert metrics["method"] == "student" and metrics["backend"] == "prompt"
+    # another model folder under the same state is refused by its fingerprint
+    from lmbff.errors import StateError
+
+    (tmp_path / "moved" / "model" / "model.safetensors").unlink()
+    with pytest.raises(StateError, match=r"missing model/model\.safetensors"):
+        PromptClassifier.load(tmp_path / "moved")
+
+
+def test_a_tuned_model_compresses_to_folders_that_load_without_the_base(teacher, bert_dir, tmp_path, capsys):
+    clf, state = teacher
+    expected = clf.predict_proba(TEXTS)
+    outs = {}
+    forms = {
+        "folded": [],
+        "fp32": ["--fp32"],
+        "bf16": ["--bf16"],
+        "int8": ["--int8"],
+        "pruned": ["--prune", "0.5"],
+    }
+    for name, flags in forms.items():
+        capsys.readouterr()
+        code = main(["compress", "--state", str(state), *flags, "--out", str(tmp_path / name)])
+        assert code == 0, capsys.readouterr().out
+        outs[name] = PromptClassifier.load(tmp_path / name).predict_proba(TEXTS)
+    assert np.allclose(outs["folded"], expected, atol=1e-6)  # the state folded in scores as the state did
+    assert np.abs(outs["fp32"] - expected).max() < 0.01 and np.abs(outs["int8"] - expected).max() < 0.1
+    config = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    assert config["compression"]["prune"] == 0.5 and 0.49 < config["compression"]["zeros"] < 0.52
+    assert not (tmp_path / "int8" / "model" / "model.safetensors").exists()
+    shutil.move(tmp_path / "int8", tmp_path / "int8-moved")
+    assert np.array_equal(PromptClassifier.load(tmp_path / "int8-moved").predict_proba(TEXTS), outs["int8"])
+    capsys.readouterr()
+    assert (
+        main(["compress", "--student", str(tmp_path / "int8-moved"), "--int8", "--out", str(tmp_path / "x")])
+        == 2
+    )
+    assert "already compressed" in capsys.readouterr().out and not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit):
+        main(["compress", "--state", str(state), "--prune", "1.0", "--out", str(tmp_path / "y")])
+
+
+def test_the_layer_student_and_compression_refuse_what_they_cannot_do_before_a_model_loads(
+    teacher, bert_dir, tmp_path, capsys, monkeypatch
+):
+    from lmbff.distill import DistillConfig, distill
+    from lmbff.errors import ConfigError
+    from lmbff.state import TrainedState
+
+    clf, state = teacher
+    prefix = PromptClassifier(labels=["pos", "neg"], label_words=["good", "bad"], model=str(bert_dir),
+                              max_steps=1, backend="prefix", verbose=False).fit(TEXTS, LABELS)  # fmt: skip
+    prefix.save(tmp_path / "prefix")
+    monkeypatch.setattr(TrainedState, "load_base", lambda *a, **k: pytest.fail("a model loaded"))
+    unlabelled = _unlabelled(tmp_path)
+    cases = [
+        (["distill", "--teacher", str(state), "--teacher", str(state), "--unlabelled", str(unlabelled),
+          "--student", "teacher-layers"], "give one --teacher"),
+        (["distill", "--teacher", str(state), "--unlabelled", str(unlabelled), "--student", "teacher-layers",
+          "--keep-every", "0"], "--keep-every"),
+        (["compress", "--state", str(tmp_path / "prefix"), "--int8"], "do not fold into"),
+        (["compress", "--student", str(state), "--int8"], "not a student"),
+        (["compress", "--student", str(tmp_path / "missing"), "--int8"], "missing"),
+    ]  # fmt: skip
+    for arguments, named in cases:
+        capsys.readouterr()
+        try:
+            code = main([*arguments, "--out", str(tmp_path / "out")])
+        except SystemExit as exit_:  # argparse refuses a bad number itself
+            code = exit_.code
+        captured = capsys.readouterr()
+        assert code == 2 and named in captured.out + captured.err, (arguments, captured)
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="from a saved state"):
+        layers = DistillConfig(student="teacher-layers")
+        distill(lambda e: None, clf.task_, unlabelled, tmp_path / "out", layers, teacher_record={})
+
+
+def test_the_estimator_distils_itself_into_a_layer_dropped_student(teacher, tmp_path):
+    clf, _ = teacher
+    student = clf.distill(
+        _unlabelled(tmp_path), tmp_path / "student", student="teacher-layers", epochs=1, batch_size=6
+    )
+    assert student.classes_.tolist() == ["pos", "neg"] and student.predict(TEXTS[:2]).shape == (2,)
+    assert json.loads((tmp_path / "student" / "config.json").read_text())["layers"]["kept"] == [1]

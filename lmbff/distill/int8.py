@@ -1,4 +1,5 @@
-"""Dynamic int8 linear layers for a student's encoder, as plain tensors: what :mod:`lmbff.distill.compress`
+"""Dynamic int8 linear layers, as plain tensors: of a student's encoder, or of a prompt model's transformer
+layers (its output layer, which scores the label words, stays float). What :mod:`lmbff.distill.compress`
 writes and :func:`lmbff.distill.student.load_student` reads.
 
 Why by hand: torch's quantized modules pickle their packed weights (``torch.save``), and this toolkit never
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -18,7 +19,8 @@ from torch import nn
 from ..errors import StateError
 from ..files import read_safetensors
 
-INT8_WEIGHTS = "encoder_int8.safetensors"
+INT8_WEIGHTS = "encoder_int8.safetensors"  # an encoder student's
+INT8_MODEL = "model_int8.safetensors"  # a prompt model's (lmbff.distill.prompt_student)
 
 
 @contextlib.contextmanager
@@ -33,10 +35,20 @@ def _quantization_deprecations() -> Iterator[None]:
         yield
 
 
-def quantize(encoder: nn.Module) -> nn.Module:
-    """The encoder with dynamic int8 linear layers (torch's default dynamic qconfig)."""
+def quantize(model: nn.Module, within: Callable[[nn.Module], nn.Module] | None = None) -> nn.Module:
+    """The model with dynamic int8 linear layers (torch's default dynamic qconfig): a quantized copy of all
+    of them, or, with ``within``, those of the submodule ``within(model)`` only, in place."""
     with _quantization_deprecations():
-        return torch.ao.quantization.quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8)
+        if within is None:
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        torch.ao.quantization.quantize_dynamic(within(model), {nn.Linear}, dtype=torch.qint8, inplace=True)
+        return model
+
+
+def tied_names(model: nn.Module) -> set[str]:
+    """Names under which a parameter appears a second time (an output layer tied to the embedding)."""
+    every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    return every - set(dict(model.named_parameters()))
 
 
 def int8_tensors(quantized: nn.Module) -> dict[str, torch.Tensor]:
@@ -57,16 +69,20 @@ def int8_tensors(quantized: nn.Module) -> dict[str, torch.Tensor]:
                 tensors[f"{name}.zero_points"] = torch.tensor([weight.q_zero_point()], dtype=torch.int64)
             if bias is not None:
                 tensors[f"{name}.bias"] = bias.detach().float().contiguous()
+    tied = tied_names(quantized)  # stored once, under the embedding's name (safetensors refuses shared ones)
     for name, value in quantized.state_dict().items():  # persistent tensors only, as a float model has
         parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
-        if isinstance(value, torch.Tensor) and not parents & linear_names:
+        if isinstance(value, torch.Tensor) and not parents & linear_names and name not in tied:
             tensors[name] = value.detach().contiguous()
     return tensors
 
 
-def _restore_int8(encoder: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> nn.Module:
+def _restore_int8(
+    encoder: nn.Module, tensors: dict[str, torch.Tensor], where: str, within: Callable | None = None
+) -> nn.Module:
     """The float ``encoder`` (built from its config) with the stored tensors: its other parameters loaded
-    first, then quantized, then every linear layer given its stored integers, scales and zero points."""
+    first, then quantized (as :func:`quantize` with ``within``), then every linear layer given its stored
+    integers, scales and zero points."""
     int8_parts = ("int8_weight", "scales", "zero_points", "bias")
     linear = {name.rsplit(".", 1)[0] for name in tensors if name.endswith(".int8_weight")}
     rest = {
@@ -75,12 +91,13 @@ def _restore_int8(encoder: nn.Module, tensors: dict[str, torch.Tensor], where: s
         if not (n.rsplit(".", 1)[0] in linear and n.rsplit(".", 1)[1] in int8_parts)
     }
     missing, unexpected = encoder.load_state_dict(rest, strict=False)
-    missing = [m for m in missing if m.rsplit(".", 1)[0] not in linear]
+    tied = tied_names(encoder)
+    missing = [m for m in missing if m.rsplit(".", 1)[0] not in linear and m not in tied]
     if missing or unexpected:
         raise StateError(
             f"{where}: does not fit the encoder (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    quantized = quantize(encoder)
+    quantized = quantize(encoder, within)
     for name, module in quantized.named_modules():
         if not isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
             continue
@@ -106,3 +123,15 @@ def load_int8_encoder(encoder_dir: Path, weights: Path) -> nn.Module:
 
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_dir), dtype=torch.float32)
     return _restore_int8(encoder, read_safetensors(str(weights)), str(weights)).eval()
+
+
+def load_int8_model(model_dir: Path, weights: Path, kind: str) -> nn.Module:
+    """A prompt model (masked or causal LM) whose transformer layers are int8, built from its config
+    folder and its stored integers."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    from ..layer_drop import transformer_layers
+
+    auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
+    model = auto.from_config(AutoConfig.from_pretrained(model_dir), dtype=torch.float32)
+    return _restore_int8(model, read_safetensors(str(weights)), str(weights), transformer_layers).eval()

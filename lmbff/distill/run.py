@@ -23,7 +23,7 @@ from ..data import Example, read_examples
 from ..errors import ConfigError, DataError, StateError
 from ..logs import log, shown
 from ..memory import PeakMemory
-from .config import DistillConfig
+from .config import LAYER_STUDENT, DistillConfig
 from .student import EncoderStudent, resolve_student
 
 TEXT_SUFFIXES = (".txt",)
@@ -150,6 +150,11 @@ def distill(
             file; FileExistsError: ``out`` exists. All before any model loads.
     """
     config = config or DistillConfig()
+    if config.student == LAYER_STUDENT:
+        raise ConfigError(
+            f"a {LAYER_STUDENT!r} student is its teacher's own model: distil it from a saved state "
+            "(lmbff distill --teacher STATE, or distill_layers)"
+        )
     if task.is_regression:
         raise ConfigError(f"{task.name} is a regression task; a student learns class probabilities")
     out = Path(out)
@@ -189,6 +194,45 @@ def distill(
     return record
 
 
+def check_teacher_state(state) -> None:
+    """Raises StateError when a loaded state cannot teach: the classification-head baseline, or a state
+    from before self-contained states."""
+    from ..state import FINETUNE_STATE
+
+    if state.experiment.get("method") == "finetune":
+        raise StateError(f"{state.folder}: {FINETUNE_STATE}; a teacher is a prompt-based state")
+    if state.scoring is None:
+        raise StateError(f"{state.folder}: a state saved by lmbff 0.1; re-save it with lmbff upgrade-state")
+
+
+def check_distillation(state, out: str | os.PathLike) -> Task:
+    """The task of a teacher state, after the checks every distillation makes before a model loads.
+
+    Raises:
+        StateError: the state cannot teach; ConfigError: a regression task; FileExistsError: ``out``
+            exists.
+    """
+    check_teacher_state(state)
+    task = state.scoring.task
+    if task.is_regression:
+        raise ConfigError(f"{task.name} is a regression task; a student learns class probabilities")
+    if Path(out).exists():
+        raise FileExistsError(f"{out} already exists; choose another --out")
+    return task
+
+
+def teacher_record(states) -> list[dict]:
+    """What a student records of its teacher states: folder, base model and its fingerprint."""
+    return [
+        {
+            "folder": str(Path(s.folder).resolve()),
+            "base_model": s.base.get("name"),
+            "fingerprint": s.base.get("fingerprint"),
+        }
+        for s in states
+    ]
+
+
 def teacher_from_states(folders: Sequence[str | os.PathLike], progress: bool = True):
     """(teacher function, task, record) of saved states: their probabilities averaged (an ensemble, as PET
     averages its prompt models), each scored as its run scored. The states are all read and checked
@@ -197,18 +241,13 @@ def teacher_from_states(folders: Sequence[str | os.PathLike], progress: bool = T
     Raises:
         StateError: a folder that is not a prompt state, or states of different tasks.
     """
-    from ..state import FINETUNE_STATE, TrainedState
+    from ..state import TrainedState
 
     if not folders:
         raise ConfigError("give at least one teacher state")
     states = [TrainedState.load(folder) for folder in folders]
     for state in states:
-        if state.experiment.get("method") == "finetune":
-            raise StateError(f"{state.folder}: {FINETUNE_STATE}; a teacher is a prompt-based state")
-        if state.scoring is None:
-            raise StateError(
-                f"{state.folder}: a state saved by lmbff 0.1; re-save it with lmbff upgrade-state"
-            )
+        check_teacher_state(state)
     task = states[0].scoring.task
     for state in states[1:]:
         if state.scoring.task.labels != task.labels or state.scoring.task.fields != task.fields:
@@ -216,14 +255,7 @@ def teacher_from_states(folders: Sequence[str | os.PathLike], progress: bool = T
                 f"{state.folder}: its task ({list(state.scoring.task.labels)}) is not the first teacher's "
                 f"({list(task.labels)}); an ensemble averages one task's probabilities"
             )
-    record = [
-        {
-            "folder": str(Path(s.folder).resolve()),
-            "base_model": s.base.get("name"),
-            "fingerprint": s.base.get("fingerprint"),
-        }
-        for s in states
-    ]
+    record = teacher_record(states)
 
     def teacher(examples: list[Example]) -> np.ndarray:
         from ..predict import state_log_scores

@@ -88,7 +88,7 @@ class EncoderStudent(nn.Module):
         hidden = self.encoder(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        return self.head(pooled)
+        return self.head(pooled.float())  # the head stays float32 under a bf16 encoder
 
     @torch.inference_mode()
     def predict_log_proba(self, examples: Sequence[Example], batch_size: int = 64) -> np.ndarray:
@@ -144,6 +144,12 @@ def is_student(folder: str | os.PathLike) -> bool:
         return False
 
 
+def _require(folder: Path, names: Sequence[str]) -> None:
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
+
+
 def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
     """(the student, its config.json) from a student folder.
 
@@ -162,21 +168,28 @@ def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
     if not isinstance(config, dict) or config.get("kind") != STUDENT_KIND:
         kind = config.get("kind") if isinstance(config, dict) else None
         raise StateError(f"{folder / CONFIG}: not a student (kind {kind!r})")
-    compressed = bool(config.get("compression"))
+    compression = config.get("compression") or {}
+    if not isinstance(compression, dict):
+        raise StateError(f"{folder / CONFIG}: unknown compression {compression!r}")
+    # folders from before bf16 and pruning said only {"kind": "int8"}
+    weights = compression.get("weights", compression.get("kind"))
+    if weights not in (None, "fp32", "bf16", "int8"):
+        raise StateError(f"{folder / CONFIG}: unknown compression {compression!r}")
+    if config.get("student") == "prompt":  # lmbff.distill.prompt_student: the teacher's own kind of model
+        from .prompt_student import load_prompt_student, prompt_folder_files
+
+        _require(folder, prompt_folder_files(folder, config))
+        return load_prompt_student(folder, config), config
     required = [CONFIG, HEAD, f"{ENCODER}/config.json", f"{ENCODER}/tokenizer_config.json"]
     # the float encoder's weights, or the compressed one's integers (lmbff.distill.int8)
-    required.append(INT8_WEIGHTS if compressed else f"{ENCODER}/model.safetensors")
-    missing = [name for name in required if not (folder / name).is_file()]
-    if missing:
-        raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
+    required.append(INT8_WEIGHTS if weights == "int8" else f"{ENCODER}/model.safetensors")
+    _require(folder, required)
     task = Task.from_dict(config["task"])
-    if compressed:  # lmbff.distill.compress: int8 linear layers, built from the stored integers
-        compression = config["compression"]
-        if not isinstance(compression, dict) or compression.get("kind") != "int8":
-            raise StateError(f"{folder / CONFIG}: unknown compression {config['compression']!r}")
+    if weights == "int8":  # lmbff.distill.compress: int8 linear layers, built from the stored integers
         encoder = load_int8_encoder(folder / ENCODER, folder / INT8_WEIGHTS)
     else:
-        encoder = AutoModel.from_pretrained(folder / ENCODER, dtype=torch.float32)
+        dtype = torch.bfloat16 if weights == "bf16" else torch.float32
+        encoder = AutoModel.from_pretrained(folder / ENCODER, dtype=dtype)
     student = EncoderStudent(
         encoder, AutoTokenizer.from_pretrained(folder / ENCODER), task, config["max_length"]
     )
