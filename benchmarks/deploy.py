@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-ROLES = ("teacher", "student")
+ROLES = ("teacher", "student", "teacher-fp32", "teacher-bf16", "teacher-int8", "layers")
 LATENCY_TEXTS = 200
 
 
@@ -82,7 +82,8 @@ def run_child(spec: dict) -> dict:
     test_x, test_y = _read(task_dir / "test.tsv")
     work = Path(spec["work"]) / spec["task"] / str(spec["seed"])
     state, student = work / "teacher", work / "student"
-    result: dict = {"task": spec["task"], "seed": spec["seed"], "role": spec["role"]}
+    role = f"layers-{spec['keep_every']}" if spec["role"] == "layers" else spec["role"]
+    result: dict = {"task": spec["task"], "seed": spec["seed"], "role": role}
     if spec["role"] == "teacher":
         train_x, train_y = _read(split / "train.tsv")
         dev_x, dev_y = _read(split / "dev.tsv")
@@ -99,6 +100,51 @@ def run_child(spec: dict) -> dict:
         result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
         result["precision"] = clf.base_.precision
         result["size_mb"] = _folder_mb(state) + _folder_mb(Path(clf.base_.path))  # the state and its base
+    elif spec["role"] == "teacher-fp32":  # the same state on its base loaded in float32
+        from lmbff.pretrained import load_model
+        from lmbff.state import TrainedState
+
+        base = load_model(TrainedState.load(state).base_name(None)[0], precision="fp32")
+        clf = PromptClassifier.load(state, loaded=base)
+        result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
+        result["precision"] = "fp32"
+        result["size_mb"] = _folder_mb(state) + _folder_mb(Path(base.path))
+    elif spec["role"] in ("teacher-bf16", "teacher-int8"):  # lmbff compress --state: the state folded in
+        from lmbff.distill.compress import compress_state
+        from lmbff.distill.config import Compression
+
+        folder = work / spec["role"]
+        if not folder.exists():
+            started = time.perf_counter()
+            compress_state(state, folder, Compression(weights=spec["role"].split("-")[1]))
+            result["compress_seconds"] = time.perf_counter() - started
+        clf = PromptClassifier.load(folder)
+        result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
+        result["size_mb"] = _folder_mb(folder)
+    elif spec["role"] == "layers":  # lmbff distill --student teacher-layers, then lmbff compress --int8
+        from lmbff.distill import DistillConfig
+        from lmbff.distill.compress import compress_student
+        from lmbff.distill.prompt_student import distill_layers
+
+        folder, small = work / f"layers-{spec['keep_every']}", work / f"layers-{spec['keep_every']}-int8"
+        if not folder.exists():
+            config = DistillConfig(student="teacher-layers", keep_every=spec["keep_every"],
+                                   max_unlabelled=spec["unlabelled"], seed=spec["seed"])  # fmt: skip
+            distill_layers(state, task_dir / "train.tsv", folder, config, progress=False)
+        config = json.loads((folder / "config.json").read_text())
+        for key in ("agreement", "layers", "parameters", "history"):
+            result[key] = config[key]
+        result["distill_seconds"] = config["seconds"]
+        clf = PromptClassifier.load(folder)
+        result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
+        result["size_mb"] = _folder_mb(folder)
+        if not small.exists():
+            compress_student(folder, small, "int8")
+        clf = PromptClassifier.load(small)
+        result["int8"] = {
+            **_measure(clf.predict_proba, test_x, test_y, clf.classes_),
+            "size_mb": _folder_mb(small),
+        }
     else:
         from lmbff.distill import DistillConfig, distill, teacher_from_states
 
@@ -129,12 +175,14 @@ def run(args) -> None:
     out = Path(args.out)
     for task in args.tasks.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
-            for role in ROLES:
-                target = out / task / str(seed) / f"{role}.json"
+            for role in args.roles.split(","):
+                name = f"{role}-{args.keep_every}" if role == "layers" else role
+                target = out / task / str(seed) / f"{name}.json"
                 if target.exists():
                     continue
                 spec = {"data_root": str(args.data_root), "task": task, "seed": seed, "role": role,
-                        "work": str(Path(args.work).expanduser()), "unlabelled": args.unlabelled}  # fmt: skip
+                        "work": str(Path(args.work).expanduser()), "unlabelled": args.unlabelled,
+                        "keep_every": args.keep_every}  # fmt: skip
                 done = subprocess.run(
                     [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
                 )
@@ -162,16 +210,12 @@ def _setfit(task: str, seeds: list[int]) -> list[float]:
 
 
 def report(out: Path) -> None:
-    rows = [
-        json.loads(p.read_text())
-        for p in sorted(out.rglob("*.json"))
-        if p.name in ("teacher.json", "student.json")
-    ]
+    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*/*/*.json"))]  # <task>/<seed>/<role>.json
     by: dict = {}
     for r in rows:
         by.setdefault((r["task"], r["role"]), []).append(r)
         if "int8" in r:
-            by.setdefault((r["task"], "student int8"), []).append({**r["int8"], "size_mb": r["size_mb"]})
+            by.setdefault((r["task"], f"{r['role']} int8"), []).append({"size_mb": r["size_mb"], **r["int8"]})
 
     def cell(runs, key, digits=1, scale=1.0):
         values = [scale * r[key] for r in runs if key in r]
@@ -228,6 +272,8 @@ def main() -> int:
         "--work", default="~/.cache/lmbff/deploy", help="states and students (outside the repository)"
     )
     p.add_argument("--out", default="benchmarks/results/deploy")
+    p.add_argument("--roles", default=",".join(ROLES), help=f"which rows, in order (of {', '.join(ROLES)})")
+    p.add_argument("--keep-every", type=int, default=2, help="the layers student keeps every k-th layer")
     p = sub.add_parser("report")
     p.add_argument("--out", default="benchmarks/results/deploy")
     p = sub.add_parser("child")

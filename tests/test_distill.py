@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from lmbff import PromptClassifier
 from lmbff.cli import main
@@ -355,3 +356,30 @@ def test_the_estimator_distils_itself_into_a_layer_dropped_student(teacher, tmp_
     )
     assert student.classes_.tolist() == ["pos", "neg"] and student.predict(TEXTS[:2]).shape == (2,)
     assert json.loads((tmp_path / "student" / "config.json").read_text())["layers"]["kept"] == [1]
+
+
+def test_an_encoder_student_compresses_to_bf16_and_pruned_folders(teacher, bert_dir, tmp_path):
+    from lmbff.distill.compress import compress_student
+    from lmbff.distill.config import Compression
+    from lmbff.errors import ConfigError
+
+    clf, _ = teacher
+    fp32 = clf.distill(_unlabelled(tmp_path), tmp_path / "student", student=str(bert_dir), epochs=1)
+    expected = fp32.predict_proba(TEXTS)
+    compress_student(tmp_path / "student", tmp_path / "bf16", Compression(weights="bf16"))
+    compress_student(tmp_path / "student", tmp_path / "pruned", Compression(prune=0.3))
+    bf16 = PromptClassifier.load(tmp_path / "bf16")
+    assert next(bf16.student.encoder.parameters()).dtype == torch.bfloat16
+    assert np.abs(bf16.predict_proba(TEXTS) - expected).max() < 0.05
+    pruned = PromptClassifier.load(tmp_path / "pruned")
+    weights = [m.weight for m in pruned.student.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert 0.29 < zeros < 0.31 and not np.array_equal(pruned.predict_proba(TEXTS), expected)
+    config = json.loads((tmp_path / "pruned" / "config.json").read_text())["compression"]
+    assert config["weights"] is None and config["prune"] == 0.3 and abs(config["zeros"] - zeros) < 1e-9
+    with pytest.raises(ConfigError, match="nothing to compress"):
+        compress_student(tmp_path / "student", tmp_path / "none", Compression())
+    for bad in ({"prune": 1.0}, {"prune": -0.1}, {"weights": "int4"}):
+        with pytest.raises(ConfigError, match="compression"):
+            Compression(**bad)
+    assert not (tmp_path / "none").exists()

@@ -8,7 +8,8 @@ What is done (:class:`Compression`), measured in docs/distillation.md:
 
 - ``weights``: ``bf16`` (every weight in bfloat16) or ``int8`` (dynamic int8 linear layers, weights stored
   as int8 with their quantization scales, activations quantized on the fly by ``torch.ao.quantization``;
-  of a prompt model, only the transformer layers: its output layer scores the label words);
+  of a prompt model, only the transformer layers, per output channel, and not the MLP's output
+  projection (:data:`lmbff.distill.int8.PROMPT_MODEL_INT8`): its output layer scores the label words);
 - ``prune``: magnitude pruning (``torch.nn.utils.prune.l1_unstructured``) of that fraction of each
   linear layer's weights (of a prompt model, in its transformer layers), before any int8.
 
@@ -38,7 +39,7 @@ from torch import nn
 from ..errors import ConfigError, StateError
 from ..files import atomic_write_json
 from .config import Compression
-from .int8 import INT8_WEIGHTS, int8_tensors, quantize
+from .int8 import INT8_WEIGHTS, PROMPT_MODEL_INT8, int8_tensors, quantize
 from .student import CONFIG, ENCODER, HEAD, load_student
 
 
@@ -135,8 +136,9 @@ def _write_prompt(
     int8 = None
     precision = compression.weights if compression.weights in ("fp32", "bf16") else state.precision
     if compression.weights == "int8":
-        model = quantize(model.float(), transformer_layers)
+        model = quantize(model.float(), transformer_layers, PROMPT_MODEL_INT8)
         int8, precision = int8_tensors(model), "fp32"
+        record["int8"] = PROMPT_MODEL_INT8.to_dict()
     else:
         model = model.to(torch.bfloat16 if precision == "bf16" else torch.float32)
     spec = replace(state.scoring, precision=precision)

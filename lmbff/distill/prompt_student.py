@@ -176,9 +176,10 @@ def load_prompt_student(folder: str | os.PathLike, config: dict) -> PromptStuden
     if weights == "int8":
         from transformers import AutoTokenizer
 
-        from .int8 import load_int8_model
+        from .int8 import Int8Recipe, load_int8_model
 
-        model = load_int8_model(folder / MODEL, folder / INT8_MODEL, state.scoring.kind)
+        recipe = Int8Recipe.from_dict(config["compression"].get("int8"))
+        model = load_int8_model(folder / MODEL, folder / INT8_MODEL, state.scoring.kind, recipe)
         tokenizer = AutoTokenizer.from_pretrained(folder / MODEL)
         loaded = LoadedModel(
             model, tokenizer, state.scoring.kind, str(folder / MODEL), path=str(folder / MODEL)
