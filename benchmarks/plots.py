@@ -22,6 +22,11 @@ def main(argv=None) -> int:
         rows = json.loads(report.read_text())
         if isinstance(rows, list) and rows and "mean" in rows[0]:
             print(plot_report(rows, report.with_name("report.png")))
+        elif isinstance(rows, list) and rows and "to_teacher" in rows[0]:  # benchmarks/deploy.py's
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from deploy import plot
+
+            print(plot(rows, report.with_name("report.png")))
     return 0
 
 

@@ -1,11 +1,14 @@
-"""Writing results: atomically (temporary file, then rename), as JSON and as markdown tables."""
+"""Writing results: atomically (temporary file or staged folder, then rename), as JSON and as markdown
+tables."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .errors import StateError
@@ -80,3 +83,24 @@ def read_safetensors(path: str | os.PathLike) -> dict:
             f"{path}: not a readable safetensors file ({error}); it may have been cut short by an "
             "interrupted copy or write: copy it again from where it was made"
         ) from None
+
+
+@contextlib.contextmanager
+def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """A folder written whole or not at all: refuses one that exists, yields a staging folder beside it
+    (same file system), renames it into place when the block ends and removes it when the block fails.
+
+    Raises:
+        FileExistsError: ``folder`` exists (before anything is written).
+    """
+    folder = Path(folder)
+    if folder.exists():
+        raise FileExistsError(f"{folder} already exists; choose another --out")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        yield staged
+        os.replace(staged, folder)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise

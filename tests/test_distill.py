@@ -272,6 +272,12 @@ def test_a_layer_dropped_student_scores_as_its_teacher_does_and_reloads_bit_iden
                  str(tmp_path / "p")]) == 0  # fmt: skip
     metrics = json.loads(next((tmp_path / "p").rglob("metrics.json")).read_text())
     assert metrics["method"] == "student" and metrics["backend"] == "prompt"
+    wrong = tmp_path / "wrong.tsv"
+    wrong.write_text("sentence\tlabel\nfine\tpos\n")  # not the task's field
+    capsys.readouterr()
+    assert main(["predict", "--state", str(tmp_path / "moved"), "--data-file", str(wrong), "--out",
+                 str(tmp_path / "p2")]) == 2  # fmt: skip
+    assert "wrong.tsv" in capsys.readouterr().out and not (tmp_path / "p2").exists()
     # another model folder under the same state is refused by its fingerprint
     from lmbff.errors import StateError
 
@@ -383,3 +389,17 @@ def test_an_encoder_student_compresses_to_bf16_and_pruned_folders(teacher, bert_
         with pytest.raises(ConfigError, match="compression"):
             Compression(**bad)
     assert not (tmp_path / "none").exists()
+
+
+def test_a_student_or_compressed_folder_is_written_whole_or_not_at_all(tmp_path):
+    from lmbff.files import staged_folder
+
+    with pytest.raises(RuntimeError, match="interrupted"), staged_folder(tmp_path / "out") as staged:
+        (staged / "half").write_text("written before the failure")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy
+    with staged_folder(tmp_path / "out") as staged:
+        (staged / "whole").write_text("x")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "whole").is_file()
+    with pytest.raises(FileExistsError, match="already exists"), staged_folder(tmp_path / "out"):
+        pytest.fail("an existing folder is refused before anything is written")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, StateError
-from ..files import atomic_write_json
+from ..files import atomic_write_json, staged_folder
 from .config import Compression
 from .int8 import INT8_WEIGHTS, PROMPT_MODEL_INT8, int8_tensors, quantize
 from .student import CONFIG, ENCODER, HEAD, load_student
@@ -57,11 +56,6 @@ def prune_linear(module: nn.Module, fraction: float) -> float:
             zeros += int((layer.weight == 0).sum())
             total += layer.weight.numel()
     return zeros / max(total, 1)
-
-
-def _staged(out: Path):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
 
 
 def _check_out(out: Path) -> None:
@@ -104,8 +98,7 @@ def compress_student(
             out, model, student.loaded.tokenizer, student.state, config, compression, record, method
         )
     record["zeros"] = prune_linear(student.encoder, compression.prune)
-    staged = _staged(out)
-    try:
+    with staged_folder(out) as staged:
         (staged / ENCODER).mkdir()
         if compression.weights == "int8":
             from safetensors.torch import save_file
@@ -118,10 +111,6 @@ def compress_student(
         student.tokenizer.save_pretrained(staged / ENCODER)
         shutil.copyfile(Path(folder) / HEAD, staged / HEAD)
         atomic_write_json(staged / CONFIG, {**config, "compression": record})
-        os.replace(staged, out)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return out
 
 

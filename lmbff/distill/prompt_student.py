@@ -18,8 +18,6 @@ The same folder is what ``lmbff compress --state`` writes for a tuned teacher (i
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -30,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..data import Example
 from ..errors import ConfigError, StateError
-from ..files import atomic_write_json
+from ..files import atomic_write_json, staged_folder
 from ..layer_drop import LayerTaps, drop_layers, intermediate_losses, kept_layers, transformer_layers
 from ..logs import log, shown
 from ..memory import PeakMemory
@@ -113,14 +110,10 @@ def save_prompt_folder(
     its float weights). Refuses a folder that exists."""
     from ..pretrained import LoadedModel
     from ..state import base_identity, save_state
-    from .student import CONFIG, STUDENT_FORMAT, STUDENT_KIND
+    from .student import CONFIG, student_header
 
     folder = Path(folder)
-    if folder.exists():
-        raise FileExistsError(f"{folder} already exists; choose another --out")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with staged_folder(folder) as staged:
         if int8 is None:
             model.save_pretrained(staged / MODEL, safe_serialization=True)
         else:
@@ -134,19 +127,7 @@ def save_prompt_folder(
         save_state(
             staged / STATE, prototypes, None, {"method": kind}, scoring=spec, base=base_identity(loaded)
         )
-        config = {
-            "format": STUDENT_FORMAT,
-            "kind": STUDENT_KIND,
-            "student": PROMPT_STUDENT,
-            "lmbff_version": __version__,
-            "task": spec.task.to_dict(),
-            **record,
-        }
-        atomic_write_json(staged / CONFIG, config)
-        os.replace(staged, folder)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+        atomic_write_json(staged / CONFIG, {**student_header(PROMPT_STUDENT, spec.task), **record})
     return folder
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from prompts.library import Task
 from .. import __version__
 from ..data import Example
 from ..errors import InputError, ModelNotFound, StateError
-from ..files import atomic_write_json, read_safetensors
+from ..files import atomic_write_json, read_safetensors, staged_folder
 from .int8 import INT8_WEIGHTS, load_int8_encoder
 
 STUDENT_KIND = "lmbff-student"
@@ -109,31 +107,25 @@ class EncoderStudent(nn.Module):
         what config.json says of its teacher, data and training. Refuses a folder that exists."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        if folder.exists():
-            raise FileExistsError(f"{folder} already exists; choose another --out")
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
+        with staged_folder(folder) as staged:
             self.encoder.save_pretrained(staged / ENCODER, safe_serialization=True)
             self.tokenizer.save_pretrained(staged / ENCODER)
             head = {name: p.detach().contiguous() for name, p in self.head.state_dict().items()}
             save_file(head, str(staged / HEAD))
-            config = {
-                "format": STUDENT_FORMAT,
-                "kind": STUDENT_KIND,
-                "student": "encoder",
-                "lmbff_version": __version__,
-                "task": self.task.to_dict(),
-                "max_length": self.max_length,
-                **record,
-            }
+            config = {**student_header("encoder", self.task), "max_length": self.max_length, **record}
             atomic_write_json(staged / CONFIG, config)
-            os.replace(staged, folder)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
-        return folder
+        return Path(folder)
+
+
+def student_header(student: str, task: Task) -> dict:
+    """What every student folder's config.json opens with: its format, kind and the task."""
+    return {
+        "format": STUDENT_FORMAT,
+        "kind": STUDENT_KIND,
+        "student": student,
+        "lmbff_version": __version__,
+        "task": task.to_dict(),
+    }
 
 
 def is_student(folder: str | os.PathLike) -> bool:
