@@ -670,7 +670,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         Raises:
             StateError: not a saved classifier, or ``model`` is not the base it was trained on.
         """
-        from .distill.student import StudentClassifier, is_student
+        from .distill.folder import is_student
+        from .distill.student import StudentClassifier
         from .state import StateError
 
         if is_student(folder):

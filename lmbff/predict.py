@@ -13,13 +13,13 @@ import numpy as np
 
 from .config import check_precision
 from .data import column_mapping, load_split
-from .distill.student import is_student, load_student
+from .distill.folder import is_student
+from .distill.student import load_student
 from .distributed import is_main_process
 from .errors import ConfigError
 from .evaluate import results_markdown, score_examples
 from .experiment import abstain_on_test, with_abstentions
-from .legacy import legacy_demonstrations
-from .model import SCORING_BATCH_SIZE, regression_prediction
+from .model import regression_prediction
 from .pretrained import LoadedModel
 from .results import RunResult, prediction_records
 from .state import FINETUNE_STATE, StateError, TrainedState
@@ -105,28 +105,8 @@ def _score_state(
                 outside_label, scorer, task, examples, log_scores, outside, demos, seed, rule=abstain
             )
 
-    log_scores = state_log_scores(state, scorer, examples, progress and f"{task.name} ({Path(folder)})", then)
+    log_scores = state.log_scores(scorer, examples, progress and f"{task.name} ({Path(folder)})", then)
     return {"examples": examples, "log_scores": log_scores, "abstaining": abstaining, "label": outside_label}
-
-
-def state_log_scores(state: TrainedState, scorer, examples: list, progress: bool | str = False, then=None):
-    """Class log-scores (N, C) of ``examples`` as the state's run scored (its demonstrations, seed and
-    batch size), with the state attached to ``scorer``'s base for the scoring only; ``then(demos, seed,
-    log_scores)`` runs while it is still attached."""
-    demos = state.scoring.demonstration_pool() if state.scoring is not None else None
-    if demos is None and state.experiment.get("method") == "prompt-demos":  # a format-1 state
-        demos = legacy_demonstrations(state.experiment, scorer.task)
-    seed = _seed(state)
-    attached = state.attach(scorer)
-    try:
-        log_scores = scorer.predict_log_scores(
-            examples, batch_size=SCORING_BATCH_SIZE, demonstrations=demos, seed=seed, progress=progress
-        )
-        if then is not None:
-            then(demos, seed, log_scores)
-    finally:
-        attached.detach()
-    return log_scores
 
 
 def _scored_outputs(folder, task, examples: list, log_scores, split: str, name: str, target: Path):
@@ -162,7 +142,7 @@ def _write_scored(state: TrainedState, scorer, base, scored: dict, split: str, t
         backend=backend,
         model=base.name,
         template=scorer.template.name,
-        seed=_seed(state),
+        seed=state.seed,
         metric=task.metric,
         test=summary.get("metrics", {}),
         details={
@@ -235,14 +215,6 @@ def _method(state: TrainedState) -> str:
     if classifier is not None:
         return str((classifier.get("params") or {}).get("method") or "prompt")
     return str(state.experiment.get("method", "prompt"))
-
-
-def _seed(state: TrainedState) -> int:
-    if state.scoring is not None and state.scoring.demonstrations is not None:
-        return int(state.scoring.demonstrations["seed"])
-    classifier = state.experiment.get("classifier") or {}
-    training = state.experiment.get("training") or classifier.get("training") or {}
-    return int(training.get("seed", (classifier.get("params") or {}).get("seed", 42)))
 
 
 def _unique(name: str, taken: set[str]) -> str:

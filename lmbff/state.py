@@ -290,6 +290,39 @@ class TrainedState:
             name = settings.get("model")
         return name, (self.base or {}).get("kind") or self.experiment.get("model_kind")
 
+    @property
+    def seed(self) -> int:
+        """The seed its run scored with (demonstration sampling) and trained with."""
+        if self.scoring is not None and self.scoring.demonstrations is not None:
+            return int(self.scoring.demonstrations["seed"])
+        classifier = self.experiment.get("classifier") or {}
+        training = self.experiment.get("training") or classifier.get("training") or {}
+        return int(training.get("seed", (classifier.get("params") or {}).get("seed", 42)))
+
+    def log_scores(self, scorer, examples: list, progress: bool | str = False, then=None):
+        """Class log-scores (N, C) of ``examples`` as the state's run scored (its demonstrations, seed and
+        batch size), with the state attached to ``scorer``'s base for the scoring only; ``then(demos,
+        seed, log_scores)`` runs while it is still attached."""
+        from .model import SCORING_BATCH_SIZE
+
+        demos = self.scoring.demonstration_pool() if self.scoring is not None else None
+        if demos is None and self.experiment.get("method") == "prompt-demos":  # a format-1 state
+            demos = legacy_demonstrations(self.experiment, scorer.task)
+        attached = self.attach(scorer)
+        try:
+            log_scores = scorer.predict_log_scores(
+                examples,
+                batch_size=SCORING_BATCH_SIZE,
+                demonstrations=demos,
+                seed=self.seed,
+                progress=progress,
+            )
+            if then is not None:
+                then(demos, self.seed, log_scores)
+        finally:
+            attached.detach()
+        return log_scores
+
     def prompt_model(self, loaded):
         """A PromptModel on ``loaded`` that scores as this state was scored (not yet attached).
 

@@ -23,12 +23,12 @@ _EXPORTS = {
     "compress_student": "compress",
     "distill_layers": "prompt_student",
     "distill": "run",
-    "read_unlabelled": "run",
+    "read_unlabelled": "sources",
     "teacher_from_states": "run",
     "train_student": "run",
     "EncoderStudent": "student",
     "StudentClassifier": "student",
-    "is_student": "student",
+    "is_student": "folder",
     "load_student": "student",
 }
 __all__ = [

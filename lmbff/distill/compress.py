@@ -38,8 +38,9 @@ from torch import nn
 from ..errors import ConfigError, StateError
 from ..files import atomic_write_json, staged_folder
 from .config import Compression
+from .folder import CONFIG
 from .int8 import INT8_WEIGHTS, PROMPT_MODEL_INT8, int8_tensors, quantize
-from .student import CONFIG, ENCODER, HEAD, load_student
+from .student import ENCODER, HEAD, load_student
 
 
 def prune_linear(module: nn.Module, fraction: float) -> float:
@@ -155,7 +156,7 @@ def compress_state(
     from ..layer_drop import drop_layers, transformer_layers
     from ..state import TrainedState
     from .prompt_student import MERGEABLE, merged_weights
-    from .run import check_teacher_state, teacher_record
+    from .sources import check_teacher_state, teacher_record
 
     compression = compression or Compression()
     out = Path(out)

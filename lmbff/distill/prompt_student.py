@@ -35,6 +35,7 @@ from ..layer_drop import LayerTaps, drop_layers, intermediate_losses, kept_layer
 from ..logs import log, shown
 from ..memory import PeakMemory
 from .config import LAYER_STUDENT, DistillConfig
+from .folder import CONFIG, student_header
 from .int8 import INT8_MODEL
 
 MODEL, STATE = "model", "state"
@@ -96,9 +97,7 @@ class PromptStudent:
         return self.state.scoring.task
 
     def predict_log_proba(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
-        from ..predict import state_log_scores
-
-        return state_log_scores(self.state, self.scorer, list(examples))
+        return self.state.log_scores(self.scorer, list(examples))
 
 
 def save_prompt_folder(
@@ -110,7 +109,6 @@ def save_prompt_folder(
     its float weights). Refuses a folder that exists."""
     from ..pretrained import LoadedModel
     from ..state import base_identity, save_state
-    from .student import CONFIG, student_header
 
     folder = Path(folder)
     with staged_folder(folder) as staged:
@@ -282,7 +280,7 @@ def distill_layers(
     """
     from ..pretrained import LoadedModel
     from ..state import TrainedState
-    from .run import check_distillation, read_unlabelled, teacher_record
+    from .sources import check_distillation, read_unlabelled, teacher_record
 
     state = TrainedState.load(state_folder)
     task = check_distillation(state, out)
@@ -298,7 +296,7 @@ def distill_layers(
             started = time.perf_counter()
             probabilities = np.exp(
                 teacher_scorer.predict_log_scores(
-                    examples, demonstrations=state.scoring.demonstration_pool(), seed=_seed_of(state),
+                    examples, demonstrations=state.scoring.demonstration_pool(), seed=state.seed,
                     progress=progress and "teacher",
                 )
             ).astype(np.float64)  # fmt: skip
@@ -345,9 +343,3 @@ def distill_layers(
         }
         save_prompt_folder(out, student_lm, base.tokenizer, spec, prototypes, record, LAYER_STUDENT)
     return record
-
-
-def _seed_of(state) -> int:
-    from ..predict import _seed
-
-    return _seed(state)

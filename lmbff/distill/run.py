@@ -5,7 +5,6 @@ examples. Everything is checked before any model loads, and the student folder i
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -19,55 +18,13 @@ from tqdm.auto import tqdm
 
 from prompts.library import Task
 
-from ..data import Example, read_examples
-from ..errors import ConfigError, DataError, StateError
+from ..data import Example
+from ..errors import ConfigError, StateError
 from ..logs import log, shown
 from ..memory import PeakMemory
 from .config import LAYER_STUDENT, DistillConfig
+from .sources import check_teacher_state, read_unlabelled, teacher_record
 from .student import EncoderStudent, resolve_student
-
-TEXT_SUFFIXES = (".txt",)
-
-
-def read_unlabelled(
-    path: str | os.PathLike, task: Task, columns: dict[str, str] | None = None, limit: int | None = None
-) -> tuple[list[Example], str]:
-    """(examples, SHA-256 of the file) of unlabelled texts: a ``.txt`` file of one text per line (a
-    one-field task), or any data file the toolkit reads (its label column, if any, is ignored).
-
-    Raises:
-        DataError: a missing, unreadable or empty file, or rows that do not have the task's fields.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), None, "no such file" if not path.exists() else "not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(str(path), None, f"cannot be read ({error.strerror})") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if path.suffix in TEXT_SUFFIXES:
-        if len(task.fields) != 1:
-            raise DataError(
-                str(path),
-                None,
-                f"one text per line fits a one-field task; this one reads {list(task.fields)}",
-            )
-        try:
-            lines = data.decode("utf-8").splitlines()
-        except UnicodeDecodeError as error:
-            raise DataError(str(path), None, f"not UTF-8 ({error.reason} at byte {error.start})") from None
-        examples = [
-            Example({task.fields[0]: line}, None, f"{path}:{number}")
-            for number, line in enumerate(lines, 1)
-            if line.strip()
-        ]
-        if not examples:
-            raise DataError(str(path), None, "no text in the file (empty, or only blank lines)")
-    else:
-        examples = read_examples(path, task, require_label=False, columns=columns).examples
-    examples = [Example(e.fields, None, e.source) for e in examples]  # unlabelled: any gold is ignored
-    return (examples[:limit] if limit else examples), digest
 
 
 def train_student(
@@ -194,45 +151,6 @@ def distill(
     return record
 
 
-def check_teacher_state(state) -> None:
-    """Raises StateError when a loaded state cannot teach: the classification-head baseline, or a state
-    from before self-contained states."""
-    from ..state import FINETUNE_STATE
-
-    if state.experiment.get("method") == "finetune":
-        raise StateError(f"{state.folder}: {FINETUNE_STATE}; a teacher is a prompt-based state")
-    if state.scoring is None:
-        raise StateError(f"{state.folder}: a state saved by lmbff 0.1; re-save it with lmbff upgrade-state")
-
-
-def check_distillation(state, out: str | os.PathLike) -> Task:
-    """The task of a teacher state, after the checks every distillation makes before a model loads.
-
-    Raises:
-        StateError: the state cannot teach; ConfigError: a regression task; FileExistsError: ``out``
-            exists.
-    """
-    check_teacher_state(state)
-    task = state.scoring.task
-    if task.is_regression:
-        raise ConfigError(f"{task.name} is a regression task; a student learns class probabilities")
-    if Path(out).exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
-    return task
-
-
-def teacher_record(states) -> list[dict]:
-    """What a student records of its teacher states: folder, base model and its fingerprint."""
-    return [
-        {
-            "folder": str(Path(s.folder).resolve()),
-            "base_model": s.base.get("name"),
-            "fingerprint": s.base.get("fingerprint"),
-        }
-        for s in states
-    ]
-
-
 def teacher_from_states(folders: Sequence[str | os.PathLike], progress: bool = True):
     """(teacher function, task, record) of saved states: their probabilities averaged (an ensemble, as PET
     averages its prompt models), each scored as its run scored. The states are all read and checked
@@ -258,8 +176,6 @@ def teacher_from_states(folders: Sequence[str | os.PathLike], progress: bool = T
     record = teacher_record(states)
 
     def teacher(examples: list[Example]) -> np.ndarray:
-        from ..predict import state_log_scores
-
         total = np.zeros((len(examples), len(task.labels)))
         loaded: dict = {}
         for state in states:
@@ -269,7 +185,7 @@ def teacher_from_states(folders: Sequence[str | os.PathLike], progress: bool = T
             base = loaded[key]
             state.check_base(base)
             scorer = state.prompt_model(base)
-            total += np.exp(state_log_scores(state, scorer, examples, progress and f"teacher {state.folder}"))
+            total += np.exp(state.log_scores(scorer, examples, progress and f"teacher {state.folder}"))
         return total / len(states)
 
     return teacher, task, record

@@ -22,15 +22,12 @@ from torch import nn
 
 from prompts.library import Task
 
-from .. import __version__
 from ..data import Example
 from ..errors import InputError, ModelNotFound, StateError
 from ..files import atomic_write_json, read_safetensors, staged_folder
+from .folder import CONFIG, STUDENT_KIND, require_files, student_header
 from .int8 import INT8_WEIGHTS, load_int8_encoder
 
-STUDENT_KIND = "lmbff-student"
-STUDENT_FORMAT = 1
-CONFIG = "config.json"
 HEAD = "head.safetensors"
 ENCODER = "encoder"
 
@@ -117,31 +114,6 @@ class EncoderStudent(nn.Module):
         return Path(folder)
 
 
-def student_header(student: str, task: Task) -> dict:
-    """What every student folder's config.json opens with: its format, kind and the task."""
-    return {
-        "format": STUDENT_FORMAT,
-        "kind": STUDENT_KIND,
-        "student": student,
-        "lmbff_version": __version__,
-        "task": task.to_dict(),
-    }
-
-
-def is_student(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` holds a student (its config.json says so)."""
-    try:
-        return json.loads((Path(folder) / CONFIG).read_text()).get("kind") == STUDENT_KIND
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _require(folder: Path, names: Sequence[str]) -> None:
-    missing = [name for name in names if not (folder / name).is_file()]
-    if missing:
-        raise StateError(f"{folder}: not a complete student folder; missing {', '.join(missing)}")
-
-
 def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
     """(the student, its config.json) from a student folder.
 
@@ -170,12 +142,12 @@ def load_student(folder: str | os.PathLike) -> tuple[EncoderStudent, dict]:
     if config.get("student") == "prompt":  # lmbff.distill.prompt_student: the teacher's own kind of model
         from .prompt_student import load_prompt_student, prompt_folder_files
 
-        _require(folder, prompt_folder_files(folder, config))
+        require_files(folder, prompt_folder_files(folder, config))
         return load_prompt_student(folder, config), config
     required = [CONFIG, HEAD, f"{ENCODER}/config.json", f"{ENCODER}/tokenizer_config.json"]
     # the float encoder's weights, or the compressed one's integers (lmbff.distill.int8)
     required.append(INT8_WEIGHTS if weights == "int8" else f"{ENCODER}/model.safetensors")
-    _require(folder, required)
+    require_files(folder, required)
     task = Task.from_dict(config["task"])
     if weights == "int8":  # lmbff.distill.compress: int8 linear layers, built from the stored integers
         encoder = load_int8_encoder(folder / ENCODER, folder / INT8_WEIGHTS)
