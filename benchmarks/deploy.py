@@ -45,7 +45,9 @@ def _read(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _folder_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+    from lmbff.distill.compress import folder_size_mb  # what lmbff compress reports
+
+    return folder_size_mb(folder)
 
 
 def _measure(predict_proba, texts: list[str], gold: list[str], classes) -> dict:

@@ -85,6 +85,13 @@ def read_safetensors(path: str | os.PathLike) -> dict:
         ) from None
 
 
+def refuse_existing(folder: str | os.PathLike) -> None:
+    """Raises FileExistsError when ``folder`` exists: an output is never written over (checked before the
+    expensive work, and again by :func:`staged_folder` when it writes)."""
+    if Path(folder).exists():
+        raise FileExistsError(f"{folder} already exists; choose another --out")
+
+
 @contextlib.contextmanager
 def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """A folder written whole or not at all: refuses one that exists, yields a staging folder beside it
@@ -94,8 +101,7 @@ def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
         FileExistsError: ``folder`` exists (before anything is written).
     """
     folder = Path(folder)
-    if folder.exists():
-        raise FileExistsError(f"{folder} already exists; choose another --out")
+    refuse_existing(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, StateError
-from ..files import atomic_write_json, staged_folder
+from ..files import atomic_write_json, refuse_existing, staged_folder
 from .config import Compression
 from .folder import CONFIG
 from .int8 import INT8_WEIGHTS, PROMPT_MODEL_INT8, int8_tensors, quantize
@@ -59,11 +59,6 @@ def prune_linear(module: nn.Module, fraction: float) -> float:
     return zeros / max(total, 1)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
-
-
 def compress_student(
     folder: str | os.PathLike, out: str | os.PathLike, compression: Compression | str = "int8"
 ) -> Path:
@@ -79,7 +74,7 @@ def compress_student(
     if not compression.weights and not compression.prune:
         raise ConfigError("nothing to compress: give --int8, --bf16 or --prune")
     out = Path(out)
-    _check_out(out)
+    refuse_existing(out)
     student, config = load_student(folder)
     if config.get("compression"):
         raise StateError(f"{folder}: already compressed ({config['compression']})")
@@ -160,7 +155,7 @@ def compress_state(
 
     compression = compression or Compression()
     out = Path(out)
-    _check_out(out)
+    refuse_existing(out)
     state = TrainedState.load(state_folder)
     check_teacher_state(state)
     backend = state.tuning.to_dict().get("backend") if state.tuning is not None else None
@@ -184,10 +179,8 @@ def compress_state(
         "what": compression.describe(),
     }
     record["zeros"] = prune_linear(transformer_layers(model), compression.prune)
-    config = {"teacher": teacher_record([state]), "classes": list(state.scoring.task.labels)}
-    classes = (state.experiment.get("classifier") or {}).get("classes")
-    if classes is not None:
-        config["classes"] = classes
+    classes = (state.experiment.get("classifier") or {}).get("classes")  # a saved PromptClassifier's
+    config = {"teacher": teacher_record([state]), "classes": classes or list(state.scoring.task.labels)}
     return _write_prompt(out, model, base.tokenizer, state, config, compression, record, "compressed")
 
 

@@ -37,6 +37,7 @@ from ..memory import PeakMemory
 from .config import LAYER_STUDENT, DistillConfig
 from .folder import CONFIG, student_header
 from .int8 import INT8_MODEL
+from .losses import soft_loss, tempered_targets
 
 MODEL, STATE = "model", "state"
 PROMPT_STUDENT = "prompt"
@@ -96,7 +97,7 @@ class PromptStudent:
     def task(self):
         return self.state.scoring.task
 
-    def predict_log_proba(self, examples: Sequence[Example], batch_size: int | None = None) -> np.ndarray:
+    def predict_log_proba(self, examples: Sequence[Example]) -> np.ndarray:
         return self.state.log_scores(self.scorer, list(examples))
 
 
@@ -170,12 +171,6 @@ def load_prompt_student(folder: str | os.PathLike, config: dict) -> PromptStuden
 
 
 # ---- the layer-dropped student ------------------------------------------------------------------------
-def _soft_loss(log_scores: torch.Tensor, tempered: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T² KL(teacher_T || student_T)`` (Hinton et al. 2015), as for the encoder student."""
-    student = (log_scores / temperature).log_softmax(-1)
-    return F.kl_div(student, tempered, reduction="batchmean") * temperature**2
-
-
 def train_layer_student(
     teacher_scorer,
     student_scorer,
@@ -203,8 +198,7 @@ def train_layer_student(
     total = steps_per_epoch * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total))
     generator = torch.Generator().manual_seed(config.seed)
-    targets = torch.tensor(teacher_probabilities, dtype=torch.float32)
-    tempered = torch.softmax(targets.clamp_min(1e-12).log() / config.temperature, dim=-1)
+    tempered = tempered_targets(teacher_probabilities, config.temperature)
     labels = list(student_scorer.task.labels)
     gold = [labels.index(str(e.label)) for e in labelled]
     intermediate = config.hidden_weight > 0 or config.attention_weight > 0
@@ -224,7 +218,7 @@ def train_layer_student(
                     with torch.no_grad():
                         teacher_scorer.class_log_scores(batch, calibrate=False)
                 log_scores = student_scorer.class_log_scores(batch, calibrate=False)
-                parts = {"prediction": _soft_loss(log_scores, tempered[chosen], config.temperature)}
+                parts = {"prediction": soft_loss(log_scores, tempered[chosen], config.temperature)}
                 if intermediate:
                     found = intermediate_losses(theirs, ours, keep, batch.attention_mask)
                     parts["hidden"] = config.hidden_weight * (found["embedding"] + found["hidden"])
@@ -291,16 +285,12 @@ def distill_layers(
         teacher_scorer = state.prompt_model(base)
         num_layers = len(transformer_layers(base.model))
         keep = kept_layers(num_layers, config.keep_every)  # ConfigError before the teacher scores
-        attached = state.attach(teacher_scorer)
+        started = time.perf_counter()
+        probabilities = np.exp(state.log_scores(teacher_scorer, examples, progress and "teacher"))
+        probabilities = probabilities.astype(np.float64)
+        labelling_seconds = time.perf_counter() - started
+        attached = state.attach(teacher_scorer)  # again: its layers are the intermediate losses' targets
         try:
-            started = time.perf_counter()
-            probabilities = np.exp(
-                teacher_scorer.predict_log_scores(
-                    examples, demonstrations=state.scoring.demonstration_pool(), seed=state.seed,
-                    progress=progress and "teacher",
-                )
-            ).astype(np.float64)  # fmt: skip
-            labelling_seconds = time.perf_counter() - started
             try:
                 weights, start = merged_weights(base.model), "teacher"
             except ConfigError as why:

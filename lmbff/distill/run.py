@@ -20,9 +20,11 @@ from prompts.library import Task
 
 from ..data import Example
 from ..errors import ConfigError, StateError
+from ..files import refuse_existing
 from ..logs import log, shown
 from ..memory import PeakMemory
 from .config import LAYER_STUDENT, DistillConfig
+from .losses import soft_loss, tempered_targets
 from .sources import check_teacher_state, read_unlabelled, teacher_record
 from .student import EncoderStudent, resolve_student
 
@@ -44,8 +46,7 @@ def train_student(
     generator = torch.Generator().manual_seed(config.seed)
     labels = list(student.task.labels)
     gold = [labels.index(str(e.label)) for e in labelled]
-    targets = torch.tensor(teacher_probabilities, dtype=torch.float32)
-    tempered = torch.softmax(targets.clamp_min(1e-12).log() / config.temperature, dim=-1)
+    tempered = tempered_targets(teacher_probabilities, config.temperature)
     optimizer = torch.optim.AdamW(
         student.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -61,12 +62,7 @@ def train_student(
         for start in range(0, len(order), config.batch_size):
             chosen = order[start : start + config.batch_size]
             logits = student(student.batch([examples[i] for i in chosen]))
-            soft = (
-                F.kl_div(
-                    (logits / config.temperature).log_softmax(-1), tempered[chosen], reduction="batchmean"
-                )
-                * config.temperature**2
-            )
+            soft = soft_loss(logits, tempered[chosen], config.temperature)
             loss = soft
             if gold and config.gold_weight > 0:
                 picked = torch.randint(len(gold), (min(config.batch_size, len(gold)),), generator=generator)
@@ -115,8 +111,7 @@ def distill(
     if task.is_regression:
         raise ConfigError(f"{task.name} is a regression task; a student learns class probabilities")
     out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
+    refuse_existing(out)
     resolve_student(config.student)  # an unknown student, before the teacher's model loads
     examples, digest = read_unlabelled(unlabelled, task, columns, config.max_unlabelled)
     memory = PeakMemory()

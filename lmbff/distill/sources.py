@@ -11,6 +11,7 @@ from prompts.library import Task
 
 from ..data import Example, read_examples
 from ..errors import ConfigError, DataError, StateError
+from ..files import refuse_existing
 
 TEXT_SUFFIXES = (".txt",)
 
@@ -78,8 +79,7 @@ def check_distillation(state, out: str | os.PathLike) -> Task:
     task = state.scoring.task
     if task.is_regression:
         raise ConfigError(f"{task.name} is a regression task; a student learns class probabilities")
-    if Path(out).exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
+    refuse_existing(out)
     return task
 
 
