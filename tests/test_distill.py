@@ -403,3 +403,24 @@ def test_a_student_or_compressed_folder_is_written_whole_or_not_at_all(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "whole").is_file()
     with pytest.raises(FileExistsError, match="already exists"), staged_folder(tmp_path / "out"):
         pytest.fail("an existing folder is refused before anything is written")
+
+
+def test_intermediate_losses_on_several_rows_per_example_are_refused_and_the_prediction_loss_alone_works(
+    bert_dir, tmp_path, capsys
+):
+    words = ["really good", "really bad"]  # several tokens each: one row per word, not one per example
+    clf = PromptClassifier(labels=["pos", "neg"], label_words=words, model=str(bert_dir), max_steps=1,
+                           backend="bitfit", verbose=False).fit(TEXTS, LABELS)  # fmt: skip
+    assert not clf.prompt_model_.fast_path
+    clf.save(tmp_path / "teacher")
+    command = ["distill", "--teacher", str(tmp_path / "teacher"), "--unlabelled", str(_unlabelled(tmp_path)),
+               "--student", "teacher-layers", "--epochs", "1", "--batch-size", "4"]  # fmt: skip
+    assert main([*command, "--out", str(tmp_path / "refused")]) == 2
+    assert "--hidden-weight 0 --attention-weight 0" in capsys.readouterr().out.replace("\n", " ")
+    assert not (tmp_path / "refused").exists()
+    assert (
+        main([*command, "--hidden-weight", "0", "--attention-weight", "0", "--out", str(tmp_path / "s")]) == 0
+    )
+    history = json.loads((tmp_path / "s" / "config.json").read_text())["history"]
+    assert set(history[0]) == {"epoch", "loss", "prediction"}
+    assert PromptClassifier.load(tmp_path / "s").predict_proba(TEXTS).shape == (len(TEXTS), 2)

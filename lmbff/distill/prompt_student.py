@@ -17,6 +17,7 @@ The same folder is what ``lmbff compress --state`` writes for a tuned teacher (i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -171,6 +172,25 @@ def load_prompt_student(folder: str | os.PathLike, config: dict) -> PromptStuden
 
 
 # ---- the layer-dropped student ------------------------------------------------------------------------
+def check_intermediate(scorer, config: DistillConfig) -> bool:
+    """Whether the intermediate losses are on (a weight above 0).
+
+    Raises:
+        ConfigError: they are on, but the scorer reads several rows per example (a label word of several
+            tokens, or text after the slot). The taps would hold every layer of every row (on CLINC150's
+            150 intents, thousands of rows a batch: many GB), and the rows of one example repeat its
+            prompt; refused rather than left to run out of memory.
+    """
+    intermediate = config.hidden_weight > 0 or config.attention_weight > 0
+    if intermediate and not scorer.fast_path:
+        raise ConfigError(
+            "the layer-dropped student's intermediate losses read one prompt row per example; this "
+            "template and its label words score each example in several rows. Distil it with "
+            "--hidden-weight 0 --attention-weight 0 (the prediction loss alone)"
+        )
+    return intermediate
+
+
 def train_layer_student(
     teacher_scorer,
     student_scorer,
@@ -201,23 +221,27 @@ def train_layer_student(
     tempered = tempered_targets(teacher_probabilities, config.temperature)
     labels = list(student_scorer.task.labels)
     gold = [labels.index(str(e.label)) for e in labelled]
-    intermediate = config.hidden_weight > 0 or config.attention_weight > 0
+    intermediate = check_intermediate(student_scorer, config)
     attentions = config.attention_weight > 0
     history = []
     student.train()
     bar = tqdm(total=total, desc="distilling layers", unit="step", disable=not progress)
-    with LayerTaps(teacher_scorer.base_lm, attentions) as theirs, LayerTaps(student, attentions) as ours:
+    taps = (LayerTaps(teacher_scorer.base_lm, attentions), LayerTaps(student, attentions))
+    with contextlib.ExitStack() as stack:
+        theirs, ours = (stack.enter_context(tap) for tap in taps) if intermediate else (None, None)
         for epoch in range(config.epochs):
             order = torch.randperm(len(examples), generator=generator).tolist()
             sums: dict[str, float] = {}
             for start in range(0, len(order), config.batch_size):
                 chosen = order[start : start + config.batch_size]
-                batch = student_scorer.collate(student_scorer.encode([examples[i] for i in chosen]))
-                batch = batch.to(student_scorer.device)
-                if intermediate:
+                encodings = student_scorer.encode([examples[i] for i in chosen])
+                if intermediate:  # one row per example: the same rows for both, and for the taps
+                    batch = student_scorer.collate(encodings).to(student_scorer.device)
                     with torch.no_grad():
                         teacher_scorer.class_log_scores(batch, calibrate=False)
-                log_scores = student_scorer.class_log_scores(batch, calibrate=False)
+                    log_scores = student_scorer.class_log_scores(batch, calibrate=False)
+                else:  # the training path's own memory bounds (the shared prefix, chunked vocabulary)
+                    log_scores = student_scorer.training_log_scores(encodings)
                 parts = {"prediction": soft_loss(log_scores, tempered[chosen], config.temperature)}
                 if intermediate:
                     found = intermediate_losses(theirs, ours, keep, batch.attention_mask)
@@ -284,7 +308,8 @@ def distill_layers(
         base = state.load_base(None, precision=state.precision)
         teacher_scorer = state.prompt_model(base)
         num_layers = len(transformer_layers(base.model))
-        keep = kept_layers(num_layers, config.keep_every)  # ConfigError before the teacher scores
+        keep = kept_layers(num_layers, config.keep_every)  # ConfigErrors before the teacher scores
+        check_intermediate(teacher_scorer, config)
         started = time.perf_counter()
         probabilities = np.exp(state.log_scores(teacher_scorer, examples, progress and "teacher"))
         probabilities = probabilities.astype(np.float64)
