@@ -65,6 +65,11 @@ class TrainingArguments:
         low=0,
         high=1000,
     )
+    multi_label_loss: Literal["softmax", "binary"] = option(
+        "softmax",
+        help="a multi-label task's loss: softmax (cross-entropy towards each example's labels, sharing "
+        "its target) or binary (each label's own log-loss on its probability); lmbff.multi_label",
+    )
 
     def schedule_for(self, examples: int) -> tuple[int, int]:
         """(steps, evaluate every) for ``examples`` training examples: ``max_steps``, or more where

@@ -30,7 +30,8 @@ class Example:
     """One labelled (or unlabelled) input: its text fields, its label, and where it came from."""
 
     fields: dict[str, str]
-    label: str | float | None = None
+    # a label, a regression value, or for a multi-label task the tuple of its labels (possibly empty)
+    label: str | float | tuple[str, ...] | None = None
     source: str = ""  # "file:line", for error messages and predictions
 
 
@@ -321,6 +322,8 @@ def _example(
             return DataError(str(path), number, f"expected text, got {type(value).__name__}", name)
         values[name] = value
     label = row.get(LABEL_COLUMN)
+    if task.multi_label:
+        return _multi_label_example(values, label, task, path, number, require_label)
     if label is None or (isinstance(label, str) and not label.strip()):
         if require_label:
             return DataError(str(path), number, "missing label", LABEL_COLUMN)
@@ -347,6 +350,58 @@ def _example(
             LABEL_COLUMN,
         )
     return Example(values, label, f"{path}:{number}")
+
+
+def _multi_label_example(
+    values: dict[str, str], label, task: Task, path: Path, number: int, require_label: bool
+) -> Example | DataError:
+    """A multi-label row: its labels from a JSON list, or from one field split on the task's
+    ``label_delimiter``. An unknown or repeated label is an error naming it; so is an empty list unless
+    the task allows one (without a label column the row is unlabelled)."""
+    where = f"{path}:{number}"
+
+    def error(message: str) -> DataError:
+        return DataError(str(path), number, message, LABEL_COLUMN)
+
+    if label is None:
+        return error("missing labels") if require_label else Example(values, None, where)
+    if isinstance(label, list):
+        if any(not isinstance(item, str) for item in label):
+            bad = next(item for item in label if not isinstance(item, str))
+            return error(f"expected a list of label texts, got {type(bad).__name__} {bad!r:.40} in it")
+        items = [item.strip() for item in label]
+    elif isinstance(label, str):
+        delimiter = task.label_delimiter
+        if delimiter is None and path.suffix in (".tsv", ".csv"):
+            return error(
+                "a multi-label task's TSV or CSV labels are one field split on the task's label_delimiter, "
+                "which the task does not declare (add e.g. label_delimiter: ',' to its task block)"
+            )
+        text = label.strip()
+        items = (
+            [] if not text else [item.strip() for item in (text.split(delimiter) if delimiter else [text])]
+        )
+    else:
+        return error(f"expected a list of labels, got {type(label).__name__} {label!r:.40}")
+    if not items:
+        if task.allow_empty:
+            return Example(values, (), where)
+        if not require_label:
+            return Example(values, None, where)
+        return error("no label; the task gives every example at least one (set allow_empty: true if not)")
+    for position, item in enumerate(items, start=1):
+        if not item:
+            return error(f"label {position} of {len(items)} is empty ({label!r:.60})")
+        if item not in task.labels:
+            known = list(task.labels)
+            return error(
+                f"unknown label {item!r} (label {position} of {len(items)}); the task's labels are {known}"
+            )
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        return error(f"the label {repeated[0]!r} is given more than once")
+    # in the task's label order: one example, one set of labels, whatever order the file wrote them in
+    return Example(values, tuple(sorted(items, key=task.labels.index)), where)
 
 
 def find_split(data_dir: str | os.PathLike, split: str) -> Path:
@@ -488,7 +543,9 @@ def likely_mistakes(task: Task, train: list[Example], dev: list[Example] | None)
     would be chosen on the examples it trained on)."""
     notes = []
     if not task.is_regression and train:
-        classes = {str(e.label) for e in train}
+        classes = (
+            {label for e in train for label in e.label} if task.multi_label else {str(e.label) for e in train}
+        )
         if len(classes) == 1:
             notes.append(
                 f"the training set has one class only ({next(iter(classes))!r}, {len(train)} examples) of "

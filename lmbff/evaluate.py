@@ -16,6 +16,14 @@ from .data import Example
 from .files import atomic_write_json, markdown_table
 from .metrics import MACRO_F1_AVERAGING, classification_metrics, per_class_table, regression_metrics
 from .model import PromptModel, regression_prediction
+from .multi_label import (
+    LabelThresholds,
+    choose_thresholds,
+    label_indicator,
+    label_sets,
+    multi_label_metrics,
+    per_label_table,
+)
 from .precision import precision_of
 from .scoring.calibration import apply_calibration
 
@@ -37,8 +45,28 @@ class EvalResult:
         return self.metrics[self.metric]
 
 
-def score_examples(task: Task, examples: Sequence[Example], log_scores: np.ndarray, name: str) -> EvalResult:
-    """Metrics for class log-scores (N, C) of labelled examples."""
+def score_examples(
+    task: Task,
+    examples: Sequence[Example],
+    log_scores: np.ndarray,
+    name: str,
+    thresholds: LabelThresholds | None = None,
+) -> EvalResult:
+    """Metrics for class log-scores (N, C) of labelled examples; a multi-label task's labels are decided
+    by ``thresholds`` (default: :data:`lmbff.multi_label.DEFAULT_THRESHOLD` for every label)."""
+    if task.multi_label:
+        predicted = predicted_labels(task, log_scores, thresholds)
+        gold = label_indicator(task, [e.label for e in examples])
+        chosen = label_indicator(task, predicted)
+        return EvalResult(
+            name,
+            task.name,
+            task.metric,
+            multi_label_metrics(gold, chosen),
+            len(examples),
+            per_class=per_label_table(task, gold, chosen),
+            predictions=[list(p) for p in predicted],
+        )
     if task.is_regression:
         predicted = regression_prediction(log_scores, task.value_range)
         gold = [float(e.label) for e in examples]
@@ -117,7 +145,7 @@ def zero_shot(
         ]
     else:  # unlabelled data: predictions only, and how often each label is predicted
         counts = {
-            name: {label: int((predicted_labels(task, scores) == label).sum()) for label in task.labels}
+            name: label_counts(task, predicted_labels(task, scores))
             for name, scores in (("raw", log_scores), ("calibrated", calibrated))
         }
     run = ZeroShotRun(
@@ -142,11 +170,33 @@ def zero_shot(
     return run, log_scores
 
 
-def predicted_labels(task: Task, log_scores: np.ndarray) -> np.ndarray:
-    """The predicted label of each row (classification), or the regression value."""
+def predicted_labels(task: Task, log_scores: np.ndarray, thresholds: LabelThresholds | None = None):
+    """The predicted label of each row (classification), the regression value, or for a multi-label
+    task the tuple of each row's labels (decided by ``thresholds``, default 0.5 each)."""
     if task.is_regression:
         return regression_prediction(log_scores, task.value_range)
+    if task.multi_label:
+        rule = thresholds or LabelThresholds.default(task)
+        return label_sets(task, rule.decide(np.exp(np.asarray(log_scores, dtype=np.float64))))
     return np.array(task.labels, dtype=object)[log_scores.argmax(axis=1)]
+
+
+def label_counts(task: Task, predictions) -> dict[str, int]:
+    """How many rows each label is predicted for (a multi-label row counts for each of its labels)."""
+    if task.multi_label:
+        return {label: sum(label in p for p in predictions) for label in task.labels}
+    return {label: int((np.asarray(predictions, dtype=object) == label).sum()) for label in task.labels}
+
+
+def _as_list(predictions) -> list:
+    """Predictions as JSON values: labels, values, or a multi-label row's list of labels."""
+    return [list(p) if isinstance(p, tuple) else p for p in list(predictions)]
+
+
+def dev_thresholds(task: Task, examples: Sequence[Example], log_scores: np.ndarray) -> LabelThresholds:
+    """A multi-label task's per-label thresholds chosen on these (dev) rows (:mod:`lmbff.multi_label`)."""
+    gold = label_indicator(task, [e.label for e in examples])
+    return choose_thresholds(np.exp(np.asarray(log_scores, dtype=np.float64)), gold, task.allow_empty)
 
 
 def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> str:
@@ -160,7 +210,13 @@ def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> s
         positive = task.positive_label or task.labels[1]
         how = "the task's positive_label" if task.positive_label else "the second label; set positive_label"
         text += f"\nf1 is the F1 of the positive label {positive!r} ({how}).\n"
-    if any("macro_f1" in r.metrics for r in results):
+    if task.multi_label:
+        text += (
+            "\nMulti-label: each label is decided on its own, by its threshold chosen on dev; micro_f1 "
+            "counts every (example, label) decision, subset_accuracy the examples whose whole label set is "
+            "right, hamming_loss the share of wrong decisions (lower is better).\n"
+        )
+    elif any("macro_f1" in r.metrics for r in results):
         text += f"\n{MACRO_F1_AVERAGING}.\n"
     for r in results:
         if r.per_class:
@@ -243,9 +299,9 @@ def write_zero_shot(
         task,
         examples,
         log_scores,
-        predicted_labels(task, log_scores).tolist(),
+        _as_list(predicted_labels(task, log_scores)),
         calibrated_scores,
-        predicted_labels(task, calibrated_scores).tolist(),
+        _as_list(predicted_labels(task, calibrated_scores)),
     )
     result.write(out, markdown=body + footer, records=records)
     return [out / "results.json", out / "results.md", out / "predictions.jsonl", out / "metrics.json"]

@@ -25,7 +25,13 @@ from .config import DEFAULT_PRECISION, METHODS, PrototypeConfig, check_precision
 from .data import check_renders, likely_mistakes, load_split
 from .demonstrations import DemonstrationConfig, Demonstrations
 from .errors import ConfigError
-from .evaluate import apply_calibration, content_free_probabilities, results_markdown, score_examples
+from .evaluate import (
+    apply_calibration,
+    content_free_probabilities,
+    dev_thresholds,
+    results_markdown,
+    score_examples,
+)
 from .files import atomic_write_json, markdown_table
 from .logs import log
 from .machine import cpu_seconds, describe_machine
@@ -130,6 +136,30 @@ class ExperimentConfig:
         return cls(**data)
 
 
+def check_multi_label_method(task, method: str, out_of_scope: str | None = None) -> None:
+    """Refuse what a multi-label task cannot do: the classification-head baseline (one label per
+    example), demonstrations (a demonstration shows one label word) and abstaining (an empty label set
+    says "none of these", where the task allows one).
+
+    Raises:
+        ConfigError: naming what to do instead."""
+    if method == "finetune":
+        raise ConfigError(
+            f"task {task.name!r} is multi-label; --method finetune trains a head that picks one label: "
+            "use --method prompt"
+        )
+    if method == "prompt-demos":
+        raise ConfigError(
+            f"task {task.name!r} is multi-label; a demonstration shows one label word, so demonstrations "
+            "are for single-label tasks: use --method prompt"
+        )
+    if out_of_scope is not None:
+        raise ConfigError(
+            f"task {task.name!r} is multi-label; --out-of-scope is for single-label tasks (give the task "
+            "allow_empty: true and rows with no label instead)"
+        )
+
+
 def run_precision(precision: str, method: str, backend: str) -> str:
     """fp32 or bf16: what ``precision`` is on this machine for a run of ``method`` that trains with
     ``backend`` (a zero-shot run trains none; :func:`lmbff.precision.resolve_precision`)."""
@@ -186,6 +216,8 @@ class _Scored:
     content_free: object = None
     calibrated_test: object = None
     calibrated_results: list | None = None
+    # a multi-label task's per-label thresholds, chosen on dev (lmbff.multi_label); None otherwise
+    thresholds: object = None
 
 
 def run_experiment(
@@ -271,6 +303,8 @@ def _checked_inputs(config: ExperimentConfig, num_processes: int) -> _Inputs:
     model loads: a failed start leaves nothing behind that blocks the corrected rerun."""
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
+    if task.multi_label:
+        check_multi_label_method(task, config.method, config.out_of_scope)
     if config.out_of_scope is not None and config.out_of_scope in task.labels:
         raise ConfigError(
             f"out_of_scope {config.out_of_scope!r} is one of the task's labels {list(task.labels)}"
@@ -325,25 +359,38 @@ def _score(config: ExperimentConfig, scorer, inputs: _Inputs, demos, progress: b
         test, demonstrations=demos, seed=seed, progress=progress and "test"
     )
     name = config.method if config.method != "prompt" else "prompt-based fine-tuning"
+    rule = _thresholds(task, dev, dev_scores)
     scored = _Scored(
         name,
         test_scores,
         dev_scores,
-        score_examples(task, test, test_scores, name),
-        score_examples(task, dev, dev_scores, f"{name} (dev)") if dev else None,
+        score_examples(task, test, test_scores, name, rule),
+        score_examples(task, dev, dev_scores, f"{name} (dev)", rule) if dev else None,
         content_free,
+        thresholds=rule,
     )
     if content_free is not None:
         scored.calibrated_test = apply_calibration(test_scores, content_free)
+        calibrated_dev = apply_calibration(dev_scores, content_free) if dev else None
+        calibrated_rule = _thresholds(task, dev, calibrated_dev)
         scored.calibrated_results = [
-            score_examples(task, test, scored.calibrated_test, f"{name} + calibration")
+            score_examples(task, test, scored.calibrated_test, f"{name} + calibration", calibrated_rule)
         ]
         if dev:
-            calibrated_dev = apply_calibration(dev_scores, content_free)
             scored.calibrated_results.append(
-                score_examples(task, dev, calibrated_dev, f"{name} + calibration (dev)")
+                score_examples(task, dev, calibrated_dev, f"{name} + calibration (dev)", calibrated_rule)
             )
     return scored
+
+
+def _thresholds(task, dev: list, dev_scores):
+    """A multi-label task's per-label thresholds: chosen on dev, else the default (0.5 each); None for
+    other tasks."""
+    if not task.multi_label:
+        return None
+    from .multi_label import LabelThresholds
+
+    return dev_thresholds(task, dev, dev_scores) if dev else LabelThresholds.default(task)
 
 
 def _metrics(
@@ -372,6 +419,8 @@ def _metrics(
     }
     if result is not None and result.resumed_at_step:
         metrics["resumed_at_step"] = result.resumed_at_step
+    if scored.thresholds is not None:
+        metrics["thresholds"] = dict(zip(inputs.task.labels, scored.thresholds.thresholds, strict=True))
     if scored.calibrated_results is not None:
         metrics["test_calibrated"] = scored.calibrated_results[0].metrics
         if len(scored.calibrated_results) > 1:
@@ -389,6 +438,8 @@ def _write_run(config, out: Path, metrics: dict, scorer, inputs: _Inputs, scored
         scoring = ScoringSpec.of(scorer, task, demos, seed) if config.method != "finetune" else None
         if scoring is not None and abstaining is not None and abstaining["metrics"]["rule"] is not None:
             scoring.abstain = {"label": config.out_of_scope, **abstaining["metrics"]["rule"]}
+        if scoring is not None and scored.thresholds is not None:
+            scoring.thresholds = scored.thresholds.to_dict()
         save_state(
             out / "state",
             trainer.trainable_state(),
@@ -422,7 +473,11 @@ def run_description(config: ExperimentConfig, scorer, train: list, trainer) -> s
     learning rate, steps, K and seed."""
     from collections import Counter
 
-    per_class = Counter(str(e.label) for e in train)
+    task = getattr(scorer, "task", None)
+    if task is not None and task.multi_label:  # an example counts for each of its labels
+        per_class = Counter(label for e in train for label in e.label)
+    else:
+        per_class = Counter(str(e.label) for e in train)
     k = min(per_class.values()) if per_class else 0
     k_text = str(k) if len(set(per_class.values())) <= 1 else f"{k} to {max(per_class.values())}"
     from .precision import precision_of

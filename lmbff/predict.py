@@ -17,7 +17,7 @@ from .distill.folder import is_student
 from .distill.student import load_student
 from .distributed import is_main_process
 from .errors import ConfigError
-from .evaluate import results_markdown, score_examples
+from .evaluate import predicted_labels, results_markdown, score_examples
 from .experiment import abstain_on_test, with_abstentions
 from .model import regression_prediction
 from .pretrained import LoadedModel
@@ -109,21 +109,25 @@ def _score_state(
     return {"examples": examples, "log_scores": log_scores, "abstaining": abstaining, "label": outside_label}
 
 
-def _scored_outputs(folder, task, examples: list, log_scores, split: str, name: str, target: Path):
+def _scored_outputs(
+    folder, task, examples: list, log_scores, split: str, name: str, target: Path, thresholds=None
+):
     """(summary, predictions, results.md text) of a scoring run: metrics where every example has a gold
-    label, else predictions only (a regression task's values, or the labels)."""
+    label, else predictions only (a regression task's values, the labels, or a multi-label task's
+    label lists, decided by ``thresholds``)."""
     summary = {"state": str(folder), "task": task.name, "metric": task.metric, "split": split,
                "examples": len(examples)}  # fmt: skip
     title = f"{task.name}: {target.name} ({split})"
     if all(e.label is not None for e in examples):
-        result = score_examples(task, examples, log_scores, name)
+        result = score_examples(task, examples, log_scores, name, thresholds)
         summary["metrics"] = result.metrics
         return summary, result.predictions, results_markdown(task, [result], title)
-    predictions = (
-        regression_prediction(log_scores, task.value_range).tolist()
-        if task.is_regression
-        else [task.labels[i] for i in np.argmax(log_scores, axis=1)]
-    )
+    if task.multi_label:
+        predictions = [list(p) for p in predicted_labels(task, log_scores, thresholds)]
+    elif task.is_regression:
+        predictions = regression_prediction(log_scores, task.value_range).tolist()
+    else:
+        predictions = [task.labels[i] for i in np.argmax(log_scores, axis=1)]
     return summary, predictions, f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
 
 
@@ -132,8 +136,9 @@ def _write_scored(state: TrainedState, scorer, base, scored: dict, split: str, t
     task, examples, log_scores = scorer.task, scored["examples"], scored["log_scores"]
     method = _method(state)
     backend = state.tuning.to_dict().get("backend", "") if state.tuning is not None else ""
+    thresholds = state.scoring.label_thresholds() if state.scoring is not None else None
     summary, predictions, markdown = _scored_outputs(
-        folder, task, examples, log_scores, split, f"{method} ({backend})", target
+        folder, task, examples, log_scores, split, f"{method} ({backend})", target, thresholds
     )
     settings = state.experiment.get("classifier", state.experiment)
     run = RunResult(

@@ -67,6 +67,54 @@ def lmbff_sample(
     return train, dev
 
 
+def multi_label_sample(
+    task: Task, rows: Sequence[str], labels: Sequence[tuple[str, ...]], k: int, seed: int
+) -> tuple[list[str], list[str], dict]:
+    """Train and dev rows of a multi-label task, K per label each, and the label counts of both.
+
+    The rows are shuffled as LM-BFF shuffles them (NumPy's legacy generator, seeded). Train then takes,
+    in that order, each row that carries a label with fewer than K train rows so far; dev does the same
+    over the rows train left. A row counts towards every label it carries, so a label that often comes
+    with another can end above K (the counts say by how much); a row with no label (``allow_empty``)
+    counts towards an empty set taken K times like a label. Reproducible by seed.
+
+    Raises:
+        InputError: a label with fewer than 2K rows."""
+    order = list(range(len(rows)))
+    np.random.RandomState(seed).shuffle(order)
+    groups = [*task.labels, *([()] if task.allow_empty else [])]
+    available = {g: 0 for g in groups}
+    for index in order:
+        for label in labels[index] or [()]:
+            if label in available:
+                available[label] += 1
+    short = {str(g) if g != () else "(no label)": n for g, n in available.items() if n < 2 * k}
+    if short:
+        raise InputError(f"{task.name}: these labels have fewer than 2K={2 * k} training rows: {short}")
+
+    def take(candidates: list[int]) -> tuple[list[int], dict]:
+        counts = {g: 0 for g in groups}
+        taken = []
+        for index in candidates:
+            carried = list(labels[index]) or [()]
+            if any(counts[g] < k for g in carried):
+                taken.append(index)
+                for g in carried:
+                    counts[g] += 1
+            if all(n >= k for n in counts.values()):
+                break
+        return taken, counts
+
+    train, train_counts = take(order)
+    used = set(train)
+    dev, dev_counts = take([i for i in order if i not in used])
+    counts = {
+        "train": {str(g) if g != () else "": n for g, n in train_counts.items()},
+        "dev": {str(g) if g != () else "": n for g, n in dev_counts.items()},
+    }
+    return [rows[i] for i in train], [rows[i] for i in dev], counts
+
+
 def make_splits(
     task: Task,
     data_dir: str | os.PathLike,
@@ -151,12 +199,16 @@ def _train_rows(
     examples = sorted(report.examples, key=lambda e: line_of[id(e)])
     rows = [raw[line_of[id(e)] - 1] for e in examples]
     rows = [r if r.endswith("\n") else r + "\n" for r in rows]
-    return rows, [str(e.label) for e in examples], header, report
+    return rows, [e.label if task.multi_label else str(e.label) for e in examples], header, report
 
 
 def _plan_split(task, rows, labels, header, k, seed, folder: Path, ext: str, test, source: dict, columns):
     """(seed, folder, {path: bytes}) of one seed's split: train, dev, the test file's copy, a manifest."""
-    train, dev = lmbff_sample(task, rows, labels, k, seed)
+    counts = None
+    if task.multi_label:
+        train, dev, counts = multi_label_sample(task, rows, labels, k, seed)
+    else:
+        train, dev = lmbff_sample(task, rows, labels, k, seed)
     files = {
         folder / f"train{ext}": (header + "".join(train)).encode("utf-8"),
         folder / f"dev{ext}": (header + "".join(dev)).encode("utf-8"),
@@ -176,6 +228,12 @@ def _plan_split(task, rows, labels, header, k, seed, folder: Path, ext: str, tes
     }
     if columns:  # (only when given: a split made without renaming keeps its manifest byte for byte)
         manifest["columns"] = dict(columns)
+    if counts is not None:
+        manifest["procedure"] = (
+            "multi-label: LM-BFF's shuffle, then each row taken while one of its labels has fewer than K; "
+            "a row counts towards every label it carries"
+        )
+        manifest["label_counts"] = counts
     files[folder / "manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode(
         "utf-8"
     )

@@ -74,6 +74,8 @@ class ScoringSpec:
     prototypes: dict | None = None
     # {"label": the out-of-scope label, **AbstainRule fields}: the state abstains as its run chose on dev
     abstain: dict | None = None
+    # a multi-label task's per-label thresholds chosen on dev (lmbff.multi_label.LabelThresholds)
+    thresholds: dict | None = None
 
     @classmethod
     def of(cls, prompt_model, task: Task, demonstrations=None, seed: int = 0) -> ScoringSpec:
@@ -147,6 +149,19 @@ class ScoringSpec:
         if self.calibration is not None:
             model.calibration = torch.tensor(self.calibration, dtype=torch.float32)
         return model
+
+    def label_thresholds(self):
+        """The per-label thresholds a multi-label state decides with (the default where it saved none);
+        None for other tasks."""
+        if not self.task.multi_label:
+            return None
+        from .multi_label import LabelThresholds
+
+        return (
+            LabelThresholds.from_dict(self.thresholds)
+            if self.thresholds
+            else LabelThresholds.default(self.task)
+        )
 
     def demonstration_pool(self):
         """The Demonstrations the state was trained with (None when it used none)."""

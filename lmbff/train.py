@@ -21,10 +21,11 @@ from .config import TrainingArguments
 from .data import Example
 from .demonstrations import Demonstrations
 from .errors import ConfigError, InputError
-from .evaluate import score_examples
+from .evaluate import dev_thresholds, score_examples
 from .logs import log, shown
 from .machine import cpu_seconds
 from .model import PromptModel, regression_targets
+from .multi_label import soft_targets
 from .precision import master_copies, rest_dtype, to_rest
 from .prototypes import PREFIX as PROTO
 from .tuning import TuningConfig, trainable_summary
@@ -58,6 +59,21 @@ class TrainResult:
     resumed_at_step: int = 0
     earlier_seconds: float = 0.0
     earlier_cpu_seconds: float = 0.0
+
+
+def multi_label_loss(task: Task, log_scores: torch.Tensor, label_sets: list, kind: str) -> torch.Tensor:
+    """A multi-label batch's loss on its class log-probabilities (B, C): ``softmax``, the cross-entropy
+    towards each example's labels sharing its target (an example with no label adds nothing); or
+    ``binary``, each label's own log-loss on its probability, averaged over examples and labels."""
+    targets = torch.as_tensor(soft_targets(task, label_sets), device=log_scores.device)
+    if kind == "softmax":
+        weights = (targets.sum(dim=1) > 0).float()
+        per_example = -(targets * log_scores).sum(dim=1)
+        return (per_example * weights).sum() / weights.sum().clamp(min=1.0)
+    positive = (targets > 0).float()
+    # log(1 - p) from log p without cancellation (log1p(-exp(x)) loses everything as p nears 1)
+    log_not = torch.log(-torch.expm1(log_scores.clamp(max=-1e-6)))
+    return -(positive * log_scores + (1 - positive) * log_not).mean()
 
 
 class Trainer:
@@ -102,8 +118,15 @@ class Trainer:
         self.prototype_init: str | None = None  # how the prototypes started, when this run set them
         if prototypes is not None:
             if not prototypes.ready:
-                labels = [task.labels.index(task.group_label(e.label)) for e in self.train_examples]
-                self.prototype_init = prompt_model.init_prototypes(self.train_examples, labels)
+                # a multi-label example counts towards each of its labels' prototypes
+                members = [
+                    (e, label)
+                    for e in self.train_examples
+                    for label in (e.label if task.multi_label else [task.group_label(e.label)])
+                ]
+                self.prototype_init = prompt_model.init_prototypes(
+                    [e for e, _ in members], [task.labels.index(label) for _, label in members]
+                )
             self.param_groups.append(
                 {
                     "params": list(prototypes.parameters()),
@@ -131,6 +154,10 @@ class Trainer:
         if self.task.is_regression:
             target = regression_targets([float(e.label) for e in examples], self.task.value_range)
             return F.kl_div(log_scores, target.to(log_scores.device), reduction="batchmean")
+        if self.task.multi_label:
+            return multi_label_loss(
+                self.task, log_scores, [e.label for e in examples], self.args.multi_label_loss
+            )
         labels = torch.tensor(
             [self.task.labels.index(str(e.label)) for e in examples], device=log_scores.device
         )
@@ -143,7 +170,9 @@ class Trainer:
             demonstrations=self.demonstrations,
             seed=self.args.seed,
         )
-        return score_examples(self.task, examples, scores, "dev").score
+        # a multi-label checkpoint is judged with the thresholds it would be given: chosen on dev
+        thresholds = dev_thresholds(self.task, examples, scores) if self.task.multi_label else None
+        return score_examples(self.task, examples, scores, "dev", thresholds=thresholds).score
 
     def _micro_batch(self, encodings, batch_size: int, progress: bool) -> int:
         """Examples per forward pass: the whole batch, or fewer when the step measured on one example

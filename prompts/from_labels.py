@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import re
 
-from .task import METRICS, PromptSpec, Task, TaskFile, TaskFileError
+from .task import (
+    METRICS,
+    MULTI_LABEL_METRICS,
+    SINGLE_LABEL_METRICS,
+    PromptSpec,
+    Task,
+    TaskFile,
+    TaskFileError,
+)
 from .task_schema import label_word_problems
 from .template import Template, TemplateLocation
 
@@ -36,7 +44,9 @@ def task_file_from_labels(
     label_words: dict[str, str | list[str]] | list[str | list[str]] | None = None,
     *,
     name: str = "zero-shot",
-    metric: str = "accuracy",
+    metric: str | None = None,
+    multi_label: bool = False,
+    allow_empty: bool = False,
 ) -> TaskFile:
     """A task defined in code, without a YAML file: its fields are the template's variables (in order
     of appearance), its label words default to the label names as words (:func:`label_word_from_name`).
@@ -55,8 +65,15 @@ def task_file_from_labels(
         raise fail("labels", "give at least one label", "e.g. labels=['World', 'Sports']")
     if len(set(names)) != len(names):
         raise fail("labels", f"labels repeat: {names}")
+    metric = metric if metric is not None else ("micro_f1" if multi_label else "accuracy")
     if metric not in METRICS:
         raise fail("metric", f"unknown metric {metric!r}", f"one of {', '.join(METRICS)}")
+    allowed = MULTI_LABEL_METRICS if multi_label else SINGLE_LABEL_METRICS
+    if metric not in allowed:
+        kind = "a multi-label task" if multi_label else "a task with one label per example"
+        raise fail("metric", f"{metric!r} does not score {kind}", f"one of {', '.join(allowed)}")
+    if allow_empty and not multi_label:
+        raise fail("allow_empty", "only a multi-label task may give an example no label")
     compiled = Template(template, name=name, location=TemplateLocation(where))
     compiled.render_parts({f: "x" for f in compiled.fields})  # exactly one slot, or TemplateError
     fields = template_fields_in_order(compiled)
@@ -73,7 +90,14 @@ def task_file_from_labels(
             label: [w] if isinstance(w, str) else [str(x) for x in w]
             for label, w in zip(names, label_words, strict=True)
         }
-    task = Task(name=name, fields=fields, labels=tuple(names), metric=metric)
+    task = Task(
+        name=name,
+        fields=fields,
+        labels=tuple(names),
+        metric=metric,
+        multi_label=multi_label,
+        allow_empty=allow_empty,
+    )
     problems = label_word_problems(task, words)
     if problems:
         raise fail("label_words", "; ".join(message for _, message in problems))

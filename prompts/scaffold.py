@@ -53,25 +53,41 @@ def scaffold_from_labels(
     name: str,
     labels: Sequence[str],
     template: str,
-    metric: str = "accuracy",
+    metric: str | None = "accuracy",
     label_words: Sequence[str] | None = None,
+    *,
+    multi_label: bool = False,
+    label_delimiter: str = ",",
 ) -> str:
     """A task file whose fields are the template's and whose label words are ``label_words`` (in label
     order), or the label names as words (``credit_limit_change`` -> ``credit limit change``): the YAML
     twin of ``lmbff zero-shot --labels``. Raises TaskFileError or TemplateError as
-    :func:`prompts.library.task_file_from_labels` does."""
+    :func:`prompts.library.task_file_from_labels` does. A ``multi_label`` task (several labels per
+    example, split on ``label_delimiter`` in TSV and CSV files) is scored by micro_f1 unless ``metric``
+    says otherwise."""
     from .library import task_file_from_labels
+
+    q = json.dumps
 
     task_file = task_file_from_labels(
         list(labels),
         template,
         list(label_words) if label_words is not None else None,
         name=name,
-        metric=metric,
+        metric=metric if not (multi_label and metric == "accuracy") else None,
+        multi_label=multi_label,
     )
+    metric = task_file.task.metric
     fields = list(task_file.task.fields)
-    text = scaffold_task_file(name, fields, list(task_file.task.labels), metric)
-    q = json.dumps
+    text = scaffold_task_file(name, fields, list(task_file.task.labels), "accuracy")
+    metric_line = text[text.index("  metric: accuracy") : text.index("\n", text.index("  metric: accuracy"))]
+    declared = f"  metric: {metric}  # one of: {', '.join(METRICS)}"
+    if multi_label:
+        declared += (
+            "\n  multi_label: true  # several labels per example"
+            f"\n  label_delimiter: {q(label_delimiter)}  # between the labels of a TSV or CSV row"
+        )
+    text = text.replace(metric_line, declared, 1)
     default_slots = q(" ".join("{{ " + f + " }}" for f in fields) + " It was {{ mask }}.")
     text = text.replace(f"text: {default_slots}", f"text: {q(template)}", 1)
     words = task_file.prompt().label_words

@@ -10,7 +10,11 @@ from .errors import ConfigError, LmbffError
 from .template import Template
 from .verbalizer import Verbalizer
 
-METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
+METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman", "micro_f1", "subset_accuracy")
+# What a multi-label task may be scored and selected by. Hamming loss is reported for every multi-label
+# run but is no task metric: lower is better, and the task's metric chooses checkpoints and thresholds.
+MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "subset_accuracy")
+SINGLE_LABEL_METRICS = tuple(m for m in METRICS if m not in ("micro_f1", "subset_accuracy"))
 TaskType = Literal["classification", "regression"]
 
 
@@ -40,6 +44,12 @@ class Task:
     field_limits: dict[str, int] = field(default_factory=dict)
     truncate_side: dict[str, str] = field(default_factory=dict)
     label_names: dict[str, str] = field(default_factory=dict)
+    # Several labels per example (lmbff.multi_label): each decided on its own. In TSV and CSV files the
+    # labels of a row are one field split on ``label_delimiter``; in JSON lines a list. ``allow_empty``:
+    # a row may have no label at all (else an empty list is an error).
+    multi_label: bool = False
+    label_delimiter: str | None = None
+    allow_empty: bool = False
 
     @property
     def is_regression(self) -> bool:
@@ -60,6 +70,9 @@ class Task:
             "field_limits": dict(self.field_limits),
             "truncate_side": dict(self.truncate_side),
             "label_names": dict(self.label_names),
+            "multi_label": self.multi_label,
+            "label_delimiter": self.label_delimiter,
+            "allow_empty": self.allow_empty,
         }
 
     @classmethod
@@ -71,9 +84,12 @@ class Task:
             values["value_range"] = tuple(float(v) for v in values["value_range"])
         return cls(**values)
 
-    def group_label(self, label: str | float) -> str:
+    def group_label(self, label: str | float | tuple[str, ...]) -> str:
         """The class an example counts as: its label, or for regression its pole (LM-BFF: a score
-        below ``split_threshold``, default the middle of the range, is the low pole)."""
+        below ``split_threshold``, default the middle of the range, is the low pole); for a multi-label
+        example its first label (what a demonstration shows, what starts a prototype)."""
+        if self.multi_label and isinstance(label, (tuple, list)):
+            return str(label[0]) if label else ""
         if not self.is_regression:
             return str(label)
         low, high = self.value_range

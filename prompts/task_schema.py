@@ -10,7 +10,15 @@ from typing import Any
 
 import yaml
 
-from .task import METRICS, PromptSpec, Task, TaskFile, TaskFileError
+from .task import (
+    METRICS,
+    MULTI_LABEL_METRICS,
+    SINGLE_LABEL_METRICS,
+    PromptSpec,
+    Task,
+    TaskFile,
+    TaskFileError,
+)
 from .template import DEFAULT_BUDGET, RenderBudget, Template, TemplateError, TemplateLocation
 from .verbalizer import VERBALIZERS
 from .verbalizer import label_word_problems as verbalizer_problems
@@ -163,6 +171,9 @@ _TASK_KEYS = {
     "field_limits",
     "truncate_side",
     "label_names",
+    "multi_label",
+    "label_delimiter",
+    "allow_empty",
 }
 
 
@@ -188,15 +199,34 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
     elif len(set(labels)) != len(labels):
         problem(("task", "labels"), f"labels repeat: {labels}")
         ok = False
-    metric = data.get("metric", "accuracy")
+    multi_ok, multi_label, delimiter, allow_empty = _multi_label(data, labels, problem)
+    metric = data.get("metric", "micro_f1" if multi_label else "accuracy")
     if metric not in METRICS:
         problem(("task", "metric"), f"unknown metric {metric!r}", f"one of {', '.join(METRICS)}")
         ok = False
+    elif multi_label and metric not in MULTI_LABEL_METRICS:
+        problem(
+            ("task", "metric"),
+            f"{metric!r} scores one label per example; a multi-label task is scored by "
+            f"{', '.join(MULTI_LABEL_METRICS)} (hamming_loss is reported for every multi-label run)",
+            "e.g. metric: micro_f1",
+        )
+        ok = False
+    elif not multi_label and metric not in SINGLE_LABEL_METRICS:
+        problem(
+            ("task", "metric"),
+            f"{metric!r} is a multi-label metric; this task has one label per example",
+            f"one of {', '.join(SINGLE_LABEL_METRICS)}, or set multi_label: true",
+        )
+        ok = False
     kind_ok, task_type, value_range = _task_type(data, labels, problem)
+    if multi_label and task_type == "regression":
+        problem(("task", "multi_label"), "a regression task has one value per example, not several labels")
+        ok = False
     positive_ok, positive = _positive_label(data, labels, problem)
     limits_ok, limits, sides = _truncation_rules(data, fields, problem)
     names_ok, names = _label_names(data, problem)
-    if not (ok and kind_ok and positive_ok and limits_ok and names_ok):
+    if not (ok and kind_ok and positive_ok and limits_ok and names_ok and multi_ok):
         return None
     return Task(
         name=task_name.strip(),
@@ -211,7 +241,57 @@ def _parse_task(data: dict, problem: _Problems) -> Task | None:
         field_limits=limits,
         truncate_side=sides,
         label_names=names,
+        multi_label=multi_label,
+        label_delimiter=delimiter,
+        allow_empty=allow_empty,
     )
+
+
+def _multi_label(data: dict, labels, problem: _Problems) -> tuple[bool, bool, str | None, bool]:
+    """(ok, multi_label, label_delimiter, allow_empty) as the task block declares them."""
+    ok = True
+    flags = {}
+    for key in ("multi_label", "allow_empty"):
+        value = data.get(key, False)
+        if not isinstance(value, bool):
+            problem(("task", key), f"expected true or false, got {value!r:.60}")
+            ok, value = False, False
+        flags[key] = value
+    delimiter = data.get("label_delimiter")
+    if delimiter is not None:
+        node = problem.lines.node_at("task", "label_delimiter")
+        delimiter = _scalar_text(problem, ("task", "label_delimiter"), node, delimiter)
+        if delimiter is _FAILED:
+            ok, delimiter = False, None
+        elif delimiter == "" or (delimiter.strip() != delimiter and delimiter.strip()):
+            problem(
+                ("task", "label_delimiter"),
+                f"expected the text between two labels, without spaces around it, got {delimiter!r}",
+                "e.g. label_delimiter: ','",
+            )
+            ok, delimiter = False, None
+        elif not flags["multi_label"]:
+            problem(
+                ("task", "label_delimiter"),
+                "only a multi-label task splits its label field",
+                "set multi_label: true",
+            )
+            ok = False
+        elif labels is not None and any(delimiter in label for label in labels):
+            clash = next(label for label in labels if delimiter in label)
+            problem(
+                ("task", "label_delimiter"),
+                f"the label {clash!r} contains the delimiter {delimiter!r}: rows would be split inside it",
+            )
+            ok = False
+    if flags["allow_empty"] and not flags["multi_label"]:
+        problem(
+            ("task", "allow_empty"),
+            "only a multi-label task may give a row no label",
+            "set multi_label: true",
+        )
+        ok = False
+    return ok, flags["multi_label"], delimiter, flags["allow_empty"]
 
 
 def _task_type(data: dict, labels, problem: _Problems) -> tuple[bool, str, Any]:

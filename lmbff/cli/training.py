@@ -80,6 +80,17 @@ def _add_labels_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="with --labels: one word per label, in order (default: the label names as words)",
     )
+    p.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="with --labels: several labels per example (a TSV or CSV label field split on "
+        "--label-delimiter, a JSON lines list), each decided by its own threshold chosen on dev",
+    )
+    p.add_argument(
+        "--label-delimiter",
+        default=",",
+        help="with --multi-label: the text between the labels of a TSV or CSV row (default ',')",
+    )
 
 
 def _task_from_labels(args, out: Path) -> None:
@@ -92,6 +103,8 @@ def _task_from_labels(args, out: Path) -> None:
     if not args.labels:
         if args.label_words:
             raise ConfigError("--label-words goes with --labels; a task file has its own label words")
+        if args.multi_label:
+            raise ConfigError("--multi-label goes with --labels; a task file says multi_label: true itself")
         if not args.task:
             raise ConfigError(
                 "give --task (a task file), or --labels (and --template) for a task without one"
@@ -105,6 +118,8 @@ def _task_from_labels(args, out: Path) -> None:
         args.template or "{{ text }} It was {{ mask }}.",
         "accuracy",
         args.label_words,
+        multi_label=args.multi_label,
+        label_delimiter=args.label_delimiter,
     )
     path = out / "task.yaml"
     if (out / "config.json").exists() and path.exists() and path.read_text(encoding="utf-8") != text:

@@ -79,6 +79,10 @@ def check_distillation(state, out: str | os.PathLike) -> Task:
     task = state.scoring.task
     if task.is_regression:
         raise ConfigError(f"{task.name} is a regression task; a student learns class probabilities")
+    if task.multi_label:
+        # A student learns one distribution over the classes; a multi-label teacher's decisions are its
+        # per-label thresholds, which a student would have to learn and keep too.
+        raise ConfigError(f"{task.name} is a multi-label task; distillation takes single-label teachers")
     refuse_existing(out)
     return task
 
