@@ -36,7 +36,7 @@ from .config import DEFAULT_PRECISION, PrototypeConfig, check_precision, check_v
 from .data import likely_mistakes
 from .defaults import preset_min_epochs, resolve
 from .errors import ConfigError
-from .inputs import LabelCodec, to_examples, to_label_list
+from .inputs import LabelCodec, to_examples, to_label_list, to_label_sets
 from .logs import log, shown
 from .model import SCORING_BATCH_SIZE
 from .pretrained import DEFAULT_MODEL, LoadedModel, load_model
@@ -135,6 +135,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             below which ``predict`` abstains and returns this value (:mod:`lmbff.out_of_scope`).
         mode: the scoring mode (:mod:`lmbff.scoring`: ``mask``, ``next_token``, ``sequence``, or one
             registered by a plugin); None: chosen from the model kind and the template.
+        multi_label: with ``labels=``, several labels per input (a task file says ``multi_label: true``
+            itself). ``fit`` then takes one list of labels per input, or a binary indicator matrix (one
+            column per label, in ``labels`` order: ``MultiLabelBinarizer(classes=labels)``), and
+            ``predict`` answers in the form it was fitted with. Each label is decided by its own
+            threshold, chosen on ``X_dev``/``y_dev`` (``thresholds_``; :mod:`lmbff.multi_label`).
         The rest are :class:`TrainingArguments` fields.
     """
 
@@ -172,6 +177,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         prototype_options: dict | None = None,
         out_of_scope=None,
         mode: str | None = None,
+        multi_label: bool = False,
     ):
         self.task = task
         self.model = model
@@ -204,6 +210,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.prototype_options = prototype_options
         self.out_of_scope = out_of_scope
         self.mode = mode
+        self.multi_label = multi_label
 
     # ---- scikit-learn plumbing -----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -224,6 +231,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         model: str | LoadedModel = DEFAULT_MODEL,
         calibrate: bool = True,
         name: str = "zero-shot",
+        multi_label: bool = False,
         **params,
     ) -> PromptClassifier:
         """A calibrated zero-shot classifier from labels and a template, ready to predict (no YAML).
@@ -235,9 +243,11 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             TaskFileError / TemplateError: no or repeated labels, a template without exactly one
                 ``{{ mask }}`` or without a field, label words for unknown labels or empty ones.
         """
-        task_file = task_file_from_labels([str(label) for label in labels], template, label_words, name=name)
+        task_file = task_file_from_labels(
+            [str(label) for label in labels], template, label_words, name=name, multi_label=multi_label
+        )
         clf = cls(task_file, model, method="zero-shot", calibrate=calibrate, **params)
-        return clf.fit(None, list(labels))
+        return clf.fit(None, [[label] for label in labels] if multi_label else list(labels))
 
     # ---- fitting ---------------------------------------------------------------------------------
     def _task_file(self) -> TaskFile:
@@ -249,9 +259,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 self.template or DEFAULT_TEMPLATE_TEXT,
                 self.label_words,
                 name="few-shot",
+                multi_label=bool(self.multi_label),
             )
         if self.label_words is not None:
             raise ConfigError("label_words= goes with labels=; a task file names its own label words")
+        if self.multi_label:
+            raise ConfigError("multi_label= goes with labels=; a task file says multi_label: true itself")
         if isinstance(self.task, TaskFile):
             return self.task
         if not self.task:
@@ -322,7 +335,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 )
 
     def _labels(self, task, examples, y):
-        """Attach labels to examples (task labels) and return the codec; for regression, floats."""
+        """Attach labels to examples (task labels) and return the codec; for regression, floats; for a
+        multi-label task, each example's tuple of labels (the form given is kept in ``label_form_``)."""
+        if task.multi_label:
+            sets, form, given = to_label_sets(y, len(examples), task.labels, task.allow_empty)
+            self.label_form_ = form
+            return LabelCodec(task.labels, given), [
+                replace(e, label=v) for e, v in zip(examples, sets, strict=True)
+            ]
         values = to_label_list(y, len(examples))
         if task.is_regression:
             try:
@@ -355,6 +375,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         task_file = self._task_file()
         task = task_file.task
         prompt = task_file.prompt(None if self.labels is not None else self.template)
+        if task.multi_label:
+            from .multi_label import check_multi_label_method
+
+            check_multi_label_method(
+                task, "prompt-demos" if self.demonstrations else self.method, self.out_of_scope
+            )
         if self.out_of_scope is not None and str(self.out_of_scope) in task.labels:
             # its rows would be set apart from training, and a class would silently never be learned
             raise ConfigError(
@@ -377,6 +403,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 raise ConfigError("fit(X, y) needs examples and their labels (or method='zero-shot')")
             examples, values, _ = self._in_scope(to_examples(X, task.fields, self.columns), y)
             codec, train = self._labels(task, examples, values)
+        elif y is not None and task.multi_label:  # zero-shot: the label form, and the labels checked
+            count = len(y) if X is None else len(to_examples(X, task.fields, self.columns))
+            given = to_label_sets(y, count, task.labels, task.allow_empty)
+            self.label_form_, codec = given[1], LabelCodec(task.labels, given[2])
         elif y is not None:  # zero-shot: only to know the label values (and check them)
             values = to_label_list(y, len(y) if X is None else len(to_examples(X, task.fields, self.columns)))
             if not task.is_regression:
@@ -430,14 +460,34 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.abstain_ = None
         if self.out_of_scope is not None:
             self.abstain_ = self._abstain_rule(dev, dev_values, dev_outside)
+        self.thresholds_ = None
+        if task.multi_label:
+            self.label_form_ = getattr(self, "label_form_", "lists")
+            self.thresholds_ = self._thresholds(task, dev)
         return self
+
+    def _thresholds(self, task, dev):
+        """A multi-label classifier's per-label thresholds: chosen on dev, else 0.5 each (said)."""
+        from .multi_label import LabelThresholds, choose_thresholds, label_indicator
+
+        if not dev:
+            warnings.warn(
+                "a multi-label classifier fitted without X_dev/y_dev decides each label at probability "
+                f"{LabelThresholds.default(task).thresholds[0]}; give dev rows to choose each label's own "
+                "threshold",
+                UserWarning,
+                stacklevel=3,
+            )
+            return LabelThresholds.default(task)
+        gold = label_indicator(task, [e.label for e in dev])
+        return choose_thresholds(self._probabilities(dev), gold, task.allow_empty)
 
     def _in_scope(self, examples: list, y) -> tuple[list, list, list]:
         """(in-scope examples, their labels, out-of-scope examples): rows labelled ``out_of_scope``
         are set apart (never a class to train on)."""
+        if self.out_of_scope is None:  # the labels as given (a multi-label indicator matrix stays one)
+            return examples, y, []
         values = to_label_list(y, len(examples))
-        if self.out_of_scope is None:
-            return examples, values, []
         inside = [i for i, v in enumerate(values) if v != self.out_of_scope]
         outside = [examples[i] for i, v in enumerate(values) if v == self.out_of_scope]
         return [examples[i] for i in inside], [values[i] for i in inside], outside
@@ -562,6 +612,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             from .model import regression_prediction
 
             return regression_prediction(np.log(probabilities), self.task_.value_range)
+        if self.task_.multi_label:
+            chosen = self.thresholds_.decide(probabilities)
+            if self.label_form_ == "indicator":
+                return chosen.astype(int)
+            classes = self.classes_.tolist()
+            return [[classes[j] for j in np.flatnonzero(row)] for row in chosen]
         rule = getattr(self, "abstain_", None)
         if rule is None:
             return self.classes_[probabilities.argmax(axis=1)]
@@ -571,7 +627,17 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(labels.tolist())
 
     def score(self, X, y, sample_weight=None) -> float:
-        """Accuracy (classification) or R² (regression), as scikit-learn's mixins define them."""
+        """Accuracy (classification) or R² (regression), as scikit-learn's mixins define them; for a
+        multi-label task, subset accuracy (every label of an input right), as ``accuracy_score`` on
+        indicator matrices is."""
+        if getattr(self, "task_", None) is not None and self.task_.multi_label:
+            from sklearn.metrics import accuracy_score
+
+            from .multi_label import label_indicator
+
+            gold = label_indicator(self.task_, to_label_sets(y, len(y), self.task_.labels, True)[0])
+            predicted = self.thresholds_.decide(self.predict_proba(X))
+            return float(accuracy_score(gold, predicted, sample_weight=sample_weight))
         if getattr(self, "task_", None) is not None and self.task_.is_regression:
             from sklearn.metrics import r2_score
 
@@ -648,6 +714,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             "training": self.training_,
         }
         spec = ScoringSpec.of(self.prompt_model_, self.task_, self.demonstrations_, self.fit_seed_)
+        if getattr(self, "thresholds_", None) is not None:
+            spec.thresholds = self.thresholds_.to_dict()
+            settings["label_form"] = self.label_form_
         tensors = self.state_.tensors if self.state_ is not None else {}
         tuning = self.state_.tuning if self.state_ is not None else None
         save_state(
@@ -735,6 +804,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
         rule = settings.get("abstain")
         clf.abstain_ = None if rule is None else AbstainRule.from_dict(rule)
+        clf.thresholds_ = spec.label_thresholds() if spec is not None else None
+        if task.multi_label:
+            clf.label_form_ = settings.get("label_form", "lists")
         return clf
 
 

@@ -136,30 +136,6 @@ class ExperimentConfig:
         return cls(**data)
 
 
-def check_multi_label_method(task, method: str, out_of_scope: str | None = None) -> None:
-    """Refuse what a multi-label task cannot do: the classification-head baseline (one label per
-    example), demonstrations (a demonstration shows one label word) and abstaining (an empty label set
-    says "none of these", where the task allows one).
-
-    Raises:
-        ConfigError: naming what to do instead."""
-    if method == "finetune":
-        raise ConfigError(
-            f"task {task.name!r} is multi-label; --method finetune trains a head that picks one label: "
-            "use --method prompt"
-        )
-    if method == "prompt-demos":
-        raise ConfigError(
-            f"task {task.name!r} is multi-label; a demonstration shows one label word, so demonstrations "
-            "are for single-label tasks: use --method prompt"
-        )
-    if out_of_scope is not None:
-        raise ConfigError(
-            f"task {task.name!r} is multi-label; --out-of-scope is for single-label tasks (give the task "
-            "allow_empty: true and rows with no label instead)"
-        )
-
-
 def run_precision(precision: str, method: str, backend: str) -> str:
     """fp32 or bf16: what ``precision`` is on this machine for a run of ``method`` that trains with
     ``backend`` (a zero-shot run trains none; :func:`lmbff.precision.resolve_precision`)."""
@@ -304,6 +280,8 @@ def _checked_inputs(config: ExperimentConfig, num_processes: int) -> _Inputs:
     task_file = load_task(config.task)
     task, prompt = task_file.task, task_file.prompt(config.template)
     if task.multi_label:
+        from .multi_label import check_multi_label_method
+
         check_multi_label_method(task, config.method, config.out_of_scope)
     if config.out_of_scope is not None and config.out_of_scope in task.labels:
         raise ConfigError(

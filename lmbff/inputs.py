@@ -220,3 +220,69 @@ class LabelCodec:
                 )
             out.append(key)
         return out
+
+
+def to_label_sets(
+    labels: Any, count: int, task_labels: Sequence[str], allow_empty: bool = False
+) -> tuple[list[tuple[str, ...]], str, list]:
+    """A multi-label task's labels: ``(label sets in the task's label order, "indicator" or "lists",
+    the label values as given)``.
+
+    Two forms, scikit-learn's: a binary indicator matrix (a NumPy array, a SciPy sparse matrix or a
+    pandas DataFrame, one column per task label in the task's order, as ``MultiLabelBinarizer(classes=
+    labels)`` makes it), or one list (tuple, set) of labels per input. A Python list of lists is always
+    read as label lists, never as an indicator matrix (integer labels would be ambiguous).
+
+    Raises:
+        InputError: naming the input: a label that is not the task's, a label given twice, a string
+            where a list of labels is expected, an empty set the task forbids, a matrix of the wrong
+            width or with values other than 0 and 1.
+        TypeError: a bare string.
+    """
+    if isinstance(labels, (str, bytes)):
+        raise TypeError("labels must be a list (one label list per input), not a single string")
+    matrix = labels.toarray() if hasattr(labels, "toarray") else labels
+    if _is_frame(matrix):
+        matrix = matrix.to_numpy()
+    if getattr(matrix, "ndim", None) == 2:
+        import numpy as np
+
+        values = np.asarray(matrix)
+        if values.shape != (count, len(task_labels)):
+            raise InputError(
+                f"an indicator matrix of shape {values.shape} for {count} inputs and {len(task_labels)} "
+                f"labels {list(task_labels)}: one row per input, one column per label in that order"
+            )
+        if not np.isin(values, (0, 1)).all():
+            row = int(np.argwhere(~np.isin(values, (0, 1)))[0][0])
+            raise InputError(
+                f"input {row}: an indicator matrix holds 0 and 1 only, got {values[row].tolist()}"
+            )
+        sets = [tuple(label for label, on in zip(task_labels, row, strict=True) if on) for row in values]
+        form, given = "indicator", list(task_labels)
+    else:
+        rows = to_label_list(labels, count)
+        sets, given = [], []
+        for i, row in enumerate(rows):
+            if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple, set, frozenset)):
+                raise InputError(
+                    f"input {i}: field 'label' is {row!r:.60}; a multi-label task takes a list of labels "
+                    "per input (or an indicator matrix)"
+                )
+            keys = [str(_plain(value)) for value in row]
+            for value, key in zip(row, keys, strict=True):
+                if key not in task_labels:
+                    raise InputError(
+                        f"input {i}: the label {value!r} is not a label of the task {list(task_labels)}"
+                    )
+            if len(set(keys)) != len(keys):
+                raise InputError(f"input {i}: a label is given more than once in {list(row)!r:.80}")
+            sets.append(tuple(label for label in task_labels if label in keys))
+            given += [_plain(value) for value in row]
+        form = "lists"
+    for i, labels_of in enumerate(sets):
+        if not labels_of and not allow_empty:
+            raise InputError(
+                f"input {i}: no label; the task gives every example at least one (allow_empty to allow none)"
+            )
+    return sets, form, given

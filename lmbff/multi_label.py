@@ -25,7 +25,7 @@ from sklearn import metrics as skm
 
 from prompts.library import Task
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 # Without dev rows to choose on: a label is predicted when it is more probable than not (with the
 # nearest label where none is and the task forbids an empty set: the single-label argmax).
@@ -175,3 +175,27 @@ def soft_targets(task: Task, label_sets: Sequence[Sequence[str]]) -> np.ndarray:
     indicator = label_indicator(task, label_sets).astype(np.float32)
     counts = indicator.sum(axis=1, keepdims=True)
     return np.divide(indicator, counts, out=np.zeros_like(indicator), where=counts > 0)
+
+
+def check_multi_label_method(task, method: str, out_of_scope: str | None = None) -> None:
+    """Refuse what a multi-label task cannot do: the classification-head baseline (one label per
+    example), demonstrations (a demonstration shows one label word) and abstaining (an empty label set
+    says "none of these", where the task allows one).
+
+    Raises:
+        ConfigError: naming what to do instead."""
+    if method == "finetune":
+        raise ConfigError(
+            f"task {task.name!r} is multi-label; --method finetune trains a head that picks one label: "
+            "use --method prompt"
+        )
+    if method == "prompt-demos":
+        raise ConfigError(
+            f"task {task.name!r} is multi-label; a demonstration shows one label word, so demonstrations "
+            "are for single-label tasks: use --method prompt"
+        )
+    if out_of_scope is not None:
+        raise ConfigError(
+            f"task {task.name!r} is multi-label; --out-of-scope is for single-label tasks (give the task "
+            "allow_empty: true and rows with no label instead)"
+        )

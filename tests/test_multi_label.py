@@ -319,3 +319,95 @@ def test_train_with_labels_and_multi_label_needs_no_task_file(gpt_dir, tmp_path)
     assert code == 0
     assert "micro_f1" in json.loads((out / "metrics.json").read_text())["test"]
     assert "multi_label: true" in (out / "task.yaml").read_text()
+
+
+# ---- the estimator -------------------------------------------------------------------------------------
+def _texts_and_sets(n: int, seed: int) -> tuple[list[str], list[list[str]]]:
+    rows = _rows(n, seed)
+    return [t for t, _ in rows], [labels.split(",") for _, labels in rows]
+
+
+def _estimator(folder, **options):
+    from lmbff.classifier import PromptClassifier
+
+    settings = dict(
+        labels=["anger", "joy", "fear"], multi_label=True, template="{{ text }} Feeling: {{ mask }}.",
+        model=str(folder), max_steps=2, batch_size=4, eval_every=0, verbose=False,
+    )  # fmt: skip
+    return PromptClassifier(**{**settings, **options})
+
+
+def test_the_estimator_answers_in_the_form_it_was_fitted_with(bert_dir, tmp_path):
+    texts, sets = _texts_and_sets(12, 3)
+    dev_texts, dev_sets = _texts_and_sets(9, 4)
+    clf = _estimator(bert_dir).fit(texts, sets, X_dev=dev_texts, y_dev=dev_sets)
+    predicted = clf.predict(dev_texts)
+    assert isinstance(predicted, list) and all(isinstance(p, list) and p for p in predicted)
+    probabilities = clf.predict_proba(dev_texts)
+    assert probabilities.shape == (9, 3)
+    decided = clf.thresholds_.decide(probabilities)
+    assert [[c for c, d in zip(clf.classes_, row, strict=True) if d] for row in decided] == predicted
+    assert 0.0 <= clf.score(dev_texts, dev_sets) <= 1.0
+    clf.save(tmp_path / "saved")
+    from lmbff.classifier import PromptClassifier
+
+    again = PromptClassifier.load(tmp_path / "saved")
+    assert again.thresholds_ == clf.thresholds_  # bit for bit through the state's JSON
+    assert again.predict(dev_texts) == predicted
+    np.testing.assert_array_equal(again.predict_proba(dev_texts), probabilities)
+
+
+def test_an_indicator_matrix_in_a_pipeline_with_multilabelbinarizer(bert_dir):
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, MultiLabelBinarizer
+
+    labels = ["anger", "joy", "fear"]
+    texts, sets = _texts_and_sets(12, 3)
+    dev_texts, dev_sets = _texts_and_sets(9, 4)
+    binarizer = MultiLabelBinarizer(classes=labels)
+    indicator = binarizer.fit_transform(sets)
+    lower = FunctionTransformer(lambda rows: [t.lower() for t in rows])
+    pipe = make_pipeline(lower, _estimator(bert_dir))
+    pipe.fit(
+        texts,
+        indicator,
+        promptclassifier__X_dev=dev_texts,
+        promptclassifier__y_dev=binarizer.transform(dev_sets),
+    )
+    predicted = pipe.predict(dev_texts)
+    assert (
+        isinstance(predicted, np.ndarray)
+        and predicted.shape == (9, 3)
+        and set(np.unique(predicted)) <= {0, 1}
+    )
+    back = binarizer.inverse_transform(predicted)
+    assert all(isinstance(row, tuple) and set(row) <= set(labels) for row in back)
+    assert clone(pipe).get_params()["promptclassifier__multi_label"] is True
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["anger"] * 4, "input 0: field 'label' is 'anger'; a multi-label task takes a list of labels"),
+        ([["anger"], ["rage"], ["joy"], ["fear"]], "input 1: the label 'rage' is not a label of the task"),
+        ([["anger"], [], ["joy"], ["fear"]], "input 1: no label"),
+        ([["joy", "joy"], ["anger"], ["joy"], ["fear"]], "input 0: a label is given more than once"),
+        (np.ones((4, 2), dtype=int), r"an indicator matrix of shape \(4, 2\) for 4 inputs and 3 labels"),
+        (np.full((4, 3), 2), "input 0: an indicator matrix holds 0 and 1 only"),
+    ],
+)
+def test_the_estimator_refuses_bad_label_sets_before_loading_a_model(labels, message):
+    with pytest.raises(ValueError, match=message):
+        _estimator("/no/such/model").fit(["a", "b", "c", "d"], labels)
+
+
+def test_a_multi_label_zero_shot_classifier(bert_dir):
+    from lmbff.classifier import PromptClassifier
+
+    with pytest.warns(UserWarning, match="decides each label at probability 0.5"):
+        clf = PromptClassifier.zero_shot(
+            ["anger", "joy"], "{{ text }} Feeling: {{ mask }}.", model=str(bert_dir), multi_label=True,
+            verbose=False,
+        )  # fmt: skip
+    assert all(row for row in clf.predict(["so happy", "so mad"]))
