@@ -140,6 +140,8 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             column per label, in ``labels`` order: ``MultiLabelBinarizer(classes=labels)``), and
             ``predict`` answers in the form it was fitted with. Each label is decided by its own
             threshold, chosen on ``X_dev``/``y_dev`` (``thresholds_``; :mod:`lmbff.multi_label`).
+        multi_label_loss: a multi-label task's loss, ``"softmax"`` or ``"binary"``
+            (:class:`TrainingArguments`).
         The rest are :class:`TrainingArguments` fields.
     """
 
@@ -178,6 +180,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         out_of_scope=None,
         mode: str | None = None,
         multi_label: bool = False,
+        multi_label_loss: str = "softmax",
     ):
         self.task = task
         self.model = model
@@ -211,6 +214,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.out_of_scope = out_of_scope
         self.mode = mode
         self.multi_label = multi_label
+        self.multi_label_loss = multi_label_loss
 
     # ---- scikit-learn plumbing -----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -292,6 +296,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             seed=self.seed,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             min_epochs=preset_min_epochs(self.preset, self.max_steps, self.min_epochs, verbalizer),
+            multi_label_loss=self.multi_label_loss,
         )
         return backend, args
 

@@ -564,3 +564,10 @@ def likely_mistakes(task: Task, train: list[Example], dev: list[Example] | None)
                 "is chosen on what it trained on, so dev scores will be optimistic"
             )
     return notes
+
+
+def gold_text(label) -> str | None:
+    """A gold label as the page shows it: a multi-label example's labels joined by ", "."""
+    if label is None:
+        return None
+    return ", ".join(label) if isinstance(label, tuple) else str(label)

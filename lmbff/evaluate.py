@@ -181,6 +181,21 @@ def predicted_labels(task: Task, log_scores: np.ndarray, thresholds: LabelThresh
     return np.array(task.labels, dtype=object)[log_scores.argmax(axis=1)]
 
 
+def thresholds_markdown(task: Task, rule: LabelThresholds, chosen_on: str) -> str:
+    """A results.md section: each label's threshold and its F1 on the rows it was chosen on."""
+    rows = [
+        [
+            label,
+            rule.thresholds[j],
+            "default" if not rule.dev_f1 or rule.dev_f1[j] is None else rule.dev_f1[j],
+        ]
+        for j, label in enumerate(task.labels)
+    ]
+    return f"\n## Per-label thresholds (chosen on {chosen_on})\n\n" + markdown_table(
+        ["label", "threshold", f"F1 on {chosen_on}"], rows
+    )
+
+
 def label_counts(task: Task, predictions) -> dict[str, int]:
     """How many rows each label is predicted for (a multi-label row counts for each of its labels)."""
     if task.multi_label:

@@ -436,6 +436,10 @@ def _write_run(config, out: Path, metrics: dict, scorer, inputs: _Inputs, scored
     markdown = results_markdown(task, shown, f"{task.name}: {scored.name}, seed {seed}") + run_description(
         config, scorer, inputs.train, trainer
     )
+    if scored.thresholds is not None:
+        from .evaluate import thresholds_markdown
+
+        markdown += thresholds_markdown(task, scored.thresholds, "dev" if inputs.dev else "no rows: 0.5 each")
     if abstaining is not None:
         records = with_abstentions(records, abstaining, config.out_of_scope)
         markdown += abstaining["markdown"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import Example
+from .data import Example, gold_text
 from .model import PromptModel
 
 
@@ -41,7 +41,7 @@ def render(scorer: PromptModel, examples: Sequence[Example]) -> list[RenderedPro
                 example.source,
                 scorer.tokenizer.decode(enc.prefix_ids[lead:]),
                 scorer.tokenizer.decode(enc.suffix_ids[: len(enc.suffix_ids) - trail]),
-                None if example.label is None else str(example.label),
+                gold_text(example.label),
                 enc.length(scorer.encoder.slot_length),
                 dict(enc.truncated),
             )
@@ -50,14 +50,20 @@ def render(scorer: PromptModel, examples: Sequence[Example]) -> list[RenderedPro
 
 
 def preview(scorer: PromptModel, examples: Sequence[Example]) -> list[PreviewRow]:
-    """Each example rendered as the model sees it, with the label probabilities and the prediction."""
-    probabilities = np.exp(scorer.predict_log_scores(examples))
+    """Each example rendered as the model sees it, with the label probabilities and the prediction (a
+    multi-label task's labels at probability 0.5 each, as a run without dev rows decides them)."""
+    from .evaluate import predicted_labels
+
+    log_scores = scorer.predict_log_scores(examples)
+    probabilities = np.exp(log_scores)
+    multi = scorer.task is not None and scorer.task.multi_label
+    chosen = predicted_labels(scorer.task, log_scores) if multi else None
     rows = []
-    for shown, probs in zip(render(scorer, examples), probabilities, strict=True):
+    for i, (shown, probs) in enumerate(zip(render(scorer, examples), probabilities, strict=True)):
         rows.append(
             PreviewRow(
                 **vars(shown),
-                prediction=scorer.labels[int(probs.argmax())],
+                prediction=", ".join(chosen[i]) if multi else scorer.labels[int(probs.argmax())],
                 probabilities={label: float(p) for label, p in zip(scorer.labels, probs, strict=True)},
             )
         )

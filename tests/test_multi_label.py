@@ -411,3 +411,36 @@ def test_a_multi_label_zero_shot_classifier(bert_dir):
             verbose=False,
         )  # fmt: skip
     assert all(row for row in clf.predict(["so happy", "so mad"]))
+
+
+# ---- preview, the studio's marks and the zero-shot command -------------------------------------------------
+def test_preview_and_the_zero_shot_command_show_label_sets(task_path, gpt_dir, tmp_path, capsys):
+    from lmbff.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write(data / "test.tsv", _rows(6, 5))
+    assert main(["templates", "preview", "--task", str(task_path), "--data-dir", str(data), "--split", "test",
+                 "--model", str(gpt_dir), "--n", "3"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "of 3 right (zero-shot)" in out
+    assert main(["zero-shot", "--task", str(task_path), "--data-dir", str(data), "--model", str(gpt_dir),
+                 "--out", str(tmp_path / "zs")]) == 0  # fmt: skip
+    metrics = json.loads((tmp_path / "zs" / "metrics.json").read_text())
+    assert (
+        set(metrics["test"]) >= {"micro_f1", "subset_accuracy"} and "micro_f1" in metrics["test_calibrated"]
+    )
+    row = json.loads((tmp_path / "zs" / "predictions.jsonl").read_text().splitlines()[0])
+    assert isinstance(row["prediction"], list) and isinstance(row["calibrated_prediction"], list)
+
+
+def test_the_studio_marks_a_multi_label_row_by_its_whole_set(task_path):
+    from lmbff.data import Example
+    from lmbff.studio.scoring import correct, predictions
+
+    task = load_task_file(task_path).task
+    log_scores = np.log(np.array([[0.6, 0.7, 0.1], [0.2, 0.3, 0.5]]))
+    shown = predictions(task, log_scores)
+    assert shown == ["anger, joy", "fear"]
+    assert correct(task, Example({"text": "x"}, ("anger", "joy")), shown[0]) is True
+    assert correct(task, Example({"text": "x"}, ("anger",)), shown[0]) is False

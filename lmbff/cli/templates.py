@@ -9,7 +9,7 @@ from rich.text import Text
 
 from prompts.library import iter_task_files, load_task, template_dirs
 
-from ..data import DataError, load_split
+from ..data import DataError, gold_text, load_split
 from ..errors import ConfigError
 from ..pretrained import load_tokenizer
 from .common import (
@@ -171,7 +171,8 @@ def cmd_render(args) -> int:
     console.print(f"label words: {prompt.label_words}")
     for example in examples[: args.n]:
         before, after = prompt.template.render_parts(example.fields)
-        console.print(f"\n[dim]{escape(example.source)}[/]  label: {escape(str(example.label))}", markup=True)
+        label = escape(str(gold_text(example.label)))
+        console.print(f"\n[dim]{escape(example.source)}[/]  label: {label}", markup=True)
         console.print(
             f"{escape(before)}[reverse]{{mask}}[/]{escape(after)}",
             markup=True,

@@ -119,13 +119,22 @@ def label_probabilities(labels: Sequence[str], scores: np.ndarray) -> list[dict[
 
 
 def predictions(task: Task, scores: np.ndarray) -> list[str]:
+    """Each row's predicted label; a multi-label task's labels (at probability 0.5 each: a draft has no
+    dev rows to choose thresholds on) joined by ", "."""
+    if task.multi_label:
+        from ..evaluate import predicted_labels
+
+        return [", ".join(labels) for labels in predicted_labels(task, scores)]
     return [task.labels[int(i)] for i in scores.argmax(axis=1)]
 
 
 def correct(task: Task, example: Example, predicted: str) -> bool | None:
-    """Right or wrong as the page marks it (a regression example by its pole); None without a label."""
+    """Right or wrong as the page marks it (a regression example by its pole, a multi-label example by
+    its whole set of labels); None without a label."""
     if example.label is None:
         return None
+    if task.multi_label:
+        return ", ".join(example.label) == predicted
     return task.group_label(example.label) == predicted
 
 

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from prompts.library import TaskFile, parse_task_text
 from prompts.template import TemplateError
 
-from ..data import DataError, Example
+from ..data import DataError, Example, gold_text
 from ..evaluate import apply_calibration
 from ..options import field_problem, option
 from ..preview import render
@@ -389,7 +389,7 @@ def _evaluation(task_, sample: list[Example], results: list, calibrated: bool) -
                     {
                         "source": Path(example.source).name,
                         "text": " | ".join(example.fields.values())[:300],
-                        "gold": None if example.label is None else str(example.label),
+                        "gold": gold_text(example.label),
                         "a": a,
                         "b": b,
                         "a_correct": correct(task_, example, a),
