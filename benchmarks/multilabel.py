@@ -2,7 +2,7 @@
 
     python benchmarks/multilabel.py build --data-root ../shared/data --work ~/.cache/lmbff/goemotions
     python benchmarks/multilabel.py run --work ~/.cache/lmbff/goemotions --k 8 --seeds 13,21,42 \
-        --methods zero-shot,softmax,binary,prototype,yesno,setfit --dev-only \
+        --methods zero-shot,softmax,binary,prototype,sigmoid,yesno,setfit --dev-only \
         --out benchmarks/results/multilabel_design
     python benchmarks/multilabel.py run --work ~/.cache/lmbff/goemotions --k 8 --seeds 13,21,42,87,100 \
         --methods zero-shot,softmax,setfit --out benchmarks/results/multilabel
@@ -22,6 +22,8 @@ rows (:mod:`lmbff.multi_label`). Methods:
   cross-entropy (``--multi-label-loss softmax``, the default);
 - ``binary``: the same scores trained with each label's own log-loss (``--multi-label-loss binary``);
 - ``prototype``: prototypes at the slot instead of label words (softmax loss);
+- ``sigmoid``: prototypes with a sigmoid: each label's own probability sigmoid(scale * cos + bias),
+  trained with each label's log-loss (``--prototype-activation sigmoid``);
 - ``yesno``: one yes/no cloze per label ("... Does it express anger? Yes"), a binary task over every
   (comment, label) pair: 7 forward passes a comment, the label's P(yes) thresholded per label;
 - ``setfit``: SetFit 1.2.0 with ``multi_target_strategy="one-vs-rest"`` on all-MiniLM-L6-v2 (offline),
@@ -73,7 +75,7 @@ def build(data_root: Path, work: Path) -> None:
 
 # ---- one method on one split (a child process) -------------------------------------------------------
 def _experiment(spec: dict, scratch: Path, **overrides) -> dict:
-    from lmbff.config import TrainingArguments
+    from lmbff.config import PrototypeConfig, TrainingArguments
     from lmbff.defaults import PRESETS
     from lmbff.experiment import ExperimentConfig, run_experiment
 
@@ -91,6 +93,7 @@ def _experiment(spec: dict, scratch: Path, **overrides) -> dict:
         out=str(scratch / "run"), method=method, backend="lora", training=training, precision="auto",
         verbalizer=verbalizer if method != "zero-shot" else None,
         test_split="dev" if spec["dev_only"] else "test", template=overrides.pop("template", None),
+        prototypes=PrototypeConfig(activation=overrides.pop("activation", "softmax")),
     )  # fmt: skip
     return run_experiment(config, progress=spec["verbose"])
 
@@ -197,6 +200,7 @@ def run_child(spec: dict) -> dict:
             "softmax": {"loss": "softmax"},
             "binary": {"loss": "binary"},
             "prototype": {"verbalizer": "prototype"},
+            "sigmoid": {"verbalizer": "prototype", "activation": "sigmoid"},
         }[method.split("@")[0]]
         if "@" in method:
             options["template"] = method.split("@")[1]

@@ -325,7 +325,12 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(
                 f"prototype_options must be a dict, got {type(self.prototype_options).__name__}"
             )
-        PrototypeConfig(**(self.prototype_options or {}))  # its own checks, before the model loads
+        prototypes = PrototypeConfig(**(self.prototype_options or {}))  # its checks, before the model loads
+        if prototypes.activation == "sigmoid" and self.calibrate is True:
+            raise ConfigError(
+                "calibrate=True renormalises the classes' probabilities; sigmoid prototypes give each label "
+                "its own (its threshold does what calibration would): leave calibrate='auto'"
+            )
         if self.mode is not None:
             from .scoring import get_mode
 
@@ -392,6 +397,10 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 f"out_of_scope={self.out_of_scope!r} is one of the task's labels {list(task.labels)}"
             )
         verbalizer = (self.verbalizer or prompt.verbalizer_kind) if self.method == "prompt" else "words"
+        if self.method == "prompt":  # before the model loads
+            PrototypeConfig(**(self.prototype_options or {})).check_activation(
+                verbalizer, task.multi_label, task.name
+            )
         backend, args = self._training_arguments(verbalizer)
         from .defaults import preset_backend_options
         from .tuning import make_config

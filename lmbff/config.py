@@ -165,9 +165,31 @@ class PrototypeConfig:
         low_open=True,
         high=MAX_PROTOTYPE_SCALE,
     )
+    activation: Literal["softmax", "sigmoid"] = option(
+        "softmax",
+        help="softmax: the classes compete; sigmoid (multi-label tasks, verbalizer prototype): each label's "
+        "own probability, sigmoid(scale * cos + bias) with a learned bias per label",
+    )
 
     def __post_init__(self):
         check_options(self, "prototype")
+
+    def check_activation(self, verbalizer: str, multi_label: bool, task_name: str) -> None:
+        """Raises ConfigError where sigmoid prototypes do not fit: another verbalizer than
+        ``prototype``, or a task with one label per example."""
+        if self.activation != "sigmoid":
+            return
+        if verbalizer != "prototype":
+            why = "has no prototypes" if verbalizer == "words" else "combines them with the words' softmax"
+            raise ConfigError(
+                f"sigmoid prototypes score each label alone; verbalizer {verbalizer!r} {why}: use "
+                "verbalizer prototype"
+            )
+        if not multi_label:
+            raise ConfigError(
+                f"sigmoid prototypes give each label its own probability, as a multi-label task needs; task "
+                f"{task_name!r} has one label per example (use the softmax activation)"
+            )
 
     def resolved_init(self, verbalizer: str) -> str:
         if self.init != "auto":

@@ -283,6 +283,10 @@ def _checked_inputs(config: ExperimentConfig, num_processes: int) -> _Inputs:
         from .multi_label import check_multi_label_method
 
         check_multi_label_method(task, config.method, config.out_of_scope)
+    if config.method != "zero-shot":
+        config.prototypes.check_activation(
+            config.verbalizer or prompt.verbalizer_kind, task.multi_label, task.name
+        )
     if config.out_of_scope is not None and config.out_of_scope in task.labels:
         raise ConfigError(
             f"out_of_scope {config.out_of_scope!r} is one of the task's labels {list(task.labels)}"

@@ -39,7 +39,7 @@ from .data import Example, render_problem, row_error
 from .demonstrations import Demonstrations
 from .errors import ConfigError, ModelError
 from .precision import compute, full_precision
-from .prototypes import PrototypeConfig, PrototypeLayer, check_verbalizer
+from .prototypes import PrototypeConfig, PrototypeLayer, check_activation, check_verbalizer
 from .scoring import default_mode, get_mode
 from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
 from .scoring.features import features_before_output_layer as _features_before_output_layer
@@ -173,6 +173,8 @@ class PromptModel(nn.Module):
                 field (the slot's position would see none of the text).
         """
         check_verbalizer(verbalizer)
+        if config is not None and self.task is not None:
+            check_activation(config, verbalizer, self.task)
         if verbalizer == "words":
             self.verbalizer_kind, self.prototypes = "words", None
             return
@@ -247,6 +249,15 @@ class PromptModel(nn.Module):
             if len(members):
                 prototypes[label] = F.normalize(members.mean(0), dim=-1)
         layer.start_from(prototypes, center, layer.config.scale)
+        if layer.sigmoid:
+            # each label's probability starts at one half halfway between its members' mean similarity
+            # and the others' (the members of a multi-label example are listed once per label)
+            similarity = layer.cosine(features)
+            for label in range(len(self.labels)):
+                inside = labels == label
+                if inside.any() and (~inside).any():
+                    middle = (similarity[inside, label].mean() + similarity[~inside, label].mean()) / 2
+                    layer.bias[label] = -layer.config.scale * middle
         return init
 
     def _word_prototypes(self) -> torch.Tensor:
@@ -520,6 +531,9 @@ class PromptModel(nn.Module):
                 members = scores[:, labels == label]
                 per_label.append(torch.logsumexp(members, dim=1) - math.log(members.shape[1]))
             class_scores = torch.stack(per_label, dim=1).log_softmax(dim=1)
+        if slot_features is not None and self.prototypes is not None and self.prototypes.sigmoid:
+            # each label's own probability (multi-label); never renormalised, never calibrated
+            return F.logsigmoid(self.prototypes(slot_features))
         if slot_features is not None and self.prototypes is not None:
             by_prototype = self.prototypes(slot_features).log_softmax(dim=1)
             class_scores = (
@@ -583,6 +597,11 @@ class PromptModel(nn.Module):
         """Contextual calibration (Zhao et al. 2021): score content-free inputs (every field set to
         "N/A", "", "[MASK]"), average their label probabilities, and divide every later prediction by
         them. Returns the content-free label probabilities."""
+        if self.prototypes is not None and self.prototypes.sigmoid:
+            raise ConfigError(
+                "contextual calibration renormalises the classes' probabilities; sigmoid prototypes give "
+                "each label its own (its per-label threshold does what calibration would)"
+            )
         self.calibration = None
         inputs = [Example({name: text for name in self.template.fields}) for text in content_free]
         probs = np.exp(self.predict_log_scores(inputs, calibrate=False)).mean(axis=0)

@@ -34,7 +34,20 @@ from torch import nn
 from .config import MAX_PROTOTYPE_SCALE, VERBALIZERS, PrototypeConfig, check_verbalizer
 from .errors import StateError
 
-__all__ = ["PREFIX", "VERBALIZERS", "PrototypeConfig", "PrototypeLayer", "check_verbalizer"]
+__all__ = [
+    "PREFIX",
+    "VERBALIZERS",
+    "PrototypeConfig",
+    "PrototypeLayer",
+    "check_activation",
+    "check_verbalizer",
+]
+
+
+def check_activation(config: PrototypeConfig, verbalizer: str, task) -> None:
+    """:meth:`PrototypeConfig.check_activation` for a task."""
+    config.check_activation(verbalizer, task.multi_label, task.name)
+
 
 # Parameter names in a state and a checkpoint: the prototypes belong to the scorer, not the language
 # model, so they are named apart from the model's own tensors.
@@ -52,6 +65,10 @@ class PrototypeLayer(nn.Module):
         self.prototypes = nn.Parameter(torch.zeros(num_labels, hidden))
         self.center = nn.Parameter(torch.zeros(hidden))
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.config.scale)))
+        # A multi-label task's sigmoid prototypes: a learned offset per label, so that each label's own
+        # probability sigmoid(scale * cos + bias) can be low for every label at once.
+        if self.config.activation == "sigmoid":
+            self.bias = nn.Parameter(torch.zeros(num_labels))
         # False until initialised from words or examples (a loaded state is initialised by its tensors)
         self.ready = False
 
@@ -60,8 +77,13 @@ class PrototypeLayer(nn.Module):
         shifted = F.normalize(features.float() - self.center, dim=-1)
         return shifted @ F.normalize(self.prototypes, dim=-1).T
 
+    @property
+    def sigmoid(self) -> bool:
+        return self.config.activation == "sigmoid"
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.log_scale.clamp(max=math.log(MAX_PROTOTYPE_SCALE)).exp() * self.cosine(features)
+        logits = self.log_scale.clamp(max=math.log(MAX_PROTOTYPE_SCALE)).exp() * self.cosine(features)
+        return logits + self.bias if self.sigmoid else logits
 
     @torch.no_grad()
     def start_from(self, prototypes: torch.Tensor, center: torch.Tensor, scale: float) -> None:

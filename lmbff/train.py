@@ -155,9 +155,10 @@ class Trainer:
             target = regression_targets([float(e.label) for e in examples], self.task.value_range)
             return F.kl_div(log_scores, target.to(log_scores.device), reduction="batchmean")
         if self.task.multi_label:
-            return multi_label_loss(
-                self.task, log_scores, [e.label for e in examples], self.args.multi_label_loss
-            )
+            # sigmoid prototypes give each label its own probability: only the binary loss fits them
+            prototypes = getattr(self.model, "prototypes", None)
+            kind = "binary" if prototypes is not None and prototypes.sigmoid else self.args.multi_label_loss
+            return multi_label_loss(self.task, log_scores, [e.label for e in examples], kind)
         labels = torch.tensor(
             [self.task.labels.index(str(e.label)) for e in examples], device=log_scores.device
         )

@@ -444,3 +444,51 @@ def test_the_studio_marks_a_multi_label_row_by_its_whole_set(task_path):
     assert shown == ["anger, joy", "fear"]
     assert correct(task, Example({"text": "x"}, ("anger", "joy")), shown[0]) is True
     assert correct(task, Example({"text": "x"}, ("anger",)), shown[0]) is False
+
+
+# ---- sigmoid prototypes ------------------------------------------------------------------------------------
+def test_sigmoid_prototypes_give_each_label_its_own_probability_and_save_their_bias(
+    task_path, gpt_dir, tmp_path
+):
+    from lmbff.cli import main
+    from lmbff.state import TrainedState
+
+    train, dev, test = _data(tmp_path)
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train", "--task", str(task_path), "--data-file", train, "--dev-file", dev, "--test-file", test,
+            "--model", str(gpt_dir), "--out", str(out), "--max-steps", "3", "--batch-size", "4",
+            "--verbalizer", "prototype", "--prototype-activation", "sigmoid",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    totals = [sum(r["scores"].values()) for r in records]
+    assert all(0 < t < 3 for t in totals) and not all(abs(t - 1) < 1e-4 for t in totals)
+    state = TrainedState.load(out / "state")
+    assert state.tensors["lmbff_prototypes.bias"].shape == (3,)
+    assert state.scoring.prototypes["activation"] == "sigmoid"
+    assert (
+        main(["predict", "--state", str(out / "state"), "--data-file", test, "--out", str(tmp_path / "p")])
+        == 0
+    )
+    (written,) = (tmp_path / "p").glob("*/predictions.jsonl")
+    again = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [r["scores"] for r in again] == [r["scores"] for r in records]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"verbalizer": "words"}, "verbalizer 'words' has no prototypes"),
+        ({"verbalizer": "words+prototype"}, "combines them with the words' softmax"),
+        ({"labels": ["a", "b"], "multi_label": False}, "has one label per example"),
+        ({"calibrate": True}, "calibrate=True renormalises"),
+    ],
+)
+def test_sigmoid_prototypes_are_refused_where_they_do_not_fit(options, message):
+    settings = {"verbalizer": "prototype", "prototype_options": {"activation": "sigmoid"}, **options}
+    y = [["anger"], ["joy"]] if settings.get("multi_label", True) else ["a", "b"]
+    with pytest.raises(ValueError, match=message):
+        _estimator("/no/such/model", **settings).fit(["x", "y"], y)
