@@ -463,8 +463,14 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         self.state_ = None
         self.training_ = None
         self._attached: AttachedState | None = None
+        self.memory_ = None
         if self.method == "prompt":
             self.state_, self.training_ = self._train(scorer, task, tuning, args, train, dev, demos, backend)
+            if scorer.prototypes is not None and not task.multi_label:
+                from .prototypes import example_memory
+
+                self._activate()
+                self.memory_ = example_memory(scorer, task, train)  # for partial_fit's new classes
         calibrate = self.calibrate if self.calibrate != "auto" else self.method == "zero-shot"
         if calibrate:
             self._activate()
@@ -495,6 +501,68 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             return LabelThresholds.default(task)
         gold = label_indicator(task, [e.label for e in dev])
         return choose_thresholds(self._probabilities(dev), gold, task.allow_empty)
+
+    def partial_fit(self, X, y, *, X_dev=None, y_dev=None, label_words=None) -> PromptClassifier:
+        """Add the classes of ``y`` that the classifier does not know, learnt from these examples (rows
+        of the new classes only), without forgetting the old ones (:mod:`lmbff.incremental`): the
+        backbone's state and every old prototype stay as they are, each new class gets a prototype
+        trained against the example memory kept since ``fit``. ``X_dev``/``y_dev`` (any class) choose
+        the step. ``label_words``: the new classes' words (default: their names). Returns self.
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before fit. ConfigError, InputError: no new class in
+                ``y``, a row of an old class, a multi-label or words+prototype classifier; all before
+                anything changes.
+        """
+        check_is_fitted(self, "prompt_model_")
+        with shown(self.verbose):
+            return self._add_classes(X, y, X_dev, y_dev, label_words)
+
+    def _add_classes(self, X, y, X_dev, y_dev, label_words) -> PromptClassifier:
+        import tempfile
+
+        from .incremental import IncrementalConfig, add_classes
+        from .state import TrainedState
+
+        task = self.task_
+        examples = to_examples(X, task.fields, self.columns)
+        values = to_label_list(y, len(examples))
+        known = [str(c) for c in self.classes_.tolist()]
+        new = list(dict.fromkeys(str(v) for v in values if str(v) not in known))
+        if not new:
+            raise ConfigError(
+                f"partial_fit adds classes: y holds none the classifier does not know ({known}); to train "
+                "the known classes again, fit"
+            )
+        train = [replace(e, label=str(v)) for e, v in zip(examples, values, strict=True)]
+        dev = []
+        if X_dev is not None:
+            dev_examples = to_examples(X_dev, task.fields, self.columns)
+            dev_values = to_label_list(y_dev, len(dev_examples))
+            dev = [replace(e, label=str(v)) for e, v in zip(dev_examples, dev_values, strict=True)]
+        typed = {str(v): v for v in values}
+        with tempfile.TemporaryDirectory(prefix="lmbff-classes-") as folder:
+            state = TrainedState.load(self.save(Path(folder) / "old"))
+            result = add_classes(
+                state, self.base_, new, train, dev, label_words=label_words, config=IncrementalConfig(),
+                progress=self.verbose,
+            )  # fmt: skip
+            experiment = json.loads(json.dumps(state.experiment))
+            experiment["classifier"]["classes"] = [*self.classes_.tolist(), *(typed[label] for label in new)]
+            experiment["phases"] = [
+                *experiment.get("phases", []),
+                {k: v for k, v in result.record.items() if k != "history"},
+            ]
+            save_state(
+                Path(folder) / "new", result.tensors, state.tuning, experiment, scoring=result.scoring,
+                base=state.base, examples=result.examples,
+            )  # fmt: skip
+            grown = type(self).load(Path(folder) / "new", loaded=self.base_)
+        for name in ("prompt_model_", "task_", "state_", "classes_", "memory_", "thresholds_",
+                     "demonstrations_", "fit_seed_", "abstain_", "_attached"):  # fmt: skip
+            setattr(self, name, getattr(grown, name))
+        self.training_ = {**(self.training_ or {}), "phases": experiment["phases"]}
+        return self
 
     def _in_scope(self, examples: list, y) -> tuple[list, list, list]:
         """(in-scope examples, their labels, out-of-scope examples): rows labelled ``out_of_scope``
@@ -734,8 +802,9 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         tensors = self.state_.tensors if self.state_ is not None else {}
         tuning = self.state_.tuning if self.state_ is not None else None
         save_state(
-            folder, tensors, tuning, {"classifier": settings}, scoring=spec, base=base_identity(self.base_)
-        )
+            folder, tensors, tuning, {"classifier": settings}, scoring=spec, base=base_identity(self.base_),
+            examples=getattr(self, "memory_", None),
+        )  # fmt: skip
         return Path(folder)
 
     @classmethod
@@ -819,6 +888,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         rule = settings.get("abstain")
         clf.abstain_ = None if rule is None else AbstainRule.from_dict(rule)
         clf.thresholds_ = spec.label_thresholds() if spec is not None else None
+        clf.memory_ = state.examples
         if task.multi_label:
             clf.label_form_ = settings.get("label_form", "lists")
         return clf

@@ -422,6 +422,11 @@ def _write_run(config, out: Path, metrics: dict, scorer, inputs: _Inputs, scored
             scoring.abstain = {"label": config.out_of_scope, **abstaining["metrics"]["rule"]}
         if scoring is not None and scored.thresholds is not None:
             scoring.thresholds = scored.thresholds.to_dict()
+        memory = None
+        if getattr(scorer, "prototypes", None) is not None and not task.multi_label:
+            from .prototypes import example_memory
+
+            memory = example_memory(scorer, task, inputs.train)  # for adding classes later
         save_state(
             out / "state",
             trainer.trainable_state(),
@@ -429,6 +434,7 @@ def _write_run(config, out: Path, metrics: dict, scorer, inputs: _Inputs, scored
             {**config.to_dict(), "data_dir": str(Path(config.data_dir).resolve())},
             scoring=scoring,
             base=base,
+            examples=memory,
         )
         metrics["state_bytes"] = (out / "state" / "trained.safetensors").stat().st_size
     calibrated = scored.calibrated_results or []

@@ -120,3 +120,25 @@ def split_prototype_tensors(
     """(the language model's tensors, the prototypes' tensors) of a state."""
     model = {n: t for n, t in tensors.items() if not n.startswith(PREFIX)}
     return model, {n: t for n, t in tensors.items() if n.startswith(PREFIX)}
+
+
+# Slot features kept per class in a prototype state's example memory (IPT's example prototypes): a few
+# per class, as IPT keeps them; LM-BFF's K=16 examples of a class all fit.
+MEMORY_PER_CLASS = 16
+
+
+@torch.no_grad()
+def example_memory(scorer, task, examples, per_class: int = MEMORY_PER_CLASS) -> dict[str, torch.Tensor]:
+    """The slot features (N, H) float32 of the first ``per_class`` training examples of each class, in
+    the examples' order, with their class indices (N,): what :mod:`lmbff.incremental` keeps the old
+    classes in place with when classes are added. One forward pass per kept example, on the scorer as
+    it is (its trained state in place)."""
+    kept, labels, counts = [], [], {}
+    for example in examples:
+        index = task.labels.index(task.group_label(example.label))
+        if counts.get(index, 0) < per_class:
+            counts[index] = counts.get(index, 0) + 1
+            kept.append(example)
+            labels.append(index)
+    features = scorer.slot_features(kept).float().cpu() if kept else torch.zeros(0, 0)
+    return {"features": features, "labels": torch.tensor(labels, dtype=torch.long)}

@@ -39,6 +39,9 @@ from .tuning import TuningConfig, config_from_dict
 from .tuning.injection import detach as detach_modules
 
 WEIGHTS, CONFIG = "trained.safetensors", "config.json"
+# A prototype state's example memory (IPT's example prototypes, lmbff.incremental): the slot features
+# of a few training examples per class, which keep the old classes in place when classes are added.
+EXAMPLES = "examples.safetensors"
 # The classification-head baseline keeps a body and a head, but no template, label words or scoring
 # record (it has none), so nothing but its own run scores it (docs/cli.md: "Where the classification-head
 # baseline differs").
@@ -192,15 +195,19 @@ def save_state(
     *,
     scoring: ScoringSpec | None = None,
     base: dict | None = None,
+    examples: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a state atomically: the tensors first, the config (whose presence marks it complete) last.
 
     ``scoring`` and ``base`` make it self-contained; without them the state can be attached to a model
-    by hand (:meth:`TrainedState.attach`) but not scored on its own."""
+    by hand (:meth:`TrainedState.attach`) but not scored on its own. ``examples``: the example memory
+    (``features``, ``labels``) a prototype state keeps for adding classes later (:mod:`lmbff.incremental`)."""
     from safetensors.torch import save
 
     folder = Path(folder)
     atomic_write_bytes(folder / WEIGHTS, save({n: t.detach().contiguous() for n, t in tensors.items()}))
+    if examples is not None:
+        atomic_write_bytes(folder / EXAMPLES, save({n: t.detach().contiguous() for n, t in examples.items()}))
     config = {
         "format": STATE_FORMAT,
         "lmbff_version": __version__,
@@ -222,6 +229,8 @@ class TrainedState:
     base: dict | None = None
     version: str = ""
     legacy_task: tuple[str, str | None, int] | None = field(default=None, repr=False)
+    # the example memory (features, labels) of a prototype state, when it was saved with one
+    examples: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> TrainedState:
@@ -250,6 +259,7 @@ class TrainedState:
                 f"it was saved by lmbff {config.get('lmbff_version')}: upgrade lmbff"
             )
         legacy = legacy_scoring(folder, experiment) if fmt == 1 else None
+        examples = read_safetensors(str(folder / EXAMPLES)) if (folder / EXAMPLES).is_file() else None
         return cls(
             folder,
             tuning,
@@ -259,6 +269,7 @@ class TrainedState:
             config.get("base_model"),
             str(config.get("lmbff_version", "0.1.0")),
             legacy,
+            examples,
         )
 
     # ---- the base model ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from prompts.library import load_task
 
 from ..config import METHODS, PROMPT_METHODS
 from ..errors import ConfigError
+from ..pretrained import DEFAULT_MODEL
 from .common import (
     _add_column_args,
     _add_dataclass_args,
@@ -23,6 +24,7 @@ from .common import (
     _columns,
     _comma_list,
     _seeds,
+    _text_columns,
     console,
     escape,
     positive_int,
@@ -35,6 +37,29 @@ def add_parsers(sub) -> None:
     p.add_argument("--method", choices=METHODS, default="prompt")
     p.add_argument("--demonstrations", action="store_true", help="same as --method prompt-demos (LM-BFF)")
     p.add_argument("--out", required=True, help="output folder (metrics, results, state, config)")
+    group = p.add_argument_group(
+        "adding classes",
+        "--from-state and --new-labels: the state's task grown by new classes (lmbff.incremental)",
+    )
+    group.add_argument(
+        "--from-state",
+        default=None,
+        metavar="STATE",
+        help="a trained state (a run's state/) to add the --new-labels classes to: its backbone and old "
+        "prototypes stay frozen; the training rows are the new classes'",
+    )
+    group.add_argument(
+        "--new-labels", type=_comma_list, default=None, help="with --from-state: the new classes"
+    )
+    group.add_argument(
+        "--new-label-words",
+        type=_comma_list,
+        default=None,
+        help="with --new-labels: one word per new label, in order (default: the label names as words)",
+    )
+    from ..config import IncrementalConfig
+
+    _add_dataclass_args(group, IncrementalConfig, "new-")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser(
@@ -301,6 +326,8 @@ def cmd_train(args) -> int:
     from ..runs import run
 
     _one_data_source(args, ("dev_file", "test_file"))
+    if args.from_state or args.new_labels or args.new_label_words:
+        return _add_classes(args)
     _task_from_labels(args, Path(args.out))
     method = "prompt-demos" if args.demonstrations else args.method
     data_dir = args.data_dir or str(Path(args.data_file).parent)
@@ -326,6 +353,52 @@ def cmd_train(args) -> int:
     _print_metrics([metrics])
     console.print(f"results in {args.out}/metrics.json, results.md, predictions.jsonl and state/")
     return 0
+
+
+def _add_classes(args) -> int:
+    """``train --from-state S --new-labels a,b``: the state's task grown by new classes."""
+    from dataclasses import fields
+
+    from ..config import IncrementalConfig
+    from ..incremental import run_new_classes
+
+    if not (args.from_state and args.new_labels):
+        raise ConfigError("adding classes takes --from-state (the trained state) and --new-labels")
+    if args.labels:
+        raise ConfigError(
+            "--from-state adds classes to the state's own task: give --new-labels, not --labels"
+        )
+    config = IncrementalConfig(**{f.name: getattr(args, "new_" + f.name) for f in fields(IncrementalConfig)})
+    splits = (
+        (args.data_file, args.dev_file, args.test_file)
+        if args.data_file
+        else ("train", "dev", args.test_split)
+    )
+    if not args.data_file and not _has_split(args.data_dir, "dev"):
+        splits = (splits[0], None, splits[2])
+    data_dir = args.data_dir or str(Path(args.data_file).parent)
+    metrics = run_new_classes(
+        args.from_state, args.new_labels, args.out, data_dir=data_dir, train_split=splits[0],
+        dev_split=splits[1], test_split=splits[2], text_columns=_text_columns(args),
+        label_column=args.label_column, label_words=args.new_label_words,
+        model=args.model if args.model != DEFAULT_MODEL else None, config=config, task_file=args.task,
+    )  # fmt: skip
+    console.print(
+        f"{metrics['task']}: {', '.join(metrics['new_labels'])} added; test {metrics['metric']} "
+        f"{metrics['test'][metrics['metric']]:.4f} (old classes' rows {metrics['old_classes_accuracy']}, "
+        f"new classes' rows {metrics['new_classes_accuracy']}); results in {args.out}"
+    )
+    return 0
+
+
+def _has_split(data_dir, split: str) -> bool:
+    from ..data import find_split
+
+    try:
+        find_split(data_dir, split)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _print_metrics(runs: list[dict]) -> None:
