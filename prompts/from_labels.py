@@ -47,6 +47,7 @@ def task_file_from_labels(
     metric: str | None = None,
     multi_label: bool = False,
     allow_empty: bool = False,
+    label_delimiter: str | None = None,
 ) -> TaskFile:
     """A task defined in code, without a YAML file: its fields are the template's variables (in order
     of appearance), its label words default to the label names as words (:func:`label_word_from_name`).
@@ -74,6 +75,12 @@ def task_file_from_labels(
         raise fail("metric", f"{metric!r} does not score {kind}", f"one of {', '.join(allowed)}")
     if allow_empty and not multi_label:
         raise fail("allow_empty", "only a multi-label task may give an example no label")
+    if label_delimiter is not None:
+        if not multi_label:
+            raise fail("label_delimiter", "only a multi-label task splits its label field")
+        clash = [label for label in names if label_delimiter in label]
+        if not label_delimiter or clash:
+            raise fail("label_delimiter", f"{label_delimiter!r} is empty or inside the label {clash[:1]}")
     compiled = Template(template, name=name, location=TemplateLocation(where))
     compiled.render_parts({f: "x" for f in compiled.fields})  # exactly one slot, or TemplateError
     fields = template_fields_in_order(compiled)
@@ -97,6 +104,7 @@ def task_file_from_labels(
         metric=metric,
         multi_label=multi_label,
         allow_empty=allow_empty,
+        label_delimiter=label_delimiter,
     )
     problems = label_word_problems(task, words)
     if problems:

@@ -492,3 +492,22 @@ def test_sigmoid_prototypes_are_refused_where_they_do_not_fit(options, message):
     y = [["anger"], ["joy"]] if settings.get("multi_label", True) else ["a", "b"]
     with pytest.raises(ValueError, match=message):
         _estimator("/no/such/model", **settings).fit(["x", "y"], y)
+
+
+def test_the_zero_shot_command_takes_labels_and_multi_label_without_a_task_file(gpt_dir, tmp_path):
+    from lmbff.cli import main
+
+    data = _write(tmp_path / "rows.tsv", _rows(5, 6))
+    out = tmp_path / "zs"
+    code = main(
+        [
+            "zero-shot", "--labels", "anger,joy,fear", "--multi-label", "--template",
+            "{{ text }} Feeling: {{ mask }}.", "--data-file", data, "--model", str(gpt_dir),
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["metric"] == "micro_f1" and "hamming_loss" in metrics["test"]
+    with pytest.raises(TaskFileError, match="only a multi-label task splits its label field"):
+        task_file_from_labels(["a", "b"], "{{ text }} It is {{ mask }}.", label_delimiter=",")

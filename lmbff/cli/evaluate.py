@@ -51,6 +51,16 @@ def add_parsers(sub) -> None:
         "credit_limit_change -> credit limit change)",
     )
     p.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="with --labels: several labels per example, each decided at probability 0.5 (no dev here)",
+    )
+    p.add_argument(
+        "--label-delimiter",
+        default=",",
+        help="with --multi-label: the text between the labels of a TSV or CSV row (default ',')",
+    )
+    p.add_argument(
         "--data-file", default=None, help="one data file (.csv, .tsv, .jsonl) instead of --data-dir"
     )
     _add_column_args(p)
@@ -126,11 +136,20 @@ def _zero_shot_task(args) -> TaskFile:
         if args.task:
             raise ConfigError("give --task (a task file) or --labels (no task file), not both")
         template = args.template or "{{ text }} It was {{ mask }}."
-        return task_file_from_labels(args.labels, template, args.label_words, name="zero-shot")
+        return task_file_from_labels(
+            args.labels,
+            template,
+            args.label_words,
+            name="zero-shot",
+            multi_label=args.multi_label,
+            label_delimiter=args.label_delimiter if args.multi_label else None,
+        )
     if not args.task:
         raise ConfigError("give --task (a task file), or --labels and --template to classify without one")
     if args.label_words:
         raise ConfigError("--label-words goes with --labels; a task file has its own label words")
+    if args.multi_label:
+        raise ConfigError("--multi-label goes with --labels; a task file says multi_label: true itself")
     return load_task(args.task)
 
 
