@@ -47,9 +47,13 @@ def regression_metrics(gold: Sequence[float], predicted: Sequence[float]) -> dic
 def per_class_table(task: Task, gold: Sequence[str], predicted: Sequence[str]) -> list[dict]:
     """Per label: support, precision, recall, F1 (scikit-learn's classification report)."""
     labels = list(task.labels)
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0
+    return label_rows(
+        task, *skm.precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     )
+
+
+def label_rows(task: Task, precision, recall, f1, support) -> list[dict]:
+    """The per-class table's rows from scikit-learn's per-label arrays, in the task's label order."""
     return [
         {
             "label": label,
@@ -59,5 +63,5 @@ def per_class_table(task: Task, gold: Sequence[str], predicted: Sequence[str]) -
             "recall": float(r),
             "f1": float(f),
         }
-        for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        for label, p, r, f, s in zip(task.labels, precision, recall, f1, support, strict=True)
     ]

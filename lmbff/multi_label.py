@@ -153,20 +153,12 @@ def multi_label_metrics(gold: np.ndarray, predicted: np.ndarray) -> dict[str, fl
 
 def per_label_table(task: Task, gold: np.ndarray, predicted: np.ndarray) -> list[dict]:
     """Per label: support (examples with it), precision, recall, F1."""
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        np.asarray(gold, dtype=bool), np.asarray(predicted, dtype=bool), average=None, zero_division=0
+    from .metrics import label_rows
+
+    gold, predicted = np.asarray(gold, dtype=bool), np.asarray(predicted, dtype=bool)
+    return label_rows(
+        task, *skm.precision_recall_fscore_support(gold, predicted, average=None, zero_division=0)
     )
-    return [
-        {
-            "label": label,
-            "name": task.label_names.get(label, ""),
-            "support": int(s),
-            "precision": float(p),
-            "recall": float(r),
-            "f1": float(f),
-        }
-        for label, p, r, f, s in zip(task.labels, precision, recall, f1, support, strict=True)
-    ]
 
 
 def soft_targets(task: Task, label_sets: Sequence[Sequence[str]]) -> np.ndarray:

@@ -278,6 +278,10 @@ def test_a_run_chooses_thresholds_on_dev_saves_them_and_predict_decides_alike(ta
     again = [json.loads(line) for line in written.read_text().splitlines()]
     assert [r["prediction"] for r in again] == [r["prediction"] for r in records]
     assert [r["scores"] for r in again] == [r["scores"] for r in records]
+    assert "## Per-label thresholds (chosen on dev)" in (out / "results.md").read_text()
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert "micro_f1" in json.dumps(report)
 
 
 @pytest.mark.parametrize(
