@@ -243,6 +243,77 @@ def run_child(spec: dict) -> dict:
     }
 
 
+# ---- why the frozen prototypes lose old classes ------------------------------------------------------------
+def diagnose(task: str, seed: int, work: Path) -> dict:
+    """On the phase-2 data of one seed, with the phase-1 state's slot features: the test accuracy (all,
+    old classes, new classes) of the new prototypes at their start (each new class's mean feature),
+    of nearest-class-mean over every class (old classes by their example memory's mean), and of the
+    trained new prototypes with the memory; and how near old test rows are to their own trained
+    prototype, to their memory mean and to the nearest new-class mean (cosine after centring)."""
+    import torch
+    from torch.nn.functional import normalize
+
+    from lmbff.config import IncrementalConfig
+    from lmbff.data import load_split
+    from lmbff.incremental import train_new_prototypes
+    from lmbff.state import TrainedState
+    from prompts.library import load_task_file
+
+    data = work / task / str(seed) / "data-phase1"
+    state = TrainedState.load(work / task / str(seed) / "phase1" / "phase1" / "state")
+    loaded = state.load_base()
+    scorer = state.prompt_model(loaded)
+    grown = load_task_file(phase_task(task, 1, work)).task
+    rows = {name: load_split(data, name, grown).examples for name in ("new", "test")}
+    attached = state.attach(scorer)
+    features = {name: scorer.slot_features(examples).float() for name, examples in rows.items()}
+    attached.detach()
+    gold = {name: torch.tensor([grown.labels.index(e.label) for e in rows[name]]) for name in rows}
+    old_rows = state.tensors["lmbff_prototypes.prototypes"].float()
+    center = state.tensors["lmbff_prototypes.center"].float()
+    scale = float(state.tensors["lmbff_prototypes.log_scale"].exp())
+    n_old = len(old_rows)
+
+    def means(x, y, classes):
+        return torch.stack(
+            [normalize(normalize(x - center, dim=-1)[y == c].mean(0), dim=-1) for c in classes]
+        )
+
+    new_means = means(features["new"], gold["new"], sorted(set(gold["new"].tolist())))
+    memory_means = means(state.examples["features"].float(), state.examples["labels"], range(n_old))
+    test, y = normalize(features["test"] - center, dim=-1), gold["test"]
+
+    def accuracy(prototypes):
+        right = ((test @ normalize(prototypes, dim=-1).T).argmax(1) == y).float()
+        return {
+            "all": float(right.mean()),
+            "old": float(right[y < n_old].mean()),
+            "new": float(right[y >= n_old].mean()),
+        }
+
+    trained, *_ = train_new_prototypes(
+        old_rows, center, scale, features["new"], gold["new"], state.examples, IncrementalConfig(eval_every=0)
+    )
+    old = y < n_old
+    own = y[old]
+    picked = torch.arange(int(old.sum()))
+    to_prototype = (test[old] @ normalize(old_rows, dim=-1).T)[picked, own]
+    to_memory = (test[old] @ memory_means.T)[picked, own]
+    to_new = (test[old] @ new_means.T).max(1).values
+    return {
+        "task": task,
+        "seed": seed,
+        "start (new class means)": accuracy(torch.cat([old_rows, new_means])),
+        "nearest class mean (memory means for the old classes)": accuracy(
+            torch.cat([memory_means, new_means])
+        ),
+        "trained with the memory (100 steps)": accuracy(torch.cat([old_rows, trained])),
+        "old test rows: cosine to their own trained prototype": float(to_prototype.mean()),
+        "old test rows: cosine to their class's memory mean": float(to_memory.mean()),
+        "old test rows: cosine to the nearest new-class mean": float(to_new.mean()),
+    }
+
+
 # ---- run and report -------------------------------------------------------------------------------------
 def run(args) -> None:
     from prompts.library import load_task_file
@@ -340,8 +411,19 @@ def main() -> None:
     c.add_argument("spec")
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
+    d = sub.add_parser("diagnose", help="why old classes are lost (one seed's phase 2; after run)")
+    d.add_argument("--task", choices=sorted(TASKS), required=True)
+    d.add_argument("--seed", type=int, default=13)
+    d.add_argument("--work", type=Path, required=True)
+    d.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.command == "run":
+    if args.command == "diagnose":
+        result = diagnose(args.task, args.seed, args.work)
+        target = args.out / args.task / f"diagnose-{args.seed}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+    elif args.command == "run":
         run(args)
     elif args.command == "report":
         report(args.out)
