@@ -385,17 +385,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
         task_file = self._task_file()
         task = task_file.task
         prompt = task_file.prompt(None if self.labels is not None else self.template)
-        if task.multi_label:
-            from .multi_label import check_multi_label_method
-
-            check_multi_label_method(
-                task, "prompt-demos" if self.demonstrations else self.method, self.out_of_scope
-            )
-        if self.out_of_scope is not None and str(self.out_of_scope) in task.labels:
-            # its rows would be set apart from training, and a class would silently never be learned
-            raise ConfigError(
-                f"out_of_scope={self.out_of_scope!r} is one of the task's labels {list(task.labels)}"
-            )
+        self._check_task(task)
         verbalizer = (self.verbalizer or prompt.verbalizer_kind) if self.method == "prompt" else "words"
         if self.method == "prompt":  # before the model loads
             PrototypeConfig(**(self.prototype_options or {})).check_activation(
@@ -410,22 +400,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             if self.method == "prompt"
             else None
         )
-        train: list = []
-        codec = LabelCodec(task.labels, None)
-        if self.method == "prompt":
-            if X is None or y is None:
-                raise ConfigError("fit(X, y) needs examples and their labels (or method='zero-shot')")
-            examples, values, _ = self._in_scope(to_examples(X, task.fields, self.columns), y)
-            codec, train = self._labels(task, examples, values)
-        elif y is not None and task.multi_label:  # zero-shot: the label form, and the labels checked
-            count = len(y) if X is None else len(to_examples(X, task.fields, self.columns))
-            given = to_label_sets(y, count, task.labels, task.allow_empty)
-            self.label_form_, codec = given[1], LabelCodec(task.labels, given[2])
-        elif y is not None:  # zero-shot: only to know the label values (and check them)
-            values = to_label_list(y, len(y) if X is None else len(to_examples(X, task.fields, self.columns)))
-            if not task.is_regression:
-                codec = LabelCodec(task.labels, values)
-                codec.encode(values)
+        codec, train = self._fit_labels(task, X, y)
         dev, dev_outside, dev_values = None, [], []
         if X_dev is not None:
             examples, dev_values, dev_outside = self._in_scope(
@@ -563,6 +538,41 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             setattr(self, name, getattr(grown, name))
         self.training_ = {**(self.training_ or {}), "phases": experiment["phases"]}
         return self
+
+    def _check_task(self, task) -> None:
+        """What the task refuses with these parameters, before anything loads."""
+        if task.multi_label:
+            from .multi_label import check_multi_label_method
+
+            check_multi_label_method(
+                task, "prompt-demos" if self.demonstrations else self.method, self.out_of_scope
+            )
+        if self.out_of_scope is not None and str(self.out_of_scope) in task.labels:
+            # its rows would be set apart from training, and a class would silently never be learned
+            raise ConfigError(
+                f"out_of_scope={self.out_of_scope!r} is one of the task's labels {list(task.labels)}"
+            )
+
+    def _fit_labels(self, task, X, y) -> tuple[LabelCodec, list]:
+        """(the label codec, the training examples with their labels); zero-shot: the labels given,
+        only checked (and a multi-label task's label form kept)."""
+        train: list = []
+        codec = LabelCodec(task.labels, None)
+        if self.method == "prompt":
+            if X is None or y is None:
+                raise ConfigError("fit(X, y) needs examples and their labels (or method='zero-shot')")
+            examples, values, _ = self._in_scope(to_examples(X, task.fields, self.columns), y)
+            codec, train = self._labels(task, examples, values)
+        elif y is not None and task.multi_label:  # zero-shot: the label form, and the labels checked
+            count = len(y) if X is None else len(to_examples(X, task.fields, self.columns))
+            given = to_label_sets(y, count, task.labels, task.allow_empty)
+            self.label_form_, codec = given[1], LabelCodec(task.labels, given[2])
+        elif y is not None:  # zero-shot: only to know the label values (and check them)
+            values = to_label_list(y, len(y) if X is None else len(to_examples(X, task.fields, self.columns)))
+            if not task.is_regression:
+                codec = LabelCodec(task.labels, values)
+                codec.encode(values)
+        return codec, train
 
     def _in_scope(self, examples: list, y) -> tuple[list, list, list]:
         """(in-scope examples, their labels, out-of-scope examples): rows labelled ``out_of_scope``

@@ -308,6 +308,28 @@ def split_accuracy(
     )
 
 
+def _phase_inputs(from_state, new_labels, data_dir, splits, text_columns, label_column, task_file):
+    """(the state, the grown task, its train, dev and test rows), every check made before a model loads."""
+    from .data import column_mapping, load_split
+    from .state import TrainedState
+
+    state = TrainedState.load(from_state)
+    given = None
+    if task_file is not None:
+        from prompts.library import load_task
+
+        given = load_task(task_file).task
+    check_state(state, *((given.name, given.labels) if given is not None else (None, None)))
+    task = grown_task(state.scoring.task, new_labels)
+    columns = column_mapping(task.fields, text_columns, label_column)
+    read = {
+        name: load_split(data_dir, split, task, columns=columns).examples if split else []
+        for name, split in zip(("train", "dev", "test"), splits, strict=True)
+    }
+    check_rows(read["train"], read["dev"], state.scoring.task.labels, task.labels)
+    return state, task, read
+
+
 def run_new_classes(
     from_state,
     new_labels: Sequence[str],
@@ -337,7 +359,6 @@ def run_new_classes(
     import time
     from pathlib import Path
 
-    from .data import column_mapping, load_split
     from .evaluate import results_markdown, score_examples
     from .files import refuse_existing, staged_folder
     from .memory import PeakMemory
@@ -347,20 +368,10 @@ def run_new_classes(
     config = config or IncrementalConfig()
     started, memory_use = time.perf_counter(), PeakMemory()
     refuse_existing(out)
-    state = TrainedState.load(from_state)
-    given = None
-    if task_file is not None:
-        from prompts.library import load_task
-
-        given = load_task(task_file).task
-    check_state(state, *((given.name, given.labels) if given is not None else (None, None)))
-    task = grown_task(state.scoring.task, new_labels)
-    columns = column_mapping(task.fields, text_columns, label_column)
-    read = {
-        name: load_split(data_dir, split, task, columns=columns).examples if split else []
-        for name, split in (("train", train_split), ("dev", dev_split), ("test", test_split))
-    }
-    check_rows(read["train"], read["dev"], state.scoring.task.labels, task.labels)
+    state, task, read = _phase_inputs(
+        from_state, new_labels, data_dir, (train_split, dev_split, test_split), text_columns, label_column,
+        task_file,
+    )  # fmt: skip
     loaded = state.load_base(model)
     result = add_classes(
         state, loaded, new_labels, read["train"], read["dev"], label_words=label_words, config=config,
