@@ -463,7 +463,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
 
     def _thresholds(self, task, dev):
         """A multi-label classifier's per-label thresholds: chosen on dev, else 0.5 each (said)."""
-        from .multi_label import LabelThresholds, choose_thresholds, label_indicator
+        from .multi_label import LabelThresholds, thresholds_on
 
         if not dev:
             warnings.warn(
@@ -474,8 +474,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
             return LabelThresholds.default(task)
-        gold = label_indicator(task, [e.label for e in dev])
-        return choose_thresholds(self._probabilities(dev), gold, task.allow_empty)
+        return thresholds_on(task, dev, self._probabilities(dev))
 
     def partial_fit(self, X, y, *, X_dev=None, y_dev=None, label_words=None) -> PromptClassifier:
         """Add the classes of ``y`` that the classifier does not know, learnt from these examples (rows

@@ -18,11 +18,11 @@ from .metrics import MACRO_F1_AVERAGING, classification_metrics, per_class_table
 from .model import PromptModel, regression_prediction
 from .multi_label import (
     LabelThresholds,
-    choose_thresholds,
     label_indicator,
     label_sets,
     multi_label_metrics,
     per_label_table,
+    thresholds_on,
 )
 from .precision import precision_of
 from .scoring.calibration import apply_calibration
@@ -181,6 +181,15 @@ def predicted_labels(task: Task, log_scores: np.ndarray, thresholds: LabelThresh
     return np.array(task.labels, dtype=object)[log_scores.argmax(axis=1)]
 
 
+def prediction_texts(task: Task, log_scores: np.ndarray) -> list[str]:
+    """Each row's prediction as a page shows it: the most probable label (a regression task's pole), or
+    a multi-label task's labels at probability 0.5 each (a preview has no dev rows to choose thresholds
+    on) joined by ", "."""
+    if task.multi_label:
+        return [", ".join(labels) for labels in predicted_labels(task, log_scores)]
+    return [task.labels[int(i)] for i in np.asarray(log_scores).argmax(axis=1)]
+
+
 def thresholds_markdown(task: Task, rule: LabelThresholds, chosen_on: str) -> str:
     """A results.md section: each label's threshold and its F1 on the rows it was chosen on."""
     rows = [
@@ -210,8 +219,7 @@ def _as_list(predictions) -> list:
 
 def dev_thresholds(task: Task, examples: Sequence[Example], log_scores: np.ndarray) -> LabelThresholds:
     """A multi-label task's per-label thresholds chosen on these (dev) rows (:mod:`lmbff.multi_label`)."""
-    gold = label_indicator(task, [e.label for e in examples])
-    return choose_thresholds(np.exp(np.asarray(log_scores, dtype=np.float64)), gold, task.allow_empty)
+    return thresholds_on(task, examples, np.exp(np.asarray(log_scores, dtype=np.float64)))
 
 
 def results_markdown(task: Task, results: Sequence[EvalResult], title: str) -> str:

@@ -192,7 +192,7 @@ def add_classes(
         attached.detach()
     labels = torch.tensor([task.labels.index(str(e.label)) for e in train])
     dev_labels = torch.tensor([task.labels.index(str(e.label)) for e in dev], dtype=torch.long)
-    from .prototypes import MEMORY_PER_CLASS, PREFIX
+    from .prototypes import MEMORY_PER_CLASS, PREFIX, first_per_class
 
     old = {name[len(PREFIX) :]: t.float() for name, t in state.tensors.items() if name.startswith(PREFIX)}
     scale = float(torch.exp(old["log_scale"].clamp(max=math.log(MAX_PROTOTYPE_SCALE))))
@@ -204,7 +204,7 @@ def add_classes(
     tensors = dict(state.tensors)
     saved = state.tensors[PREFIX + "prototypes"]
     tensors[PREFIX + "prototypes"] = torch.cat([saved, best.to(saved.dtype)])
-    kept = _memory_rows(labels, MEMORY_PER_CLASS)
+    kept = first_per_class(labels.tolist(), MEMORY_PER_CLASS)
     examples = {
         "features": torch.cat(
             [memory.get("features", torch.zeros(0, features.shape[1])).float(), features[kept]]
@@ -262,17 +262,6 @@ def train_new_prototypes(
     if best_dev is None:
         best, best_step = rows.detach().clone(), config.steps
     return best, best_step, best_dev, history
-
-
-def _memory_rows(labels, per_class: int) -> list[int]:
-    """The first ``per_class`` rows of each class, in order."""
-    counts: dict[int, int] = {}
-    kept = []
-    for i, label in enumerate(labels.tolist()):
-        if counts.get(label, 0) < per_class:
-            counts[label] = counts.get(label, 0) + 1
-            kept.append(i)
-    return kept
 
 
 def _grown_spec(spec, task: Task, words: dict[str, list[str]], loaded):

@@ -39,7 +39,7 @@ from .data import Example, render_problem, row_error
 from .demonstrations import Demonstrations
 from .errors import ConfigError, ModelError
 from .precision import compute, full_precision
-from .prototypes import PrototypeConfig, PrototypeLayer, check_activation, check_verbalizer
+from .prototypes import PrototypeConfig, PrototypeLayer, check_verbalizer
 from .scoring import default_mode, get_mode
 from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
 from .scoring.features import features_before_output_layer as _features_before_output_layer
@@ -174,7 +174,7 @@ class PromptModel(nn.Module):
         """
         check_verbalizer(verbalizer)
         if config is not None and self.task is not None:
-            check_activation(config, verbalizer, self.task)
+            config.check_activation(verbalizer, self.task.multi_label, self.task.name)
         if verbalizer == "words":
             self.verbalizer_kind, self.prototypes = "words", None
             return

@@ -138,6 +138,13 @@ def choose_thresholds(
     return LabelThresholds(tuple(thresholds), allow_empty, tuple(scores))
 
 
+def thresholds_on(task: Task, examples: Sequence, probabilities: np.ndarray) -> LabelThresholds:
+    """:func:`choose_thresholds` on labelled examples (each ``label`` a tuple of labels) and their
+    probabilities (N, C)."""
+    gold = label_indicator(task, [e.label for e in examples])
+    return choose_thresholds(probabilities, gold, task.allow_empty)
+
+
 def multi_label_metrics(gold: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """micro_f1, macro_f1 (every label counted, absent ones as 0), subset_accuracy, hamming_loss and
     samples_f1 (the mean over examples of their own F1) of indicator matrices."""

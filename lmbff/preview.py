@@ -52,18 +52,18 @@ def render(scorer: PromptModel, examples: Sequence[Example]) -> list[RenderedPro
 def preview(scorer: PromptModel, examples: Sequence[Example]) -> list[PreviewRow]:
     """Each example rendered as the model sees it, with the label probabilities and the prediction (a
     multi-label task's labels at probability 0.5 each, as a run without dev rows decides them)."""
-    from .evaluate import predicted_labels
+    from .evaluate import prediction_texts
 
     log_scores = scorer.predict_log_scores(examples)
     probabilities = np.exp(log_scores)
     multi = scorer.task is not None and scorer.task.multi_label
-    chosen = predicted_labels(scorer.task, log_scores) if multi else None
+    chosen = prediction_texts(scorer.task, log_scores) if multi else None
     rows = []
     for i, (shown, probs) in enumerate(zip(render(scorer, examples), probabilities, strict=True)):
         rows.append(
             PreviewRow(
                 **vars(shown),
-                prediction=", ".join(chosen[i]) if multi else scorer.labels[int(probs.argmax())],
+                prediction=chosen[i] if multi else scorer.labels[int(probs.argmax())],
                 probabilities={label: float(p) for label, p in zip(scorer.labels, probs, strict=True)},
             )
         )

@@ -39,14 +39,8 @@ __all__ = [
     "VERBALIZERS",
     "PrototypeConfig",
     "PrototypeLayer",
-    "check_activation",
     "check_verbalizer",
 ]
-
-
-def check_activation(config: PrototypeConfig, verbalizer: str, task) -> None:
-    """:meth:`PrototypeConfig.check_activation` for a task."""
-    config.check_activation(verbalizer, task.multi_label, task.name)
 
 
 # Parameter names in a state and a checkpoint: the prototypes belong to the scorer, not the language
@@ -133,12 +127,20 @@ def example_memory(scorer, task, examples, per_class: int = MEMORY_PER_CLASS) ->
     the examples' order, with their class indices (N,): what :mod:`lmbff.incremental` keeps the old
     classes in place with when classes are added. One forward pass per kept example, on the scorer as
     it is (its trained state in place)."""
-    kept, labels, counts = [], [], {}
-    for example in examples:
-        index = task.labels.index(task.group_label(example.label))
-        if counts.get(index, 0) < per_class:
-            counts[index] = counts.get(index, 0) + 1
-            kept.append(example)
-            labels.append(index)
+    indices = [task.labels.index(task.group_label(example.label)) for example in examples]
+    rows = first_per_class(indices, per_class)
+    kept = [examples[i] for i in rows]
     features = scorer.slot_features(kept).float().cpu() if kept else torch.zeros(0, 0)
-    return {"features": features, "labels": torch.tensor(labels, dtype=torch.long)}
+    return {"features": features, "labels": torch.tensor([indices[i] for i in rows], dtype=torch.long)}
+
+
+def first_per_class(labels, per_class: int) -> list[int]:
+    """The positions of the first ``per_class`` rows of each class index in ``labels``, in order: the
+    rows an example memory keeps."""
+    counts: dict[int, int] = {}
+    kept = []
+    for i, label in enumerate(int(label) for label in labels):
+        if counts.get(label, 0) < per_class:
+            counts[label] = counts.get(label, 0) + 1
+            kept.append(i)
+    return kept

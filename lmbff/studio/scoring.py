@@ -16,8 +16,8 @@ import numpy as np
 
 from prompts.library import Task
 
-from ..data import Example
-from ..evaluate import apply_calibration, score_examples
+from ..data import Example, gold_text
+from ..evaluate import apply_calibration, prediction_texts, score_examples
 from ..model import PromptModel
 
 BATCH = 8
@@ -119,13 +119,8 @@ def label_probabilities(labels: Sequence[str], scores: np.ndarray) -> list[dict[
 
 
 def predictions(task: Task, scores: np.ndarray) -> list[str]:
-    """Each row's predicted label; a multi-label task's labels (at probability 0.5 each: a draft has no
-    dev rows to choose thresholds on) joined by ", "."""
-    if task.multi_label:
-        from ..evaluate import predicted_labels
-
-        return [", ".join(labels) for labels in predicted_labels(task, scores)]
-    return [task.labels[int(i)] for i in scores.argmax(axis=1)]
+    """Each row's predicted label as the page shows it (:func:`lmbff.evaluate.prediction_texts`)."""
+    return prediction_texts(task, scores)
 
 
 def correct(task: Task, example: Example, predicted: str) -> bool | None:
@@ -134,7 +129,7 @@ def correct(task: Task, example: Example, predicted: str) -> bool | None:
     if example.label is None:
         return None
     if task.multi_label:
-        return ", ".join(example.label) == predicted
+        return gold_text(example.label) == predicted
     return task.group_label(example.label) == predicted
 
 
