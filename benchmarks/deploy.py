@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from isolated_runs import add_child_command, run_in_child, save_result, serve_child  # beside this file
 
 ROLES = ("teacher", "student", "teacher-fp32", "teacher-bf16", "teacher-int8", "layers", "pruned", "setfit")
 LAYER_RATE, LAYER_EPOCHS = 5e-5, 3  # the DistillConfig defaults
@@ -235,7 +235,7 @@ def _role_name(spec: dict) -> str:
 def run(args) -> None:
     out = Path(args.out)
     for task in args.tasks.split(","):
-        for seed in [int(s) for s in args.seeds.split(",")]:
+        for seed in args.seeds:
             for role in args.roles.split(","):
                 name = _role_name({"role": role, "keep_every": args.keep_every, "layer_rate": args.layer_rate,
                                    "layer_epochs": args.layer_epochs, "prune": args.prune})  # fmt: skip
@@ -247,14 +247,8 @@ def run(args) -> None:
                         "keep_every": args.keep_every, "layer_rate": args.layer_rate,
                         "layer_epochs": args.layer_epochs, "prune": args.prune,
                         "max_test": args.max_test}  # fmt: skip
-                done = subprocess.run(
-                    [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
-                )
-                if done.returncode != 0:
-                    sys.exit(f"{task} seed {seed} {role} failed:\n{done.stderr[-3000:]}")
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(json.dumps(result, indent=2) + "\n")
+                result = run_in_child(__file__, spec, f"{task} seed {seed} {role}")
+                save_result(target, result)
                 print(json.dumps(result), flush=True)
     report(out)
 
@@ -378,34 +372,56 @@ def plot(summary: list[dict], path: Path) -> Path:
     return path
 
 
-def main() -> int:
+def _fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (the share of weights pruned)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and below 1, got {text}")
+    return value
+
+
+def main(argv=None) -> int:
+    from lmbff.cli.common import _seeds, positive_float, positive_int
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run")
     p.add_argument("--data-root", type=Path, default=Path("../shared/data"))
     p.add_argument("--tasks", default="SST-2")
-    p.add_argument("--seeds", default="13")
+    p.add_argument("--seeds", type=_seeds, default=[13])
     p.add_argument(
-        "--unlabelled", type=int, default=2000, help="texts of the task's train.tsv the teacher labels"
+        "--unlabelled",
+        type=positive_int,
+        default=2000,
+        help="texts of the task's train.tsv the teacher labels",
     )
     p.add_argument(
         "--work", default="~/.cache/lmbff/deploy", help="states and students (outside the repository)"
     )
     p.add_argument("--out", default="benchmarks/results/deploy")
     p.add_argument("--roles", default=",".join(ROLES), help=f"which rows, in order (of {', '.join(ROLES)})")
-    p.add_argument("--keep-every", type=int, default=2, help="the layers student keeps every k-th layer")
-    p.add_argument("--layer-rate", type=float, default=LAYER_RATE, help="the layers student's learning rate")
-    p.add_argument("--layer-epochs", type=int, default=LAYER_EPOCHS, help="the layers student's epochs")
-    p.add_argument("--prune", type=float, default=0.3, help="the pruned row's fraction")
-    p.add_argument("--max-test", type=int, default=None, help="score only the first N test rows")
+    p.add_argument(
+        "--keep-every", type=positive_int, default=2, help="the layers student keeps every k-th layer"
+    )
+    p.add_argument(
+        "--layer-rate", type=positive_float, default=LAYER_RATE, help="the layers student's learning rate"
+    )
+    p.add_argument(
+        "--layer-epochs", type=positive_int, default=LAYER_EPOCHS, help="the layers student's epochs"
+    )
+    p.add_argument("--prune", type=_fraction, default=0.3, help="the pruned row's fraction")
+    p.add_argument("--max-test", type=positive_int, default=None, help="score only the first N test rows")
     p = sub.add_parser("report")
     p.add_argument("--out", default="benchmarks/results/deploy")
-    p = sub.add_parser("child")
-    p.add_argument("spec")
-    args = parser.parse_args()
+    add_child_command(sub)
+    args = parser.parse_args(argv)
     if args.command == "child":
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        print(json.dumps(run_child(json.loads(args.spec))))
+        serve_child(run_child, args.spec)
         return 0
     if args.command == "report":
         report(Path(args.out))

@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from isolated_runs import add_child_command, run_in_child, save_result, serve_child  # beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (13, 21, 42, 87, 100)
 TASKS = {
@@ -256,6 +258,7 @@ def diagnose(task: str, seed: int, work: Path) -> dict:
     from lmbff.config import IncrementalConfig
     from lmbff.data import load_split
     from lmbff.incremental import train_new_prototypes
+    from lmbff.prototypes import bounded_scale, centred_cosine, class_means
     from lmbff.state import TrainedState
     from prompts.library import load_task_file
 
@@ -271,20 +274,18 @@ def diagnose(task: str, seed: int, work: Path) -> dict:
     gold = {name: torch.tensor([grown.labels.index(e.label) for e in rows[name]]) for name in rows}
     old_rows = state.tensors["lmbff_prototypes.prototypes"].float()
     center = state.tensors["lmbff_prototypes.center"].float()
-    scale = float(state.tensors["lmbff_prototypes.log_scale"].exp())
+    scale = float(bounded_scale(state.tensors["lmbff_prototypes.log_scale"].float()))
     n_old = len(old_rows)
 
     def means(x, y, classes):
-        return torch.stack(
-            [normalize(normalize(x - center, dim=-1)[y == c].mean(0), dim=-1) for c in classes]
-        )
+        return torch.stack(list(class_means(x, center, y, classes).values()))
 
     new_means = means(features["new"], gold["new"], sorted(set(gold["new"].tolist())))
     memory_means = means(state.examples["features"].float(), state.examples["labels"], range(n_old))
     test, y = normalize(features["test"] - center, dim=-1), gold["test"]
 
     def accuracy(prototypes):
-        right = ((test @ normalize(prototypes, dim=-1).T).argmax(1) == y).float()
+        right = (centred_cosine(features["test"], center, prototypes).argmax(1) == y).float()
         return {
             "all": float(right.mean()),
             "old": float(right[y < n_old].mean()),
@@ -321,7 +322,7 @@ def run(args) -> None:
     spec_task = TASKS[args.task]
     prompt = load_task_file(spec_task["file"]).prompt(spec_task["template"])
     methods = [m for m in args.methods.split(",") if m]
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in args.seeds:
         for phase in range(len(spec_task["phases"])):
             data = phase_data(args.task, seed, phase, args.work, args.test_sample)
             task_file = phase_task(args.task, phase, args.work)
@@ -346,18 +347,11 @@ def run(args) -> None:
 
                     shutil.rmtree(spec["out"])
                 print(f"{args.task} seed {seed} phase {phase + 1} {method} ...", flush=True)
-                done = subprocess.run(
-                    [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
-                )
-                if done.returncode:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    sys.exit(f"{method} failed ({done.returncode})")
-                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result = run_in_child(__file__, spec, method)
                 result.update(task=args.task, seed=seed, phase=phase + 1, method=method,
                               seen=sum(len(p) for p in spec_task["phases"][: phase + 1]),
                               test_sample=args.test_sample, command=" ".join(sys.argv))  # fmt: skip
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(json.dumps(result, indent=2))
+                save_result(target, result)
                 old, new = result.get("old_classes_accuracy"), result.get("new_classes_accuracy")
                 print(
                     f"  accuracy {result['accuracy']:.4f} (old {old}, new {new}), {result['seconds']:.0f} s"
@@ -395,40 +389,39 @@ def report(out: Path) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    from lmbff.cli.common import _seeds, non_negative_int
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
     r.add_argument("--task", choices=sorted(TASKS), required=True)
-    r.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    r.add_argument("--seeds", type=_seeds, default=list(SEEDS))
     r.add_argument("--methods", default=",".join(METHODS))
-    r.add_argument("--test-sample", type=int, default=0)
+    r.add_argument("--test-sample", type=non_negative_int, default=0)
     r.add_argument("--work", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
-    c = sub.add_parser("child")
-    c.add_argument("spec")
+    add_child_command(sub)
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
     d = sub.add_parser("diagnose", help="why old classes are lost (one seed's phase 2; after run)")
     d.add_argument("--task", choices=sorted(TASKS), required=True)
-    d.add_argument("--seed", type=int, default=13)
+    d.add_argument("--seed", type=non_negative_int, default=13)
     d.add_argument("--work", type=Path, required=True)
     d.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.command == "diagnose":
         result = diagnose(args.task, args.seed, args.work)
-        target = args.out / args.task / f"diagnose-{args.seed}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(result, indent=2))
+        save_result(args.out / args.task / f"diagnose-{args.seed}.json", result)
         print(json.dumps(result, indent=2))
     elif args.command == "run":
         run(args)
     elif args.command == "report":
         report(args.out)
     else:
-        print(json.dumps(run_child(json.loads(args.spec))))
+        serve_child(run_child, args.spec)
 
 
 if __name__ == "__main__":

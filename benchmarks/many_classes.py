@@ -38,10 +38,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from isolated_runs import add_child_command, run_in_child, save_result, serve_child  # beside this file
 
 SEEDS = (13, 21, 42, 87, 100)
 KS = (8, 16)
@@ -293,7 +294,7 @@ def _head_baseline(spec: dict, labels: list[str], folder: Path):
 # ---- run ------------------------------------------------------------------------------------------
 def run(args) -> None:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in args.seeds:
         split = args.work / args.task / f"{args.k}-{seed}"
         if not split.is_dir():
             sys.exit(f"{split}: no such split; run `build` first")
@@ -310,16 +311,9 @@ def run(args) -> None:
                 "keep": str(args.work / "scores" / args.task / f"{args.k}-{seed}" / f"{method}.npz"),
             }  # fmt: skip
             print(f"{args.task} {args.k}-{seed} {method} ...", flush=True)
-            done = subprocess.run(
-                [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
-            )
-            if done.returncode:
-                print(done.stderr[-3000:], file=sys.stderr)
-                sys.exit(f"{method} failed ({done.returncode})")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result = run_in_child(__file__, spec, method)
             result["command"] = " ".join(sys.argv)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(result, indent=2))
+            save_result(target, result)
             print(_line(args.task, args.k, seed, result), flush=True)
     report(args.out)
 
@@ -394,7 +388,9 @@ def report(out: Path) -> None:
     print(f"wrote {out / 'report.md'} and report.json")
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    from lmbff.cli.common import _seeds, non_negative_int, positive_int
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -406,12 +402,15 @@ def main() -> int:
     r.add_argument("--work", type=Path, default=Path.home() / ".cache" / "lmbff" / "clinc150")
     r.add_argument("--task", default="clinc150")
     r.add_argument("--k", type=int, choices=KS, default=8)
-    r.add_argument("--seeds", default="13")
+    r.add_argument("--seeds", type=_seeds, default=[13])
     r.add_argument("--methods", default="zero-shot,zero-shot-calibrated,prototype,setfit")
     r.add_argument(
-        "--test-sample", type=int, default=0, help="score a seeded sample of the test rows (0: all)"
+        "--test-sample",
+        type=non_negative_int,
+        default=0,
+        help="score a seeded sample of the test rows (0: all)",
     )
-    r.add_argument("--setfit-max-steps", type=int, default=200)
+    r.add_argument("--setfit-max-steps", type=positive_int, default=200)
     r.add_argument("--verbose", action="store_true")
     r.add_argument(
         "--options", default="{}", help="PromptClassifier keywords (JSON) for methods named verbalizer@name"
@@ -419,9 +418,8 @@ def main() -> int:
     r.add_argument("--out", type=Path, default=Path("benchmarks/results/many_classes"))
     rep = sub.add_parser("report")
     rep.add_argument("--out", type=Path, default=Path("benchmarks/results/many_classes"))
-    c = sub.add_parser("child")
-    c.add_argument("spec")
-    args = parser.parse_args()
+    add_child_command(sub)
+    args = parser.parse_args(argv)
     if args.command == "build":
         build(args.data_root, args.work)
     elif args.command == "run":
@@ -429,7 +427,7 @@ def main() -> int:
     elif args.command == "report":
         report(args.out)
     else:
-        print(json.dumps(run_child(json.loads(args.spec))))
+        serve_child(run_child, args.spec)
     return 0
 
 

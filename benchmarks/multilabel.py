@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from isolated_runs import add_child_command, run_in_child, save_result, serve_child  # beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
 TASK_FILE = ROOT / "benchmarks" / "tasks" / "GoEmotions.yaml"
 SEEDS = (13, 21, 42, 87, 100)
@@ -233,7 +235,7 @@ def run_child(spec: dict) -> dict:
 # ---- run and report ----------------------------------------------------------------------------------
 def run(args) -> None:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in args.seeds:
         split = args.work / "k-shot" / f"{args.k}-{seed}"
         if not split.is_dir():
             sys.exit(f"{split}: no such split; run `build` first")
@@ -247,18 +249,11 @@ def run(args) -> None:
                     "verbose": args.verbose, "test_file": sample}  # fmt: skip
             print(f"GoEmotions {args.k}-{seed} {method} ...", flush=True)
             started = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, __file__, "child", json.dumps(spec)], capture_output=True, text=True
-            )
-            if done.returncode:
-                print(done.stderr[-3000:], file=sys.stderr)
-                sys.exit(f"{method} failed ({done.returncode})")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result = run_in_child(__file__, spec, method)
             result.update(method=method, k=args.k, seed=seed, dev_only=args.dev_only,
                           test_sample=args.test_sample,
                           wall_seconds=time.perf_counter() - started, command=" ".join(sys.argv))  # fmt: skip
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(result, indent=2))
+            save_result(target, result)
             part = "dev" if args.dev_only else "test"
             shown = {m: round(result[part][m], 4) for m in ("micro_f1", "macro_f1", "subset_accuracy")}
             print(f"  {part}: {shown}, {result['wall_seconds']:.0f} s", flush=True)
@@ -297,7 +292,9 @@ def report(out: Path) -> None:
     print("\n".join(lines))
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    from lmbff.cli.common import _seeds, non_negative_int
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -308,17 +305,18 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--work", type=Path, required=True)
     r.add_argument("--k", type=int, choices=KS, default=8)
-    r.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    r.add_argument("--seeds", type=_seeds, default=list(SEEDS))
     r.add_argument("--methods", default="zero-shot,softmax,setfit")
     r.add_argument("--dev-only", action="store_true")
-    r.add_argument("--test-sample", type=int, default=0, help="score a seeded sample of this many test rows")
+    r.add_argument(
+        "--test-sample", type=non_negative_int, default=0, help="score a seeded sample of this many test rows"
+    )
     r.add_argument("--verbose", action="store_true")
     r.add_argument("--out", type=Path, required=True)
-    c = sub.add_parser("child")
-    c.add_argument("spec")
+    add_child_command(sub)
     p = sub.add_parser("report")
     p.add_argument("out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.command == "build":
         build(args.data_root, args.work)
     elif args.command == "run":
@@ -326,7 +324,7 @@ def main() -> None:
     elif args.command == "report":
         report(args.out)
     else:
-        print(json.dumps(run_child(json.loads(args.spec))))
+        serve_child(run_child, args.spec)
 
 
 if __name__ == "__main__":

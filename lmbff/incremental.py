@@ -31,7 +31,6 @@ Written by hand: no kept library does class-incremental prototype tuning.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -40,7 +39,7 @@ import numpy as np
 from prompts.library import Task, label_word_from_name
 from prompts.verbalizer import Verbalizer
 
-from .config import MAX_PROTOTYPE_SCALE, IncrementalConfig
+from .config import IncrementalConfig
 from .errors import ConfigError, InputError, StateError
 
 
@@ -192,10 +191,10 @@ def add_classes(
         attached.detach()
     labels = torch.tensor([task.labels.index(str(e.label)) for e in train])
     dev_labels = torch.tensor([task.labels.index(str(e.label)) for e in dev], dtype=torch.long)
-    from .prototypes import MEMORY_PER_CLASS, PREFIX, first_per_class
+    from .prototypes import MEMORY_PER_CLASS, PREFIX, bounded_scale, first_per_class
 
     old = {name[len(PREFIX) :]: t.float() for name, t in state.tensors.items() if name.startswith(PREFIX)}
-    scale = float(torch.exp(old["log_scale"].clamp(max=math.log(MAX_PROTOTYPE_SCALE))))
+    scale = float(bounded_scale(old["log_scale"]))
     memory = state.examples or {}
     best, best_step, best_dev, history = train_new_prototypes(
         old["prototypes"], old["center"], scale, features, labels, memory if config.memory else None,
@@ -228,18 +227,18 @@ def train_new_prototypes(
     Returns (rows, best step, best dev accuracy or None, history): the rows of the step with the best
     accuracy on ``dev_features``, else of the last step."""
     import torch
-    from torch.nn.functional import cross_entropy, normalize
+    from torch.nn.functional import cross_entropy
     from tqdm.auto import tqdm
+
+    from .prototypes import centred_cosine, class_means
 
     old_rows, center = old_rows.float(), center.float()
     new = sorted(set(labels.tolist()) - set(range(len(old_rows))))
 
     def logits(rows_new, inputs):
-        prototypes = normalize(torch.cat([old_rows, rows_new]), dim=-1)
-        return scale * normalize(inputs.float() - center, dim=-1) @ prototypes.T
+        return scale * centred_cosine(inputs, center, torch.cat([old_rows, rows_new]))
 
-    shifted = normalize(features.float() - center, dim=-1)
-    rows = torch.nn.Parameter(torch.stack([normalize(shifted[labels == c].mean(0), dim=-1) for c in new]))
+    rows = torch.nn.Parameter(torch.stack(list(class_means(features, center, labels, new).values())))
     inputs, targets = features.float(), labels.long()
     if memory:
         inputs = torch.cat([inputs, memory["features"].float()])

@@ -39,7 +39,7 @@ from .data import Example, render_problem, row_error
 from .demonstrations import Demonstrations
 from .errors import ConfigError, ModelError
 from .precision import compute, full_precision
-from .prototypes import PrototypeConfig, PrototypeLayer, check_verbalizer
+from .prototypes import PrototypeConfig, PrototypeLayer, check_verbalizer, class_means
 from .scoring import default_mode, get_mode
 from .scoring.calibration import CONTENT_FREE, calibrate_log_scores
 from .scoring.features import features_before_output_layer as _features_before_output_layer
@@ -241,13 +241,10 @@ class PromptModel(nn.Module):
             layer.start_from(from_words, torch.zeros_like(features[0]), scale)
             return init
         center = features.mean(0)
-        shifted = F.normalize(features - center, dim=-1)
         labels = torch.tensor(list(label_index), device=features.device)
         prototypes = from_words.clone()  # a class without training examples keeps its words' direction
-        for label in range(len(self.labels)):
-            members = shifted[labels == label]
-            if len(members):
-                prototypes[label] = F.normalize(members.mean(0), dim=-1)
+        for label, mean in class_means(features, center, labels, range(len(self.labels))).items():
+            prototypes[label] = mean
         layer.start_from(prototypes, center, layer.config.scale)
         if layer.sigmoid:
             # each label's probability starts at one half halfway between its members' mean similarity

@@ -48,6 +48,29 @@ __all__ = [
 PREFIX = "lmbff_prototypes."
 
 
+def centred_cosine(features: torch.Tensor, center: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """``cos(feature - center, prototype)`` (B, C) of features (B, H) and prototype rows (C, H)."""
+    shifted = F.normalize(features.float() - center, dim=-1)
+    return shifted @ F.normalize(prototypes, dim=-1).T
+
+
+def bounded_scale(log_scale: torch.Tensor) -> torch.Tensor:
+    """The scale (inverse temperature) a learned ``log_scale`` gives, capped at ``MAX_PROTOTYPE_SCALE``:
+    uncapped, a few examples drive it up until every score saturates."""
+    return log_scale.clamp(max=math.log(MAX_PROTOTYPE_SCALE)).exp()
+
+
+def class_means(features: torch.Tensor, center: torch.Tensor, labels: torch.Tensor, classes) -> dict:
+    """``{class: unit mean of its rows' unit centred features}`` for each of ``classes`` that has rows
+    (the nearest-class-mean prototypes a run and a new phase start from)."""
+    shifted = F.normalize(features.float() - center, dim=-1)
+    return {
+        label: F.normalize(shifted[labels == label].mean(0), dim=-1)
+        for label in classes
+        if bool((labels == label).any())
+    }
+
+
 class PrototypeLayer(nn.Module):
     """Class logits ``scale * cos(feature - center, prototype)`` (B, C) from slot features (B, H).
 
@@ -68,15 +91,14 @@ class PrototypeLayer(nn.Module):
 
     def cosine(self, features: torch.Tensor) -> torch.Tensor:
         """``cos(feature - center, prototype)`` (B, C): the similarity before the learned scale."""
-        shifted = F.normalize(features.float() - self.center, dim=-1)
-        return shifted @ F.normalize(self.prototypes, dim=-1).T
+        return centred_cosine(features, self.center, self.prototypes)
 
     @property
     def sigmoid(self) -> bool:
         return self.config.activation == "sigmoid"
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits = self.log_scale.clamp(max=math.log(MAX_PROTOTYPE_SCALE)).exp() * self.cosine(features)
+        logits = bounded_scale(self.log_scale) * self.cosine(features)
         return logits + self.bias if self.sigmoid else logits
 
     @torch.no_grad()

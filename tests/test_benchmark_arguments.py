@@ -27,6 +27,13 @@ BAD = [
     ("output_layer_chunks", ["--examples", "0"], "--examples"),
     ("events", ["--geneva-sentences", "0"], "--geneva-sentences"),
     ("search", ["--top-k", "0"], "--top-k"),
+    ("multilabel", ["run", "--work", "w", "--test-sample", "-1"], "--test-sample"),
+    ("multilabel", ["run", "--work", "w", "--seeds", "13,13"], "--seeds"),
+    ("incremental", ["run", "--task", "TREC", "--work", "w", "--seeds", "x"], "--seeds"),
+    ("incremental", ["diagnose", "--task", "TREC", "--work", "w", "--seed", "-2"], "--seed"),
+    ("many_classes", ["run", "--setfit-max-steps", "0"], "--setfit-max-steps"),
+    ("deploy", ["run", "--prune", "1.5"], "--prune"),
+    ("deploy", ["run", "--layer-rate", "inf"], "--layer-rate"),
 ]
 
 
