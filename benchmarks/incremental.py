@@ -75,7 +75,7 @@ def phase_data(task: str, seed: int, phase: int, work: Path, test_sample: int) -
     source = spec["data"] / "k-shot" / f"16-{seed}"
     if not source.is_dir():
         subprocess.run(
-            [sys.executable, "-m", "lmbff", "split", "--task", str(spec["file"]),
+            [sys.executable, "-m", "lmbff.cli", "split", "--task", str(spec["file"]),
              "--data-dir", str(spec["data"]), "--k", "16", "--seeds", str(seed),
              "--out", str(spec["data"] / "k-shot")],
             check=True,
@@ -315,6 +315,85 @@ def diagnose(task: str, seed: int, work: Path) -> dict:
     }
 
 
+def bounds(task: str, seed: int, work: Path) -> dict:
+    """What the phase-1 state's frozen features allow at the last phase: the test (and dev) accuracy of
+    scorings that the method could use instead, on the same features and training view (the example
+    memory for the phase-1 classes, every row of the later classes):
+
+    - ``nearest class mean``: each class by its rows' mean (cosine after centring), with the phase-1
+      center, and re-centred on the mean of the class means;
+    - ``every prototype retrained``: all prototypes trained (100 steps, the earliest best on dev), the
+      old ones too: what keeping the old prototypes frozen costs;
+    - ``logistic regression``: scikit-learn's, on every seen class's rows: a linear bound on the features.
+    """
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from torch.nn.functional import cross_entropy, normalize
+
+    from lmbff.data import load_split
+    from lmbff.prototypes import bounded_scale, centred_cosine, class_means
+    from lmbff.state import TrainedState
+    from prompts.library import load_task_file
+
+    last = len(TASKS[task]["phases"]) - 1
+    data = work / task / str(seed) / f"data-phase{last}"
+    state = TrainedState.load(work / task / str(seed) / "phase1" / "phase1" / "state")
+    loaded = state.load_base()
+    scorer = state.prompt_model(loaded)
+    grown = load_task_file(phase_task(task, last, work)).task
+    rows = {name: load_split(data, name, grown).examples for name in ("train", "dev", "test")}
+    gold = {name: torch.tensor([grown.labels.index(e.label) for e in rows[name]]) for name in rows}
+    attached = state.attach(scorer)
+    features = {name: scorer.slot_features(examples).float() for name, examples in rows.items()}
+    attached.detach()
+    old_rows = state.tensors["lmbff_prototypes.prototypes"].float()
+    center = state.tensors["lmbff_prototypes.center"].float()
+    scale = float(bounded_scale(state.tensors["lmbff_prototypes.log_scale"].float()))
+    classes = range(len(grown.labels))
+    later = gold["train"] >= len(old_rows)
+    x = torch.cat([state.examples["features"].float(), features["train"][later]])
+    y = torch.cat([state.examples["labels"].long(), gold["train"][later]])
+    recentred = torch.stack([x[y == c].mean(0) for c in classes]).mean(0)
+
+    def scored(predict) -> dict:
+        return {
+            name: float((predict(features[name]) == gold[name]).float().mean()) for name in ("dev", "test")
+        }
+
+    def nearest_mean(at):
+        means = torch.stack(list(class_means(x, at, y, classes).values()))
+        return scored(lambda f: centred_cosine(f, at, means).argmax(1))
+
+    rows_trained = torch.nn.Parameter(torch.stack(list(class_means(x, recentred, y, classes).values())))
+    optimizer = torch.optim.AdamW([rows_trained], lr=1e-2, weight_decay=0.0)
+    best, best_dev = rows_trained.detach().clone(), -1.0
+    for step in range(1, 101):
+        loss = cross_entropy(scale * centred_cosine(x, recentred, rows_trained), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 5 == 0:
+            with torch.no_grad():
+                dev = scored(lambda f: centred_cosine(f, recentred, rows_trained).argmax(1))["dev"]
+            if dev > best_dev:
+                best, best_dev = rows_trained.detach().clone(), dev
+    unit = {name: normalize(f - recentred, dim=-1) for name, f in features.items()}
+    linear = LogisticRegression(max_iter=2000).fit(unit["train"].numpy(), gold["train"].numpy())
+    return {
+        "task": task,
+        "seed": seed,
+        "nearest class mean (phase-1 center)": nearest_mean(center),
+        "nearest class mean (re-centred)": nearest_mean(recentred),
+        "every prototype retrained (old ones move)": scored(
+            lambda f: centred_cosine(f, recentred, best).argmax(1)
+        ),
+        "logistic regression on every class's rows": {
+            name: float((linear.predict(unit[name].numpy()) == gold[name].numpy()).mean())
+            for name in ("dev", "test")
+        },
+    }
+
+
 # ---- run and report -------------------------------------------------------------------------------------
 def run(args) -> None:
     from prompts.library import load_task_file
@@ -385,8 +464,32 @@ def report(out: Path) -> None:
             f"{np.mean([r['seconds'] for r in runs]):.0f} | "
             f"{np.mean([r['peak_memory_mb'] or 0 for r in runs]):.0f} |"
         )
+    lines += _bounds_table(out, rows)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _bounds_table(out: Path, rows: dict) -> list[str]:
+    """The ``bounds`` results beside the last phase's prototypes and joint runs, on the same seeds."""
+    import numpy as np
+
+    lines = []
+    for task in sorted({path.parent.name for path in out.glob("*/bounds-*.json")}):
+        found = [json.loads(path.read_text()) for path in sorted(out.glob(f"{task}/bounds-*.json"))]
+        seeds = {r["seed"] for r in found}
+        last = len(TASKS[task]["phases"])
+        title = f"{task}, last phase, seeds {sorted(seeds)}: accuracy on the phase-1 state's frozen features"
+        lines += ["", title, "", "| scoring | test | dev |", "|---|---|---|"]
+        for method in ("prototypes", "joint"):
+            runs = [r for r in rows.get((task, method, last), []) if r["seed"] in seeds]
+            if runs:
+                values = [100 * r["accuracy"] for r in runs]
+                lines.append(f"| {method} (run) | {np.mean(values):.1f} ± {np.std(values):.1f} |  |")
+        for name in [key for key in found[0] if key not in ("task", "seed")]:
+            test = [100 * r[name]["test"] for r in found]
+            dev = [100 * r[name]["dev"] for r in found]
+            lines.append(f"| {name} | {np.mean(test):.1f} ± {np.std(test):.1f} | {np.mean(dev):.1f} |")
+    return lines
 
 
 def main(argv=None) -> None:
@@ -411,8 +514,20 @@ def main(argv=None) -> None:
     d.add_argument("--seed", type=non_negative_int, default=13)
     d.add_argument("--work", type=Path, required=True)
     d.add_argument("--out", type=Path, required=True)
+    b = sub.add_parser("bounds", help="what the frozen features allow at the last phase (after run)")
+    b.add_argument("--task", choices=sorted(TASKS), required=True)
+    b.add_argument("--seeds", type=_seeds, default=list(SEEDS))
+    b.add_argument("--work", type=Path, required=True)
+    b.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.command == "diagnose":
+    if args.command == "bounds":
+        for seed in args.seeds:
+            target = args.out / args.task / f"bounds-{seed}.json"
+            if not target.exists():
+                save_result(target, bounds(args.task, seed, args.work))
+            print(target.read_text(), flush=True)
+        report(args.out)
+    elif args.command == "diagnose":
         result = diagnose(args.task, args.seed, args.work)
         save_result(args.out / args.task / f"diagnose-{args.seed}.json", result)
         print(json.dumps(result, indent=2))

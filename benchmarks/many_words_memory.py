@@ -7,7 +7,9 @@ batch of 8 queries, LoRA (the fast preset's backend), bf16 where the machine mul
 
 Two ways of scoring the same batch: ``rows`` (one full row per example and word: how training scored
 before issue 36) and ``shared`` (the text before the slot once per example, each word's tokens on
-its cached keys and values: how it trains now). Each (words, way) runs in a fresh process, one at a
+its cached keys and values: how it trains now), and ``shared-multi-label`` (the same scoring for a
+multi-label task, with its soft-target loss and two labels per query: its peak should be ``shared``'s,
+and its scores the same). Each (words, way) runs in a fresh process, one at a
 time, so each peak is its own (VmHWM); printed: the peak above the loaded model, the step's seconds,
 and the largest difference between the two ways' scores. ``rows`` is skipped above
 ``--max-row-words`` (77 words at batch 8 ran out of 24 GB in the issue's trial).
@@ -22,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+PATHS = ("rows", "shared", "shared-multi-label")
 CHILD = r"""
 import json, sys, time
 import torch
@@ -36,7 +39,11 @@ spec = json.loads(sys.argv[1])
 loaded = load_model("gemma-3-270m", precision=spec["precision"])
 labels = spec["labels"]
 words = [label.replace("_", " ") for label in labels]
-task_file = task_file_from_labels(labels, "{{ text }} The request is about {{ mask }}", words)
+multi_label = spec["path"] == "shared-multi-label"
+task_file = task_file_from_labels(
+    labels, "{{ text }} The request is about {{ mask }}", words, multi_label=multi_label,
+    label_delimiter="|" if multi_label else None,
+)
 make_config("lora").apply(loaded.model)
 pm = PromptModel.for_task(
     loaded.model, loaded.tokenizer, task_file.task, task_file.prompt(), kind=loaded.kind
@@ -45,7 +52,7 @@ pm.lm.eval()  # gradients flow; no dropout (LoRA's), so that the two ways' score
 encodings = pm.encode(to_examples(spec["texts"], ("text",)))
 torch.manual_seed(0)
 estimate = None
-if spec["path"] == "shared":  # the plan's estimate (lmbff.memory_plan), measured before the step
+if spec["path"] != "rows":  # the plan's estimate (lmbff.memory_plan), measured before the step
     from lmbff.memory_plan import measure_step_memory
 
     trained = [p for p in pm.lm.parameters() if p.requires_grad]
@@ -56,7 +63,13 @@ if spec["path"] == "rows":
     scores = pm.class_log_scores(pm.collate(encodings).to(pm.device), calibrate=False)
 else:
     scores = pm.training_log_scores(encodings)
-scores[:, 0].sum().backward()
+if multi_label:  # the multi-label loss on the same scores: two labels per query
+    from lmbff.train import multi_label_loss
+
+    label_sets = [(labels[i % len(labels)], labels[(i + 1) % len(labels)]) for i in range(len(encodings))]
+    multi_label_loss(task_file.task, scores, label_sets, "softmax").backward()
+else:
+    scores[:, 0].sum().backward()
 seconds = time.perf_counter() - started
 print(json.dumps({
     "peak_above_model_mb": memory.above_start_mb(),
@@ -86,6 +99,11 @@ def main() -> int:
     counts = [int(n) for n in args.words.split(",")]
     if any(not 1 <= n <= 150 for n in counts) or not 1 <= args.batch_size <= 64:
         parser.error("--words are 1 to 150 intents; --batch-size 1 to 64")
+    unknown = set(args.paths.split(",")) - set(PATHS)
+    if unknown or args.max_row_words < 1:
+        parser.error(
+            f"--paths are some of {', '.join(PATHS)} (not {sorted(unknown)}); --max-row-words at least 1"
+        )
     data = json.loads((Path(args.data_root) / "CLINC150" / "data_full.json").read_text())
     intents = list(dict.fromkeys(label for _, label in data["train"]))
     texts = [text for text, _ in data["test"][: args.batch_size]]
@@ -119,12 +137,18 @@ def main() -> int:
                 k: result[k] for k in ("peak_above_model_mb", "seconds", "shares_prefix", "estimate_mb")
             }
             row["word_tokens"] = sum(result["word_tokens"])
-        if {"rows", "shared"} <= set(by_path):
-            import numpy as np
+        import numpy as np
 
-            difference = np.abs(np.array(by_path["rows"]["scores"]) - np.array(by_path["shared"]["scores"]))
-            row["largest_score_difference"] = float(difference.max())
-            print(f"  largest score difference rows vs shared: {row['largest_score_difference']:.2e}")
+        for other, key in (
+            ("rows", "largest_score_difference"),
+            ("shared-multi-label", "multi_label_difference"),
+        ):
+            if {other, "shared"} <= set(by_path):
+                difference = np.abs(
+                    np.array(by_path[other]["scores"]) - np.array(by_path["shared"]["scores"])
+                )
+                row[key] = float(difference.max())
+                print(f"  largest score difference {other} vs shared: {row[key]:.2e}")
         results.append(row)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

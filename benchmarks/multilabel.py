@@ -67,7 +67,7 @@ def build(data_root: Path, work: Path) -> None:
     for k in KS:
         subprocess.run(
             [
-                sys.executable, "-m", "lmbff", "split", "--task", str(TASK_FILE), "--data-dir", str(work),
+                sys.executable, "-m", "lmbff.cli", "split", "--task", str(TASK_FILE), "--data-dir", str(work),
                 "--k", str(k), "--seeds", ",".join(map(str, SEEDS)), "--out", str(work / "k-shot"),
             ],
             check=True,

@@ -31,6 +31,7 @@ BAD = [
     ("multilabel", ["run", "--work", "w", "--seeds", "13,13"], "--seeds"),
     ("incremental", ["run", "--task", "TREC", "--work", "w", "--seeds", "x"], "--seeds"),
     ("incremental", ["diagnose", "--task", "TREC", "--work", "w", "--seed", "-2"], "--seed"),
+    ("incremental", ["bounds", "--task", "AGNews", "--work", "w", "--seeds", "13,13"], "--seeds"),
     ("many_classes", ["run", "--setfit-max-steps", "0"], "--setfit-max-steps"),
     ("deploy", ["run", "--prune", "1.5"], "--prune"),
     ("deploy", ["run", "--layer-rate", "inf"], "--layer-rate"),
