@@ -523,10 +523,7 @@ class PromptClassifier(ClassifierMixin, BaseEstimator):
             )  # fmt: skip
             experiment = json.loads(json.dumps(state.experiment))
             experiment["classifier"]["classes"] = [*self.classes_.tolist(), *(typed[label] for label in new)]
-            experiment["phases"] = [
-                *experiment.get("phases", []),
-                {k: v for k, v in result.record.items() if k != "history"},
-            ]
+            experiment["phases"] = [*experiment.get("phases", []), result.phase()]
             save_state(
                 Path(folder) / "new", result.tensors, state.tuning, experiment, scoring=result.scoring,
                 base=state.base, examples=result.examples,

@@ -212,9 +212,13 @@ def label_counts(task: Task, predictions) -> dict[str, int]:
     return {label: int((np.asarray(predictions, dtype=object) == label).sum()) for label in task.labels}
 
 
-def _as_list(predictions) -> list:
-    """Predictions as JSON values: labels, values, or a multi-label row's list of labels."""
-    return [list(p) if isinstance(p, tuple) else p for p in list(predictions)]
+def prediction_values(task: Task, log_scores: np.ndarray, thresholds: LabelThresholds | None = None) -> list:
+    """Each row's prediction as a JSON value (:func:`predicted_labels`): its label, its regression value,
+    or a multi-label row's list of labels (decided by ``thresholds``)."""
+    predicted = predicted_labels(task, log_scores, thresholds)
+    if isinstance(predicted, np.ndarray):
+        return predicted.tolist()
+    return [list(labels) for labels in predicted]
 
 
 def dev_thresholds(task: Task, examples: Sequence[Example], log_scores: np.ndarray) -> LabelThresholds:
@@ -322,9 +326,9 @@ def write_zero_shot(
         task,
         examples,
         log_scores,
-        _as_list(predicted_labels(task, log_scores)),
+        prediction_values(task, log_scores),
         calibrated_scores,
-        _as_list(predicted_labels(task, calibrated_scores)),
+        prediction_values(task, calibrated_scores),
     )
     result.write(out, markdown=body + footer, records=records)
     return [out / "results.json", out / "results.md", out / "predictions.jsonl", out / "metrics.json"]

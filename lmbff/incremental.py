@@ -53,6 +53,10 @@ class IncrementalResult:
     examples: dict | None
     record: dict = field(default_factory=dict)
 
+    def phase(self) -> dict:
+        """The record kept in the state's ``phases`` list: the training record without its history."""
+        return {k: v for k, v in self.record.items() if k != "history"}
+
 
 def grown_task(task: Task, new_labels: Sequence[str]) -> Task:
     """The task with ``new_labels`` appended.
@@ -365,7 +369,7 @@ def run_new_classes(
         state, loaded, new_labels, read["train"], read["dev"], label_words=label_words, config=config,
         progress=progress,
     )  # fmt: skip
-    phases = [*state.experiment.get("phases", []), {k: v for k, v in result.record.items() if k != "history"}]
+    phases = [*state.experiment.get("phases", []), result.phase()]
     experiment = {
         **{k: v for k, v in state.experiment.items() if k != "phases"},
         "data_dir": str(Path(data_dir).resolve()),

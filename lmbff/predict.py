@@ -9,17 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 from .config import check_precision
 from .data import column_mapping, load_split
 from .distill.folder import is_student
 from .distill.student import load_student
 from .distributed import is_main_process
 from .errors import ConfigError
-from .evaluate import predicted_labels, results_markdown, score_examples
+from .evaluate import prediction_values, results_markdown, score_examples
 from .experiment import abstain_on_test, with_abstentions
-from .model import regression_prediction
 from .pretrained import LoadedModel
 from .results import RunResult, prediction_records
 from .state import FINETUNE_STATE, StateError, TrainedState
@@ -122,12 +119,7 @@ def _scored_outputs(
         result = score_examples(task, examples, log_scores, name, thresholds)
         summary["metrics"] = result.metrics
         return summary, result.predictions, results_markdown(task, [result], title)
-    if task.multi_label:
-        predictions = [list(p) for p in predicted_labels(task, log_scores, thresholds)]
-    elif task.is_regression:
-        predictions = regression_prediction(log_scores, task.value_range).tolist()
-    else:
-        predictions = [task.labels[i] for i in np.argmax(log_scores, axis=1)]
+    predictions = prediction_values(task, log_scores, thresholds)
     return summary, predictions, f"## {title}\n\n{len(examples)} unlabelled examples: predictions only.\n"
 
 

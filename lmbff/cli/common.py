@@ -14,7 +14,7 @@ from rich.table import Table
 from prompts.library import TaskFile
 
 from ..config import DEFAULT_PRECISION, PRECISIONS
-from ..data import load_split
+from ..data import find_split, load_split
 from ..errors import ConfigError, LmbffError
 from ..options import add_options
 from ..pretrained import DEFAULT_MODEL
@@ -200,6 +200,15 @@ def _data_dir(args, task_file: TaskFile) -> Path:
     from ..paths import task_data_dir
 
     return task_data_dir(task_file, args.data_dir)
+
+
+def _has_split(data_dir, split: str) -> bool:
+    """Whether a data folder holds this split (:func:`lmbff.data.find_split`)."""
+    try:
+        find_split(data_dir, split)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _read(data_dir: Path, split: str, task_file: TaskFile, skip_bad: bool, require_label: bool = True):

@@ -15,6 +15,7 @@ from .common import (
     _add_model_args,
     _add_task_args,
     _data_dir,
+    _has_split,
     _read,
     console,
     positive_int,
@@ -62,16 +63,6 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=cmd_search_templates)
 
 
-def _has(data_dir: Path, split: str) -> bool:
-    from ..data import find_split
-
-    try:
-        find_split(data_dir, split)
-        return True
-    except FileNotFoundError:
-        return False
-
-
 def cmd_search_labels(args) -> int:
     from ..config import TrainingArguments
     from ..files import atomic_write_json, atomic_write_text, markdown_table
@@ -93,7 +84,7 @@ def cmd_search_labels(args) -> int:
     rerank_tuning = make_config(args.rerank_backend, options)
     data_dir = _data_dir(args, task_file)
     train = _read(data_dir, "train", task_file, args.skip_bad)
-    dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has(data_dir, "dev") else []
+    dev = _read(data_dir, "dev", task_file, args.skip_bad) if _has_split(data_dir, "dev") else []
     # search_label_words refuses this too, but only after the model has loaded.
     if config.rerank == "finetune" and not dev:
         raise ConfigError(f"--rerank finetune ranks by dev accuracy, and {data_dir} has no dev examples")

@@ -23,6 +23,7 @@ from .common import (
     _add_task_args,
     _columns,
     _comma_list,
+    _has_split,
     _seeds,
     _text_columns,
     console,
@@ -389,16 +390,6 @@ def _add_classes(args) -> int:
         f"new classes' rows {metrics['new_classes_accuracy']}); results in {args.out}"
     )
     return 0
-
-
-def _has_split(data_dir, split: str) -> bool:
-    from ..data import find_split
-
-    try:
-        find_split(data_dir, split)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def _print_metrics(runs: list[dict]) -> None:
